@@ -1,0 +1,135 @@
+/*
+ * astore_format.h -- the on-disk layout of an .astore container, version 1.0.
+ *
+ * This header is the one home of the byte layout. Every record is little-endian; the
+ * structs below document offsets, types and meanings and carry compile-time size checks.
+ * The parser never casts the file buffer onto the header, table or section headers: it reads
+ * each field with the little-endian cursor in container.c. Only the scoring arrays of a
+ * section (tree nodes, leaf values, base scores) are used in place after validation, on
+ * little-endian hosts when the buffer is suitably aligned; elsewhere they are decoded into
+ * an owned copy at load time. docs/FORMAT.md describes the same layout in prose.
+ */
+#ifndef ASTORE_FORMAT_H
+#define ASTORE_FORMAT_H
+
+#include <stdint.h>
+
+/* ---- file header: 64 bytes at offset 0 ------------------------------------------------ */
+#define ASTORE_MAGIC "\x89" "AST\r\n\x1a\n" /* 8 bytes, PNG-style: catches 7-bit and CRLF mangling */
+#define ASTORE_MAGIC_LEN 8
+#define ASTORE_FORMAT_MAJOR 1
+#define ASTORE_FORMAT_MINOR 0
+#define ASTORE_ALIGN 64
+#define ASTORE_MAX_SECTIONS 256
+
+typedef struct astore_file_header {
+    uint8_t magic[8];              /*  0: ASTORE_MAGIC                                        */
+    uint16_t format_major;         /*  8: incompatible changes; readers reject unknown majors  */
+    uint16_t format_minor;         /* 10: compatible additions (new optional sections)         */
+    uint32_t header_size;          /* 12: 64                                                   */
+    uint64_t file_size;            /* 16: total bytes of the container, signature included     */
+    uint32_t section_count;        /* 24: entries in the section table, 2..ASTORE_MAX_SECTIONS */
+    uint32_t section_table_offset; /* 28: 64 (the table follows the header)                    */
+    uint32_t flags;                /* 32: 0 in 1.0; readers reject unknown bits                */
+    uint8_t reserved[28];          /* 36: zero                                                 */
+} astore_file_header;
+
+/* ---- section table entry: 32 bytes each, at section_table_offset ---------------------- */
+#define ASTORE_SECTION_CRITICAL 0x1u /* a reader that does not know the type must reject */
+
+typedef struct astore_section_entry {
+    uint8_t type[4];   /*  0: four ASCII characters, e.g. "META"                             */
+    uint32_t flags;    /*  4: ASTORE_SECTION_CRITICAL; other bits zero                       */
+    uint64_t offset;   /*  8: from the file start; a multiple of 64; sections in file order  */
+    uint64_t length;   /* 16: bytes of the body, without the zero padding that follows      */
+    uint64_t reserved; /* 24: zero                                                           */
+} astore_section_entry;
+
+/* Section types of format 1.0. */
+#define ASTORE_SECTION_META "META" /* critical: msgpack map of metadata (docs/FORMAT.md)    */
+#define ASTORE_SECTION_FOREST "FRST" /* critical: a tree ensemble                             */
+#define ASTORE_SECTION_SIGNATURE "SIGN" /* critical: store key and signature; always last   */
+
+/* ---- SIGN section: 136 bytes, the last section, ending at file_size ------------------- */
+#define ASTORE_SIGNATURE_NONE 0u
+#define ASTORE_SIGNATURE_ED25519 1u
+#define ASTORE_SIGNATURE_SECTION_LENGTH 136
+
+typedef struct astore_signature_body {
+    uint32_t algorithm;    /*   0: ASTORE_SIGNATURE_NONE (unsigned) or ASTORE_SIGNATURE_ED25519 */
+    uint32_t reserved;     /*   4: zero                                                        */
+    uint8_t store_key[32]; /*   8: SHA-256 of every byte before this section's offset          */
+    uint8_t public_key[32];/*  40: the signer's Ed25519 public key (zero when unsigned)         */
+    uint8_t signature[64]; /*  72: Ed25519 over the signed message (zero when unsigned)        */
+} astore_signature_body;
+
+/* ---- FRST section: a 64-byte header, then arrays at 64-aligned offsets -------------- */
+#define ASTORE_POST_IDENTITY 0u
+#define ASTORE_POST_LOGISTIC 1u
+#define ASTORE_POST_SOFTMAX 2u
+#define ASTORE_AGGREGATE_SUM 0u
+#define ASTORE_AGGREGATE_MEAN 1u
+
+typedef struct astore_forest_header {
+    uint32_t n_trees;        /*  0: >= 1                                                      */
+    uint32_t n_features;     /*  4: columns of an input row                                   */
+    uint32_t n_outputs;      /*  8: columns of a result row                                   */
+    uint32_t leaf_width;     /* 12: floats per leaf: 1 or n_outputs                           */
+    uint32_t post_transform; /* 16: ASTORE_POST_*                                             */
+    uint32_t aggregation;    /* 20: ASTORE_AGGREGATE_* (mean divides the tree sum by n_trees) */
+    uint32_t n_nodes;        /* 24: split nodes in all trees                                  */
+    uint32_t n_leaves;       /* 28: leaves in all trees                                       */
+    uint32_t trees_offset;   /* 32: astore_tree_entry[n_trees], from the section start        */
+    uint32_t nodes_offset;   /* 36: astore_tree_node[n_nodes]                                 */
+    uint32_t leaves_offset;  /* 40: float32[n_leaves * leaf_width]                            */
+    uint32_t base_offset;    /* 44: float64[n_outputs]: added to every output before transform */
+    uint32_t flags;          /* 48: 0 in 1.0                                                  */
+    uint8_t reserved[12];    /* 52: zero                                                      */
+} astore_forest_header;
+
+typedef struct astore_tree_entry {
+    uint32_t first_node;  /*  0: index of the tree's root in the node array                 */
+    uint32_t n_nodes;     /*  4: split nodes of this tree (0: the tree is a single leaf)     */
+    uint32_t first_leaf;  /*  8: index of the tree's first leaf in the leaf array            */
+    uint32_t n_leaves;    /* 12: n_nodes + 1                                                 */
+    uint32_t output;      /* 16: output the leaf adds to when leaf_width == 1; else 0        */
+    uint32_t reserved;    /* 20: zero                                                        */
+} astore_tree_entry;
+
+/*
+ * A split node, 12 bytes. Nodes of a tree are stored in preorder, leaves in depth-first
+ * order, both indexed from the tree's first node / first leaf. A row goes left when
+ * x[feature] < threshold, and to the default side when x[feature] is NaN. Children:
+ *   left split  -> node i+1;            right split -> node `child`, or if left is a leaf node i+1
+ *   left leaf   -> leaf `child`;        right leaf  -> leaf `child` (+1 if left is a leaf too)
+ */
+#define ASTORE_NODE_FEATURE_MASK 0x0FFFFFFFu
+#define ASTORE_NODE_RIGHT_LEAF 0x10000000u
+#define ASTORE_NODE_LEFT_LEAF 0x20000000u
+#define ASTORE_NODE_DEFAULT_LEFT 0x40000000u
+#define ASTORE_NODE_RESERVED 0x80000000u
+
+typedef struct astore_tree_node {
+    uint32_t split;  /* 0: feature index (bits 0-27) | RIGHT_LEAF | LEFT_LEAF | DEFAULT_LEFT */
+    float threshold; /* 4: IEEE-754 binary32, not NaN                                        */
+    uint32_t child;  /* 8: see above                                                         */
+} astore_tree_node;
+
+#if defined(__STDC_VERSION__) && __STDC_VERSION__ >= 201112L
+#define ASTORE_STATIC_ASSERT(cond, msg) _Static_assert(cond, msg)
+#elif defined(__cplusplus)
+#define ASTORE_STATIC_ASSERT(cond, msg) static_assert(cond, msg)
+#else
+#define ASTORE_STATIC_ASSERT(cond, msg) typedef char astore_static_assert_##msg[(cond) ? 1 : -1]
+#endif
+
+ASTORE_STATIC_ASSERT(sizeof(astore_file_header) == 64, file_header_is_64_bytes);
+ASTORE_STATIC_ASSERT(sizeof(astore_section_entry) == 32, section_entry_is_32_bytes);
+ASTORE_STATIC_ASSERT(sizeof(astore_signature_body) == ASTORE_SIGNATURE_SECTION_LENGTH,
+                     signature_body_is_136_bytes);
+ASTORE_STATIC_ASSERT(sizeof(astore_forest_header) == 64, forest_header_is_64_bytes);
+ASTORE_STATIC_ASSERT(sizeof(astore_tree_entry) == 24, tree_entry_is_24_bytes);
+ASTORE_STATIC_ASSERT(sizeof(astore_tree_node) == 12, tree_node_is_12_bytes);
+ASTORE_STATIC_ASSERT(sizeof(float) == 4, float_is_binary32);
+
+#endif /* ASTORE_FORMAT_H */

@@ -1,0 +1,298 @@
+// bindings.cpp -- pyastore._core: the pybind11 binding of libastore.
+//
+// The one place where astore_status becomes a Python exception (STATUS_ERRORS below maps
+// every status to a class of pyastore.errors; a test checks the mapping is total). Batch
+// scoring takes buffer-protocol objects (numpy arrays, array.array, memoryview), so the
+// binding itself never needs numpy, and releases the GIL while the C core works.
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <cmath>
+#include <cstring>
+#include <string>
+#include <utility>
+#include <vector>
+
+extern "C" {
+#include "astore.h"
+}
+
+namespace py = pybind11;
+
+namespace {
+
+const char *const STATUS_ERRORS[ASTORE_STATUS_COUNT] = {
+    nullptr,                    // ASTORE_OK
+    "InternalError",            // ASTORE_ERR_ARGUMENT: the binding passed a bad argument
+    "FormatError",              // ASTORE_ERR_TRUNCATED
+    "FormatError",              // ASTORE_ERR_FORMAT
+    "UnsupportedVersionError",  // ASTORE_ERR_VERSION
+    "IntegrityError",           // ASTORE_ERR_INTEGRITY
+    "UnsupportedVersionError",  // ASTORE_ERR_UNSUPPORTED: unknown critical section or feature
+    "OutOfMemoryError",         // ASTORE_ERR_NOMEM
+    "InputError",               // ASTORE_ERR_INPUT
+};
+
+[[noreturn]] void raise_status(const astore_error &err) {
+    unsigned index = static_cast<unsigned>(err.status);
+    const char *name = index < ASTORE_STATUS_COUNT && STATUS_ERRORS[index] != nullptr
+                           ? STATUS_ERRORS[index]
+                           : "InternalError";
+    py::object errors = py::module_::import("pyastore.errors");
+    py::object cls = errors.attr(name);
+    py::object offset = py::none();
+    if (err.offset != UINT64_MAX) offset = py::int_(err.offset);
+    py::dict kwargs;
+    kwargs["offset"] = offset;
+    py::object exc = cls(std::string(err.message), **kwargs);
+    PyErr_SetObject(cls.ptr(), exc.ptr());
+    throw py::error_already_set();
+}
+
+void check(astore_status status, const astore_error &err) {
+    if (status != ASTORE_OK) raise_status(err);
+}
+
+std::string to_hex(const uint8_t *bytes, size_t n) {
+    static const char digits[] = "0123456789abcdef";
+    std::string out(2 * n, '0');
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = digits[bytes[i] >> 4];
+        out[2 * i + 1] = digits[bytes[i] & 15];
+    }
+    return out;
+}
+
+class Container {
+  public:
+    explicit Container(py::bytes data) : data_(std::move(data)) {
+        char *pointer = nullptr;
+        Py_ssize_t length = 0;
+        if (PyBytes_AsStringAndSize(data_.ptr(), &pointer, &length) != 0) {
+            throw py::error_already_set();
+        }
+        astore_error err;
+        astore_status status = astore_container_open(reinterpret_cast<const uint8_t *>(pointer),
+                                                     static_cast<size_t>(length), &handle_, &err);
+        check(status, err);
+    }
+    ~Container() { astore_container_close(handle_); }
+    Container(const Container &) = delete;
+    Container &operator=(const Container &) = delete;
+
+    std::string store_key() const {
+        uint8_t key[32];
+        astore_container_store_key(handle_, key);
+        return to_hex(key, 32);
+    }
+    py::tuple format_version() const {
+        uint16_t major = 0, minor = 0;
+        astore_container_version(handle_, &major, &minor);
+        return py::make_tuple(major, minor);
+    }
+    uint32_t signature_algorithm() const {
+        uint32_t algorithm = 0;
+        astore_container_signature(handle_, &algorithm, nullptr, nullptr);
+        return algorithm;
+    }
+    py::bytes public_key() const {
+        uint8_t key[32];
+        astore_container_signature(handle_, nullptr, key, nullptr);
+        return py::bytes(reinterpret_cast<const char *>(key), 32);
+    }
+    py::bytes signature() const {
+        uint8_t signature[64];
+        astore_container_signature(handle_, nullptr, nullptr, signature);
+        return py::bytes(reinterpret_cast<const char *>(signature), 64);
+    }
+    py::bytes signed_message() const {
+        size_t length = astore_container_signed_message(handle_, nullptr, 0);
+        std::string message(length, '\0');
+        astore_container_signed_message(handle_, reinterpret_cast<uint8_t *>(&message[0]), length);
+        return py::bytes(message);
+    }
+    py::list sections() const {
+        py::list result;
+        size_t count = astore_container_section_count(handle_);
+        for (size_t i = 0; i < count; i++) {
+            astore_section_info info;
+            astore_error err;
+            check(astore_container_section(handle_, i, &info, &err), err);
+            result.append(py::make_tuple(std::string(info.type), info.flags, info.offset,
+                                         info.length));
+        }
+        return result;
+    }
+    py::object section(const std::string &type) const {
+        astore_section_info info;
+        astore_error err;
+        if (astore_container_find(handle_, type.c_str(), &info, &err) != ASTORE_OK) {
+            return py::none();
+        }
+        return py::bytes(reinterpret_cast<const char *>(info.data), info.length);
+    }
+    const astore_container *handle() const { return handle_; }
+    py::bytes data() const { return data_; }
+
+  private:
+    py::bytes data_;  // keeps the borrowed buffer alive
+    astore_container *handle_ = nullptr;
+};
+
+class Model {
+  public:
+    explicit Model(py::object container) : container_(std::move(container)) {
+        const Container &c = container_.cast<const Container &>();
+        astore_error err;
+        check(astore_model_open(c.handle(), &handle_, &err), err);
+        n_inputs_ = astore_model_n_inputs(handle_);
+        n_outputs_ = astore_model_n_outputs(handle_);
+    }
+    ~Model() { astore_model_close(handle_); }
+    Model(const Model &) = delete;
+    Model &operator=(const Model &) = delete;
+
+    size_t n_inputs() const { return n_inputs_; }
+    size_t n_outputs() const { return n_outputs_; }
+
+    // One event: a sequence of numbers (None = missing). No numpy, no GIL release: the
+    // call is shorter than the release would be.
+    py::list score_one(py::handle row) const {
+        PyObject *fast = PySequence_Fast(row.ptr(), "a row must be a sequence of numbers");
+        if (fast == nullptr) throw py::error_already_set();
+        py::object guard = py::reinterpret_steal<py::object>(fast);
+        Py_ssize_t length = PySequence_Fast_GET_SIZE(fast);
+        if (static_cast<size_t>(length) != n_inputs_) {
+            astore_error err{ASTORE_ERR_INPUT, UINT64_MAX, {0}};
+            std::snprintf(err.message, sizeof err.message,
+                          "the row has %zd values, the model takes %zu", length, n_inputs_);
+            raise_status(err);
+        }
+        float stack_row[64];
+        double stack_out[16];
+        std::vector<float> heap_row;
+        std::vector<double> heap_out;
+        float *x = stack_row;
+        double *out = stack_out;
+        if (n_inputs_ > 64) {
+            heap_row.resize(n_inputs_);
+            x = heap_row.data();
+        }
+        if (n_outputs_ > 16) {
+            heap_out.resize(n_outputs_);
+            out = heap_out.data();
+        }
+        PyObject **items = PySequence_Fast_ITEMS(fast);
+        for (Py_ssize_t i = 0; i < length; i++) {
+            PyObject *item = items[i];
+            if (item == Py_None) {
+                x[i] = NAN;
+                continue;
+            }
+            double value = PyFloat_AsDouble(item);
+            if (value == -1.0 && PyErr_Occurred()) {
+                PyErr_Clear();
+                astore_error err{ASTORE_ERR_INPUT, UINT64_MAX, {0}};
+                std::snprintf(err.message, sizeof err.message,
+                              "value %zd of the row is not a number", i);
+                raise_status(err);
+            }
+            x[i] = static_cast<float>(value);
+        }
+        astore_error err;
+        check(astore_model_score(handle_, x, 1, n_inputs_, out, n_outputs_, 1, &err), err);
+        py::list result(n_outputs_);
+        for (size_t k = 0; k < n_outputs_; k++) {
+            PyList_SET_ITEM(result.ptr(), k, PyFloat_FromDouble(out[k]));
+        }
+        return result;
+    }
+
+    // Batch: `x` a C-contiguous float32 buffer of n_rows * n_inputs values, `out` a writable
+    // C-contiguous float64 buffer of n_rows * n_outputs values.
+    void score_into(py::buffer x, py::buffer out, unsigned n_threads) const {
+        py::buffer_info xin = x.request();
+        py::buffer_info yout = out.request(true);
+        if (xin.itemsize != 4 || xin.format != py::format_descriptor<float>::format()) {
+            throw py::type_error("score_into: x must be a float32 buffer");
+        }
+        if (yout.itemsize != 8 || yout.format != py::format_descriptor<double>::format()) {
+            throw py::type_error("score_into: out must be a float64 buffer");
+        }
+        if (!is_c_contiguous(xin) || !is_c_contiguous(yout)) {
+            throw py::type_error("score_into: buffers must be C-contiguous");
+        }
+        size_t x_count = static_cast<size_t>(xin.size);
+        if (n_inputs_ == 0 || x_count % n_inputs_ != 0) {
+            astore_error err{ASTORE_ERR_INPUT, UINT64_MAX, {0}};
+            std::snprintf(err.message, sizeof err.message,
+                          "%zu values do not make whole rows of %zu columns", x_count, n_inputs_);
+            raise_status(err);
+        }
+        size_t n_rows = x_count / n_inputs_;
+        astore_error err;
+        astore_status status;
+        {
+            py::gil_scoped_release release;
+            status = astore_model_score(handle_, static_cast<const float *>(xin.ptr), n_rows,
+                                        n_inputs_, static_cast<double *>(yout.ptr),
+                                        static_cast<size_t>(yout.size), n_threads, &err);
+        }
+        check(status, err);
+    }
+
+  private:
+    static bool is_c_contiguous(const py::buffer_info &info) {
+        py::ssize_t expected = info.itemsize;
+        for (py::ssize_t d = info.ndim - 1; d >= 0; d--) {
+            if (info.shape[d] > 1 && info.strides[d] != expected) return false;
+            expected *= info.shape[d];
+        }
+        return true;
+    }
+
+    py::object container_;  // keeps the container (and its bytes) alive
+    astore_model *handle_ = nullptr;
+    size_t n_inputs_ = 0;
+    size_t n_outputs_ = 0;
+};
+
+}  // namespace
+
+PYBIND11_MODULE(_core, m) {
+    m.doc() = "libastore, the pyastore inference core (see csrc/astore.h)";
+    m.attr("LIBRARY_VERSION") = astore_version();
+    uint16_t major = 0, minor = 0;
+    astore_format_version(&major, &minor);
+    m.attr("FORMAT_VERSION") = py::make_tuple(major, minor);
+
+    py::list status_names;
+    py::list status_errors;
+    for (unsigned s = 0; s < ASTORE_STATUS_COUNT; s++) {
+        status_names.append(astore_status_name(static_cast<astore_status>(s)));
+        status_errors.append(STATUS_ERRORS[s] ? py::cast(std::string(STATUS_ERRORS[s]))
+                                              : py::none());
+    }
+    m.attr("STATUS_NAMES") = py::tuple(status_names);
+    m.attr("STATUS_ERRORS") = py::tuple(status_errors);
+
+    py::class_<Container>(m, "Container")
+        .def(py::init<py::bytes>(), py::arg("data"))
+        .def_property_readonly("store_key", &Container::store_key)
+        .def_property_readonly("format_version", &Container::format_version)
+        .def_property_readonly("signature_algorithm", &Container::signature_algorithm)
+        .def_property_readonly("public_key", &Container::public_key)
+        .def_property_readonly("signature", &Container::signature)
+        .def_property_readonly("signed_message", &Container::signed_message)
+        .def_property_readonly("data", &Container::data)
+        .def("sections", &Container::sections)
+        .def("section", &Container::section, py::arg("type"));
+
+    py::class_<Model>(m, "Model")
+        .def(py::init<py::object>(), py::arg("container"))
+        .def_property_readonly("n_inputs", &Model::n_inputs)
+        .def_property_readonly("n_outputs", &Model::n_outputs)
+        .def("score_one", &Model::score_one, py::arg("row"))
+        .def("score_into", &Model::score_into, py::arg("x"), py::arg("out"),
+             py::arg("n_threads") = 1);
+}

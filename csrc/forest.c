@@ -1,0 +1,292 @@
+/*
+ * forest.c -- the FRST section: validation at load, scoring.
+ *
+ * Load checks every count, offset, feature index and child reference, and that children
+ * come after their parent (preorder), which rules out cycles; scoring then walks trees with
+ * no checks. Rows are scored in blocks: each tree is walked for every row of the block while
+ * its nodes are hot in cache, and the independent walks of the rows overlap in the CPU.
+ * Sums are float64 in tree order, so results do not depend on block size or threads.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "astore_internal.h"
+
+#define ROW_BLOCK 64
+
+static bool aligned_in_place(const uint8_t *pointer, size_t alignment) {
+    return astore_host_is_little_endian() && ((uintptr_t)pointer % alignment) == 0;
+}
+
+static astore_status check_array(const astore_section *section, uint32_t offset,
+                                 uint64_t count, uint64_t item_size, const char *what,
+                                 astore_error *err) {
+    uint64_t bytes = count * item_size; /* count < 2^32 and item_size <= 64: no overflow */
+    if (offset % 8u != 0 || offset < sizeof(astore_forest_header) || offset > section->length ||
+        bytes > section->length - offset) {
+        return astore_fail(err, ASTORE_ERR_FORMAT, section->offset,
+                           "FRST %s array [%u, +%llu) lies outside the %llu-byte section or "
+                           "is misaligned",
+                           what, (unsigned)offset, (unsigned long long)bytes,
+                           (unsigned long long)section->length);
+    }
+    return ASTORE_OK;
+}
+
+static astore_status validate_tree(const astore_forest *f, uint32_t t, const astore_section *s,
+                                   uint32_t total_nodes, uint32_t total_leaves,
+                                   astore_error *err) {
+    const astore_tree_entry *tree = &f->trees[t];
+    if (tree->n_leaves != tree->n_nodes + 1u || tree->first_node > total_nodes ||
+        tree->n_nodes > total_nodes - tree->first_node || tree->first_leaf > total_leaves ||
+        tree->n_leaves > total_leaves - tree->first_leaf || tree->reserved != 0) {
+        return astore_fail(err, ASTORE_ERR_FORMAT, s->offset,
+                           "tree %u: node range or leaf range out of bounds", (unsigned)t);
+    }
+    if (f->leaf_width == 1 ? tree->output >= f->n_outputs : tree->output != 0) {
+        return astore_fail(err, ASTORE_ERR_FORMAT, s->offset,
+                           "tree %u: output index %u out of range", (unsigned)t,
+                           (unsigned)tree->output);
+    }
+    const astore_tree_node *nodes = f->nodes + tree->first_node;
+    for (uint32_t i = 0; i < tree->n_nodes; i++) {
+        uint32_t split = nodes[i].split;
+        uint32_t child = nodes[i].child;
+        bool left_leaf = (split & ASTORE_NODE_LEFT_LEAF) != 0;
+        bool right_leaf = (split & ASTORE_NODE_RIGHT_LEAF) != 0;
+        const char *problem = NULL;
+        if (split & ASTORE_NODE_RESERVED) problem = "reserved bit set";
+        else if ((split & ASTORE_NODE_FEATURE_MASK) >= f->n_features) problem = "feature out of range";
+        else if (isnan(nodes[i].threshold)) problem = "NaN threshold";
+        else if (!left_leaf && i + 1u >= tree->n_nodes) problem = "left child out of range";
+        else if (left_leaf && right_leaf && (child >= tree->n_leaves - 1u)) problem = "leaf out of range";
+        else if (left_leaf && !right_leaf && (child >= tree->n_leaves || i + 1u >= tree->n_nodes))
+            problem = "child out of range";
+        else if (!left_leaf && right_leaf && child >= tree->n_leaves) problem = "leaf out of range";
+        else if (!left_leaf && !right_leaf && (child <= i + 1u || child >= tree->n_nodes))
+            problem = "right child out of range or not after its parent";
+        if (problem != NULL) {
+            return astore_fail(err, ASTORE_ERR_FORMAT, s->offset,
+                               "tree %u node %u: %s", (unsigned)t, (unsigned)i, problem);
+        }
+    }
+    return ASTORE_OK;
+}
+
+/* Decodes the arrays into `owned`, laid out as base scores, trees, nodes, leaves (the
+ * doubles first, so every array is aligned for its type). */
+static void decode_arrays(const uint8_t *body, const astore_forest_header *h, void *owned,
+                          astore_forest *f) {
+    uint8_t *cursor = owned;
+    double *base = (double *)(void *)cursor;
+    cursor += sizeof(double) * h->n_outputs;
+    astore_tree_entry *trees = (astore_tree_entry *)(void *)cursor;
+    cursor += sizeof(astore_tree_entry) * h->n_trees;
+    astore_tree_node *nodes = (astore_tree_node *)(void *)cursor;
+    cursor += sizeof(astore_tree_node) * h->n_nodes;
+    float *leaves = (float *)(void *)cursor;
+    for (uint32_t t = 0; t < h->n_trees; t++) {
+        astore_cursor c = astore_cursor_make(body + h->trees_offset + 24u * t, 24, 0);
+        bool ok = astore_read_u32(&c, &trees[t].first_node) &&
+                  astore_read_u32(&c, &trees[t].n_nodes) &&
+                  astore_read_u32(&c, &trees[t].first_leaf) &&
+                  astore_read_u32(&c, &trees[t].n_leaves) &&
+                  astore_read_u32(&c, &trees[t].output) && astore_read_u32(&c, &trees[t].reserved);
+        (void)ok; /* bounds were checked by check_array */
+    }
+    for (uint32_t i = 0; i < h->n_nodes; i++) {
+        astore_cursor c = astore_cursor_make(body + h->nodes_offset + 12u * i, 12, 0);
+        bool ok = astore_read_u32(&c, &nodes[i].split) &&
+                  astore_read_f32(&c, &nodes[i].threshold) && astore_read_u32(&c, &nodes[i].child);
+        (void)ok;
+    }
+    for (uint32_t k = 0; k < h->n_outputs; k++) {
+        astore_cursor c = astore_cursor_make(body + h->base_offset + 8u * k, 8, 0);
+        bool ok = astore_read_f64(&c, &base[k]);
+        (void)ok;
+    }
+    size_t n_leaf_values = (size_t)h->n_leaves * h->leaf_width;
+    for (size_t i = 0; i < n_leaf_values; i++) {
+        astore_cursor c = astore_cursor_make(body + h->leaves_offset + 4u * i, 4, 0);
+        bool ok = astore_read_f32(&c, &leaves[i]);
+        (void)ok;
+    }
+    f->trees = trees;
+    f->nodes = nodes;
+    f->base_score = base;
+    f->leaves = leaves;
+}
+
+astore_status astore_forest_load(const astore_container *container,
+                                 const astore_section *section, astore_forest *f,
+                                 astore_error *err) {
+    memset(f, 0, sizeof *f);
+    const uint8_t *body = container->data + section->offset;
+    astore_cursor cursor = astore_cursor_make(body, (size_t)section->length, section->offset);
+    astore_forest_header h;
+    if (!astore_read_u32(&cursor, &h.n_trees) || !astore_read_u32(&cursor, &h.n_features) ||
+        !astore_read_u32(&cursor, &h.n_outputs) || !astore_read_u32(&cursor, &h.leaf_width) ||
+        !astore_read_u32(&cursor, &h.post_transform) ||
+        !astore_read_u32(&cursor, &h.aggregation) || !astore_read_u32(&cursor, &h.n_nodes) ||
+        !astore_read_u32(&cursor, &h.n_leaves) || !astore_read_u32(&cursor, &h.trees_offset) ||
+        !astore_read_u32(&cursor, &h.nodes_offset) ||
+        !astore_read_u32(&cursor, &h.leaves_offset) ||
+        !astore_read_u32(&cursor, &h.base_offset) || !astore_read_u32(&cursor, &h.flags) ||
+        !astore_read_bytes(&cursor, h.reserved, sizeof h.reserved)) {
+        return astore_fail(err, ASTORE_ERR_FORMAT, section->offset,
+                           "FRST section is %llu bytes, shorter than its 64-byte header",
+                           (unsigned long long)section->length);
+    }
+    if (h.n_trees == 0 || h.n_features == 0 || h.n_features > ASTORE_NODE_FEATURE_MASK ||
+        h.n_outputs == 0 || h.n_outputs > 65536u) {
+        return astore_fail(err, ASTORE_ERR_FORMAT, section->offset,
+                           "FRST header: %u trees, %u features, %u outputs is not a forest",
+                           (unsigned)h.n_trees, (unsigned)h.n_features, (unsigned)h.n_outputs);
+    }
+    if (h.leaf_width != 1 && h.leaf_width != h.n_outputs) {
+        return astore_fail(err, ASTORE_ERR_FORMAT, section->offset + 12,
+                           "FRST leaf width %u must be 1 or the output count %u",
+                           (unsigned)h.leaf_width, (unsigned)h.n_outputs);
+    }
+    if (h.post_transform > ASTORE_POST_SOFTMAX || h.aggregation > ASTORE_AGGREGATE_MEAN ||
+        h.flags != 0) {
+        return astore_fail(err, ASTORE_ERR_UNSUPPORTED, section->offset + 16,
+                           "FRST post-transform %u, aggregation %u or flags 0x%x unknown",
+                           (unsigned)h.post_transform, (unsigned)h.aggregation,
+                           (unsigned)h.flags);
+    }
+    astore_status status;
+    if ((status = check_array(section, h.trees_offset, h.n_trees, 24, "tree", err)) ||
+        (status = check_array(section, h.nodes_offset, h.n_nodes, 12, "node", err)) ||
+        (status = check_array(section, h.leaves_offset, (uint64_t)h.n_leaves * h.leaf_width, 4,
+                              "leaf", err)) ||
+        (status = check_array(section, h.base_offset, h.n_outputs, 8, "base score", err))) {
+        return status;
+    }
+    if ((uint64_t)h.n_leaves * h.leaf_width > UINT32_MAX) {
+        return astore_fail(err, ASTORE_ERR_FORMAT, section->offset, "FRST too many leaf values");
+    }
+    f->n_trees = h.n_trees;
+    f->n_features = h.n_features;
+    f->n_outputs = h.n_outputs;
+    f->leaf_width = h.leaf_width;
+    f->post_transform = h.post_transform;
+    f->aggregation = h.aggregation;
+    if (aligned_in_place(body, 8)) {
+        f->trees = (const astore_tree_entry *)(const void *)(body + h.trees_offset);
+        f->nodes = (const astore_tree_node *)(const void *)(body + h.nodes_offset);
+        f->leaves = (const float *)(const void *)(body + h.leaves_offset);
+        f->base_score = (const double *)(const void *)(body + h.base_offset);
+    } else {
+        size_t bytes = sizeof(double) * h.n_outputs + sizeof(astore_tree_entry) * h.n_trees +
+                       sizeof(astore_tree_node) * h.n_nodes +
+                       sizeof(float) * (size_t)h.n_leaves * h.leaf_width;
+        f->owned = malloc(bytes);
+        if (f->owned == NULL) {
+            return astore_fail(err, ASTORE_ERR_NOMEM, ASTORE_NO_OFFSET, "out of memory");
+        }
+        decode_arrays(body, &h, f->owned, f);
+    }
+    uint64_t nodes_seen = 0, leaves_seen = 0;
+    for (uint32_t t = 0; t < h.n_trees; t++) {
+        status = validate_tree(f, t, section, h.n_nodes, h.n_leaves, err);
+        if (status != ASTORE_OK) {
+            astore_forest_release(f);
+            return status;
+        }
+        nodes_seen += f->trees[t].n_nodes;
+        leaves_seen += f->trees[t].n_leaves;
+    }
+    if (nodes_seen != h.n_nodes || leaves_seen != h.n_leaves) {
+        astore_forest_release(f);
+        return astore_fail(err, ASTORE_ERR_FORMAT, section->offset,
+                           "FRST trees use %llu nodes and %llu leaves, header says %u and %u",
+                           (unsigned long long)nodes_seen, (unsigned long long)leaves_seen,
+                           (unsigned)h.n_nodes, (unsigned)h.n_leaves);
+    }
+    return ASTORE_OK;
+}
+
+void astore_forest_release(astore_forest *f) {
+    free(f->owned);
+    f->owned = NULL;
+}
+
+/* Index of the leaf (within the tree) that `row` reaches. */
+static inline uint32_t walk(const astore_tree_node *nodes, const float *row) {
+    uint32_t i = 0;
+    for (;;) {
+        const astore_tree_node *node = &nodes[i];
+        uint32_t split = node->split;
+        float x = row[split & ASTORE_NODE_FEATURE_MASK];
+        bool go_left = (x != x) ? (split & ASTORE_NODE_DEFAULT_LEFT) != 0 : x < node->threshold;
+        if (go_left) {
+            if (split & ASTORE_NODE_LEFT_LEAF) return node->child;
+            i = i + 1u;
+        } else if (split & ASTORE_NODE_RIGHT_LEAF) {
+            return node->child + ((split & ASTORE_NODE_LEFT_LEAF) ? 1u : 0u);
+        } else {
+            i = (split & ASTORE_NODE_LEFT_LEAF) ? i + 1u : node->child;
+        }
+    }
+}
+
+static void post_transform(const astore_forest *f, double *out, size_t n_rows) {
+    size_t n_out = f->n_outputs;
+    double scale = f->aggregation == ASTORE_AGGREGATE_MEAN ? 1.0 / (double)f->n_trees : 1.0;
+    for (size_t r = 0; r < n_rows; r++) {
+        double *o = out + r * n_out;
+        for (size_t k = 0; k < n_out; k++) {
+            double value = f->aggregation == ASTORE_AGGREGATE_MEAN ? o[k] * scale : o[k];
+            o[k] = value + f->base_score[k];
+        }
+        if (f->post_transform == ASTORE_POST_LOGISTIC) {
+            for (size_t k = 0; k < n_out; k++) o[k] = 1.0 / (1.0 + exp(-o[k]));
+        } else if (f->post_transform == ASTORE_POST_SOFTMAX) {
+            double top = o[0];
+            for (size_t k = 1; k < n_out; k++) top = o[k] > top ? o[k] : top;
+            double total = 0.0;
+            for (size_t k = 0; k < n_out; k++) {
+                o[k] = exp(o[k] - top);
+                total += o[k];
+            }
+            for (size_t k = 0; k < n_out; k++) o[k] /= total;
+        }
+    }
+}
+
+void astore_forest_score_rows(const astore_forest *f, const float *x, size_t n_rows,
+                              size_t n_cols, double *out) {
+    size_t n_out = f->n_outputs;
+    memset(out, 0, sizeof(double) * n_rows * n_out);
+    for (size_t start = 0; start < n_rows; start += ROW_BLOCK) {
+        size_t block = n_rows - start < ROW_BLOCK ? n_rows - start : ROW_BLOCK;
+        const float *rows = x + start * n_cols;
+        double *acc = out + start * n_out;
+        for (uint32_t t = 0; t < f->n_trees; t++) {
+            const astore_tree_entry *tree = &f->trees[t];
+            const float *leaves = f->leaves + (size_t)tree->first_leaf * f->leaf_width;
+            if (tree->n_nodes == 0) {
+                for (size_t r = 0; r < block; r++) {
+                    if (f->leaf_width == 1) acc[r * n_out + tree->output] += leaves[0];
+                    else for (size_t k = 0; k < n_out; k++) acc[r * n_out + k] += leaves[k];
+                }
+                continue;
+            }
+            const astore_tree_node *nodes = f->nodes + tree->first_node;
+            if (f->leaf_width == 1) {
+                double *target = acc + tree->output;
+                for (size_t r = 0; r < block; r++) {
+                    target[r * n_out] += leaves[walk(nodes, rows + r * n_cols)];
+                }
+            } else {
+                for (size_t r = 0; r < block; r++) {
+                    const float *leaf = leaves + (size_t)walk(nodes, rows + r * n_cols) * n_out;
+                    for (size_t k = 0; k < n_out; k++) acc[r * n_out + k] += leaf[k];
+                }
+            }
+        }
+        post_transform(f, acc, block);
+    }
+}

@@ -1,0 +1,253 @@
+/*
+ * test_corpus.c -- the C core against the container corpus, meant to run under
+ * AddressSanitizer + UBSan (see .ci/run and csrc/Makefile).
+ *
+ *   test_corpus GOLDEN.astore CORPUS_DIR
+ *
+ * 1. every case in CORPUS_DIR/manifest.tsv gives the expected status from
+ *    astore_container_open and astore_model_open;
+ * 2. the golden container opens and scores; every truncation (each length 0..n-1) fails;
+ *    every single-bit flip before the signer fields fails (a flip in the public key or
+ *    signature passes framing: that is for the signature check, which is not in C);
+ * 3. mutation of every byte of the FRST section with the store key recomputed, so the
+ *    mutated trees reach astore_model_open: it either rejects them or the model scores
+ *    rows with NaN, infinities and large values without any out-of-bounds access.
+ * Prints "N passed, M failed" and exits non-zero on any failure.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../astore.h"
+#include "../sha256.h"
+
+static int passed = 0, failed = 0;
+
+#define CHECK(cond, ...)                                   \
+    do {                                                   \
+        if (cond) {                                        \
+            passed++;                                      \
+        } else {                                           \
+            failed++;                                      \
+            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__); \
+            fprintf(stderr, __VA_ARGS__);                  \
+            fputc('\n', stderr);                           \
+        }                                                  \
+    } while (0)
+
+static uint8_t *read_file(const char *path, size_t *length) {
+    FILE *file = fopen(path, "rb");
+    if (file == NULL) return NULL;
+    size_t capacity = 4096, used = 0;
+    uint8_t *data = malloc(capacity);
+    size_t got;
+    while (data != NULL && (got = fread(data + used, 1, capacity - used, file)) > 0) {
+        used += got;
+        if (used == capacity) {
+            uint8_t *bigger = realloc(data, capacity *= 2);
+            if (bigger == NULL) free(data);
+            data = bigger;
+        }
+    }
+    fclose(file);
+    *length = used;
+    return data;
+}
+
+static const char *short_status(astore_status status) {
+    return astore_status_name(status) + (status == ASTORE_OK ? 7 : 11); /* strip prefix */
+}
+
+/* Opens container + model; returns the model status, or the container status if that failed. */
+static astore_status open_both(const uint8_t *data, size_t length, astore_status *container_status,
+                               astore_model **model_out, astore_container **container_out) {
+    astore_container *container = NULL;
+    astore_model *model = NULL;
+    astore_error err;
+    *container_status = astore_container_open(data, length, &container, &err);
+    if (*container_status != ASTORE_OK) return *container_status;
+    astore_status status = astore_model_open(container, &model, &err);
+    if (model_out != NULL && status == ASTORE_OK) {
+        *model_out = model;
+        *container_out = container;
+        return status;
+    }
+    astore_model_close(model);
+    astore_container_close(container);
+    return status;
+}
+
+static void score_probe(const astore_model *model) {
+    size_t n_in = astore_model_n_inputs(model), n_out = astore_model_n_outputs(model);
+    const float specials[] = {0.0f, NAN, INFINITY, -INFINITY, 1e30f, -1e30f, 0.5f, 2.0f};
+    size_t rows = 8;
+    float *x = malloc(sizeof(float) * rows * n_in);
+    double *out = malloc(sizeof(double) * rows * n_out);
+    if (x == NULL || out == NULL) {
+        free(x);
+        free(out);
+        return;
+    }
+    for (size_t r = 0; r < rows; r++)
+        for (size_t c = 0; c < n_in; c++) x[r * n_in + c] = specials[(r + c) % 8];
+    astore_error err;
+    astore_status status = astore_model_score(model, x, rows, n_in, out, rows * n_out, 1, &err);
+    CHECK(status == ASTORE_OK, "scoring a model that opened failed: %s", err.message);
+    free(x);
+    free(out);
+}
+
+static void test_manifest(const char *dir) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/manifest.tsv", dir);
+    FILE *manifest = fopen(path, "r");
+    CHECK(manifest != NULL, "cannot open %s", path);
+    if (manifest == NULL) return;
+    char line[1024];
+    int cases = 0;
+    while (fgets(line, sizeof line, manifest)) {
+        if (line[0] == '#') continue;
+        char name[512], want_container[64], want_model[64];
+        if (sscanf(line, "%511s %63s %63s", name, want_container, want_model) != 3) continue;
+        snprintf(path, sizeof path, "%s/%s", dir, name);
+        size_t length = 0;
+        uint8_t *data = read_file(path, &length);
+        CHECK(data != NULL, "cannot read %s", path);
+        if (data == NULL) continue;
+        astore_status container_status;
+        astore_status model_status = open_both(data, length, &container_status, NULL, NULL);
+        CHECK(strcmp(short_status(container_status), want_container) == 0,
+              "%s: container status %s, expected %s", name, short_status(container_status),
+              want_container);
+        if (container_status == ASTORE_OK) {
+            CHECK(strcmp(short_status(model_status), want_model) == 0,
+                  "%s: model status %s, expected %s", name, short_status(model_status), want_model);
+        }
+        free(data);
+        cases++;
+    }
+    fclose(manifest);
+    CHECK(cases >= 40, "only %d corpus cases found", cases);
+}
+
+static void test_golden(const uint8_t *golden, size_t length) {
+    astore_status container_status;
+    astore_model *model = NULL;
+    astore_container *container = NULL;
+    CHECK(open_both(golden, length, &container_status, &model, &container) == ASTORE_OK,
+          "golden container does not open");
+    if (model != NULL) {
+        score_probe(model);
+        float row[3] = {0.0f, 0.0f, 0.0f};
+        double out[1];
+        astore_error err;
+        CHECK(astore_model_score(model, row, 1, 2, out, 1, 1, &err) == ASTORE_ERR_INPUT,
+              "wrong column count accepted");
+        CHECK(astore_model_score(model, row, 1, 3, out, 0, 1, &err) == ASTORE_ERR_ARGUMENT,
+              "short output buffer accepted");
+        astore_model_close(model);
+        astore_container_close(container);
+    }
+    for (size_t cut = 0; cut < length; cut++) {
+        uint8_t *copy = malloc(cut ? cut : 1); /* exact size, so ASan sees any overread */
+        memcpy(copy, golden, cut);
+        CHECK(open_both(copy, cut, &container_status, NULL, NULL) != ASTORE_OK,
+              "truncation to %zu bytes was accepted", cut);
+        free(copy);
+    }
+    size_t signer_fields = length - 136 + 40; /* public key and signature start here */
+    uint8_t *copy = malloc(length);
+    for (size_t i = 0; i < length; i++) {
+        for (int bit = 0; bit < 8; bit++) {
+            memcpy(copy, golden, length);
+            copy[i] ^= (uint8_t)(1u << bit);
+            astore_status status = open_both(copy, length, &container_status, NULL, NULL);
+            if (i < signer_fields) {
+                CHECK(status != ASTORE_OK, "flip of bit %d at byte %zu was accepted", bit, i);
+            } else {
+                CHECK(container_status == ASTORE_OK, "flip in signer fields broke framing");
+            }
+        }
+    }
+    free(copy);
+}
+
+/* Flip bits in FRST, fix the store key, and make sure load rejects or scoring stays in bounds. */
+static void test_forest_mutations(const uint8_t *golden, size_t length) {
+    astore_container *container = NULL;
+    astore_error err;
+    if (astore_container_open(golden, length, &container, &err) != ASTORE_OK) return;
+    astore_section_info frst;
+    if (astore_container_find(container, "FRST", &frst, &err) != ASTORE_OK) {
+        astore_container_close(container);
+        CHECK(0, "golden has no FRST");
+        return;
+    }
+    size_t begin = (size_t)frst.offset, end = (size_t)(frst.offset + frst.length);
+    astore_container_close(container);
+    size_t sign_offset = length - 136;
+    uint8_t *copy = malloc(length);
+    int accepted = 0, rejected = 0;
+    for (size_t i = begin; i < end; i++) {
+        for (int pattern = 0; pattern < 4; pattern++) {
+            static const uint8_t masks[4] = {0x01, 0x80, 0xFF, 0x10};
+            memcpy(copy, golden, length);
+            copy[i] ^= masks[pattern];
+            astore_sha256(copy, sign_offset, copy + sign_offset + 8);
+            astore_status container_status;
+            astore_model *model = NULL;
+            astore_status status = open_both(copy, length, &container_status, &model, &container);
+            CHECK(container_status == ASTORE_OK, "re-keyed mutation at %zu failed framing", i);
+            if (status == ASTORE_OK) {
+                accepted++;
+                score_probe(model);
+                astore_model_close(model);
+                astore_container_close(container);
+            } else {
+                rejected++;
+            }
+        }
+    }
+    free(copy);
+    CHECK(accepted > 0 && rejected > 0, "mutations: %d accepted, %d rejected", accepted, rejected);
+}
+
+static void test_api_edges(void) {
+    astore_container *container = NULL;
+    astore_error err;
+    CHECK(astore_container_open(NULL, 10, &container, &err) == ASTORE_ERR_ARGUMENT, "NULL data");
+    CHECK(astore_container_open((const uint8_t *)"", 0, &container, &err) == ASTORE_ERR_TRUNCATED,
+          "empty");
+    CHECK(strcmp(err.message, "file is empty") == 0, "empty message: %s", err.message);
+    CHECK(astore_container_open((const uint8_t *)"x", 1, NULL, &err) == ASTORE_ERR_ARGUMENT,
+          "NULL out");
+    CHECK(strcmp(astore_status_name((astore_status)99), "ASTORE_ERR_UNKNOWN") == 0, "unknown name");
+    for (int s = 0; s < ASTORE_STATUS_COUNT; s++) {
+        CHECK(strncmp(astore_status_name((astore_status)s), "ASTORE_", 7) == 0, "status %d name", s);
+    }
+    uint8_t digest[32];
+    astore_sha256((const uint8_t *)"abc", 3, digest);
+    static const uint8_t abc[4] = {0xba, 0x78, 0x16, 0xbf}; /* FIPS 180-2 example */
+    CHECK(memcmp(digest, abc, 4) == 0, "sha256(abc)");
+}
+
+int main(int argc, char **argv) {
+    if (argc != 3) {
+        fprintf(stderr, "usage: %s GOLDEN.astore CORPUS_DIR\n", argv[0]);
+        return 2;
+    }
+    size_t length = 0;
+    uint8_t *golden = read_file(argv[1], &length);
+    if (golden == NULL) {
+        fprintf(stderr, "cannot read %s\n", argv[1]);
+        return 2;
+    }
+    test_api_edges();
+    test_manifest(argv[2]);
+    test_golden(golden, length);
+    test_forest_mutations(golden, length);
+    free(golden);
+    printf("%d passed, %d failed\n", passed, failed);
+    return failed == 0 ? 0 : 1;
+}

@@ -1,0 +1,263 @@
+"""The ``pyastore`` command line: describe, verify, keygen, score, chain.
+
+Every user error is printed as one ``pyastore: error: ...`` line on stderr and exits with the
+code of its error class (``pyastore.errors``); only a bug prints a traceback (exit 1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import warnings
+from typing import Any, Sequence
+
+from pyastore.errors import (
+    EXIT_FORMAT,
+    EXIT_INPUT,
+    EXIT_INTERNAL,
+    EXIT_LOG,
+    EXIT_OK,
+    EXIT_TRUST,
+    EXIT_UNSUPPORTED,
+    EXIT_USAGE,
+    PyastoreError,
+)
+
+EXIT_CODES_HELP = f"""\
+exit codes:
+  {EXIT_OK}  success
+  {EXIT_INTERNAL}  internal error (a bug: please report it)
+  {EXIT_USAGE}  usage error: bad arguments, unreadable file, bad key file
+  {EXIT_FORMAT}  malformed container or unsupported format version
+  {EXIT_TRUST}  integrity, signature or trust failure
+  {EXIT_INPUT}  bad input data
+  {EXIT_UNSUPPORTED}  unsupported model
+  {EXIT_LOG}  log failure (corrupt log, not anchored, revoked)
+"""
+
+TRUST_HELP = """\
+trust: a container must be signed by a trusted key. Trusted keys come from --trust FILE.pub
+(repeatable), PYASTORE_TRUSTED_KEYS (.pub paths or 64-hex keys separated by ':'), and every
+*.pub in $PYASTORE_CONFIG_DIR/trusted/ (default ~/.config/pyastore/trusted/).
+"""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that exits with EXIT_USAGE and a one-line hint."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        sys.stderr.write(f"pyastore: error: {message}\n")
+        sys.exit(EXIT_USAGE)
+
+
+def _add_trust_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--trust", metavar="FILE", action="append", default=[],
+                        help="trust the signer in this .pub file (repeatable)")
+    parser.add_argument("--allow-untrusted", action="store_true",
+                        help="accept a valid signature by a key that is not trusted (warns)")
+    parser.add_argument("--allow-unsigned", action="store_true",
+                        help="accept an unsigned container (warns)")
+
+
+def _load(args: argparse.Namespace, *, permissive: bool = False):
+    from pyastore.model import load
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model = load(args.model, trusted_keys=args.trust,
+                     allow_untrusted=permissive or args.allow_untrusted,
+                     allow_unsigned=permissive or args.allow_unsigned)
+    if not permissive:
+        for warning in caught:
+            sys.stderr.write(f"pyastore: warning: {warning.message}\n")
+    return model
+
+
+# ---- describe --------------------------------------------------------------------------
+
+
+def _table(rows: list[list[str]], header: list[str]) -> list[str]:
+    widths = [max(len(str(r[i])) for r in rows + [header]) for i in range(len(header))]
+    lines = ["  " + "  ".join(h.ljust(w) for h, w in zip(header, widths)).rstrip()]
+    for row in rows:
+        lines.append("  " + "  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip())
+    return lines
+
+
+def _flat(value: Any) -> str:
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, sort_keys=True)
+    return str(value)
+
+
+def describe_text(info: dict[str, Any]) -> str:
+    meta = info["meta"]
+    signature = info["signature"]
+    status = {
+        "trusted": "valid, signer trusted",
+        "untrusted": "valid, signer NOT trusted",
+        "unsigned": "UNSIGNED",
+    }[signature["status"]]
+    algorithm = meta["algorithm"]
+    rules = meta["score_rules"]
+    lines = [
+        f"file:          {info['file']}",
+        f"store key:     sha256:{info['store_key']}",
+        f"format:        {info['format_version']} ({info['size_bytes']} bytes)",
+        f"signature:     {signature['algorithm']}, {status}",
+    ]
+    if signature["signer"]:
+        lines.append(f"signer:        {signature['signer']}")
+    lines += [
+        f"name:          {meta['name']}",
+        f"description:   {meta.get('description') or '-'}",
+        f"created:       {meta['created']}",
+        f"algorithm:     {algorithm.get('family', '?')} ({algorithm.get('library', '?')} "
+        f"{algorithm.get('library_version', '')}{', ' + algorithm['estimator'] if algorithm.get('estimator') else ''})",
+        "score rules:   " + ", ".join(f"{k} {_flat(v)}" for k, v in sorted(rules.items())),
+    ]
+    payload = meta.get("payload") or {}
+    if payload:
+        lines.append("payload:       " + ", ".join(f"{k} {_flat(v)}" for k, v in sorted(payload.items())))
+    for title, key in (("provenance", "provenance"), ("training parameters", "training_params")):
+        entries = meta.get(key) or {}
+        lines.append(f"{title}:" + ("" if entries else " -"))
+        lines += [f"  {k}: {_flat(v)}" for k, v in sorted(entries.items())]
+    inputs = meta["inputs"]
+    lines.append(f"inputs ({len(inputs)}):")
+    lines += _table([[str(i), v["name"], v.get("type", ""), v.get("missing", "")]
+                     for i, v in enumerate(inputs)], ["#", "name", "type", "missing"])
+    outputs = meta["outputs"]
+    lines.append(f"outputs ({len(outputs)}):")
+    lines += _table([[str(i), v["name"], v.get("type", ""), v.get("meaning", "")]
+                     for i, v in enumerate(outputs)], ["#", "name", "type", "meaning"])
+    lines.append("sections:")
+    lines += _table([[s["type"], "yes" if s["critical"] else "no", str(s["offset"]), str(s["length"])]
+                     for s in info["sections"]], ["type", "critical", "offset", "length"])
+    return "\n".join(lines) + "\n"
+
+
+def cmd_describe(args: argparse.Namespace) -> int:
+    model = _load(args, permissive=True)
+    info = model.describe()
+    if args.json:
+        sys.stdout.write(json.dumps(info, indent=2, sort_keys=True) + "\n")
+    else:
+        sys.stdout.write(describe_text(info))
+    return EXIT_OK
+
+
+# ---- verify ----------------------------------------------------------------------------
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    try:
+        model = _load(args)
+    except PyastoreError as exc:
+        sys.stdout.write(f"FAILED  {args.model}: {exc}\n")
+        return exc.exit_code
+    signer = f"signed by {model.signer} ({model.signature_status})" if model.signer else "UNSIGNED"
+    sys.stdout.write(f"OK  {args.model}  sha256:{model.store_key}  {signer}\n")
+    return EXIT_OK
+
+
+# ---- keygen ----------------------------------------------------------------------------
+
+
+def cmd_keygen(args: argparse.Namespace) -> int:
+    from pyastore.keys import keygen, load_public_key
+
+    secret_path, public_path = keygen(args.name)
+    sys.stdout.write(f"wrote {secret_path} (secret, mode 0600) and {public_path}\n"
+                     f"public key: {load_public_key(public_path).hex()}\n")
+    return EXIT_OK
+
+
+# ---- the parser --------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="pyastore",
+        description="Signed, content-addressed model containers (.astore) and a fast scorer.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n"
+               "  pyastore keygen publisher\n"
+               "  pyastore describe fraud.astore --trust publisher.pub\n"
+               "  pyastore verify fraud.astore --trust publisher.pub\n\n"
+               + TRUST_HELP + "\n" + EXIT_CODES_HELP,
+    )
+    from pyastore import __version__
+
+    parser.add_argument("--version", action="version", version=f"pyastore {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands.required = True
+    raw = argparse.RawDescriptionHelpFormatter
+
+    describe = commands.add_parser(
+        "describe", help="show a container's store key, signature and metadata",
+        formatter_class=raw,
+        description="Show the store key, signer and signature status, every metadata field "
+                    "and the inputs/outputs of a container. Integrity and the signature are "
+                    "checked (a damaged or forged file is an error); an untrusted or unsigned "
+                    "container is described with that status rather than refused.",
+        epilog="example:\n  pyastore describe fraud.astore\n  pyastore describe fraud.astore --json | jq .store_key\n\n"
+               + EXIT_CODES_HELP)
+    describe.add_argument("model", metavar="MODEL", help="the .astore file")
+    describe.add_argument("--json", action="store_true", help="stable JSON instead of text")
+    describe.add_argument("--trust", metavar="FILE", action="append", default=[],
+                          help="a .pub key to report as trusted (repeatable)")
+    describe.set_defaults(handler=cmd_describe, allow_untrusted=True, allow_unsigned=True)
+
+    verify = commands.add_parser(
+        "verify", help="check integrity, signature and trust; print a one-line verdict",
+        formatter_class=raw,
+        description="Check the store key (SHA-256 of the bytes), the Ed25519 signature and "
+                    "that the signer is trusted. Prints 'OK ...' or 'FAILED ...'.",
+        epilog="example:\n  pyastore verify fraud.astore --trust publisher.pub\n\n"
+               + TRUST_HELP + "\n" + EXIT_CODES_HELP)
+    verify.add_argument("model", metavar="MODEL", help="the .astore file")
+    _add_trust_options(verify)
+    verify.set_defaults(handler=cmd_verify)
+
+    keygen = commands.add_parser(
+        "keygen", help="create an Ed25519 signing key pair NAME.key / NAME.pub",
+        formatter_class=raw,
+        description="Create NAME.key (the secret, mode 0600) and NAME.pub (the public key to "
+                    "give to devices). Refuses to overwrite an existing key.",
+        epilog="example:\n  pyastore keygen keys/publisher\n\n" + EXIT_CODES_HELP)
+    keygen.add_argument("name", metavar="NAME", help="path prefix of the two files")
+    keygen.set_defaults(handler=cmd_keygen)
+
+    try:
+        from pyastore import cli_chain
+    except ImportError:
+        cli_chain = None
+    if cli_chain is not None:
+        cli_chain.add_parser(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.handler(args))
+    except PyastoreError as exc:
+        sys.stderr.write(f"pyastore: error: {exc}\n")
+        return exc.exit_code
+    except KeyboardInterrupt:
+        sys.stderr.write("pyastore: interrupted\n")
+        return 130
+    except BrokenPipeError:
+        return EXIT_OK
+
+
+def entry_point() -> None:
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    entry_point()

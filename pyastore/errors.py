@@ -1,0 +1,116 @@
+"""Typed errors of pyastore and the CLI exit code each one maps to.
+
+Every failure a user can cause has its own exception class; the CLI prints the message
+(never a traceback) and exits with the class's ``exit_code``. The C core reports an
+``astore_status``; ``pyastore._core`` raises the class registered for it in
+``STATUS_TO_ERROR`` (a test checks the mapping covers every status).
+
+Exit codes (documented in the README and ``pyastore --help``):
+
+====  ==============================================================
+0     success
+1     internal error (a bug: please report it)
+2     usage error: bad arguments, a file that cannot be read, a bad key file
+3     malformed container (``FormatError``, ``UnsupportedVersionError``)
+4     integrity, signature or trust failure
+5     bad input data (``InputError``)
+6     unsupported model (``UnsupportedModelError``)
+7     log failure: log corrupt, record not anchored or revoked (``LogError``)
+====  ==============================================================
+"""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_INTERNAL = 1
+EXIT_USAGE = 2
+EXIT_FORMAT = 3
+EXIT_TRUST = 4
+EXIT_INPUT = 5
+EXIT_UNSUPPORTED = 6
+EXIT_LOG = 7
+
+
+class PyastoreError(Exception):
+    """Base class of every error pyastore raises on purpose.
+
+    ``offset`` is the byte offset in the container the error refers to, when there is one.
+    """
+
+    exit_code = EXIT_INTERNAL
+
+    def __init__(self, message: str, *, offset: int | None = None):
+        super().__init__(message)
+        self.message = message
+        self.offset = offset
+
+    def __str__(self) -> str:
+        if self.offset is None:
+            return self.message
+        return f"{self.message} (at byte {self.offset})"
+
+
+class UsageError(PyastoreError):
+    """Bad arguments or a file that cannot be opened as asked."""
+
+    exit_code = EXIT_USAGE
+
+
+class KeyFileError(UsageError):
+    """A key file that is missing, malformed, of the wrong kind or unsafe to write."""
+
+
+class FormatError(PyastoreError):
+    """The bytes are not a well-formed container: truncated, bad framing, bad section."""
+
+    exit_code = EXIT_FORMAT
+
+
+class UnsupportedVersionError(FormatError):
+    """The container's major format version is not one this reader understands."""
+
+
+class IntegrityError(PyastoreError):
+    """The store key recorded in the container does not match the SHA-256 of its bytes."""
+
+    exit_code = EXIT_TRUST
+
+
+class SignatureError(PyastoreError):
+    """The container is unsigned (and that was not allowed) or its signature is invalid."""
+
+    exit_code = EXIT_TRUST
+
+
+class UntrustedSignerError(SignatureError):
+    """The signature is valid but the signer's public key is not among the trusted keys."""
+
+
+class InputError(PyastoreError):
+    """Input data that cannot be scored: wrong shape, missing column, non-numeric cell."""
+
+    exit_code = EXIT_INPUT
+
+
+class UnsupportedModelError(PyastoreError):
+    """A model (or a part of it) that pyastore cannot export or score exactly."""
+
+    exit_code = EXIT_UNSUPPORTED
+
+
+class LogError(PyastoreError):
+    """The verifiable log is corrupt, or a record is not anchored, or it was revoked."""
+
+    exit_code = EXIT_LOG
+
+
+class OutOfMemoryError(PyastoreError):
+    """The C core could not allocate memory for a container or model."""
+
+    exit_code = EXIT_INTERNAL
+
+
+class InternalError(PyastoreError):
+    """A broken invariant inside pyastore: a bug, never a user error."""
+
+    exit_code = EXIT_INTERNAL

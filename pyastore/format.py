@@ -1,0 +1,384 @@
+"""Writing .astore containers: ModelSpec -> sections -> bytes (docs/FORMAT.md is the spec).
+
+The passes, in order:
+
+1. ``meta_dict``      -- the descriptive metadata (name, algorithm, inputs, outputs, score
+                         rules, training parameters, provenance, creation time) as a plain dict;
+2. ``encode_meta``    -- canonical msgpack of that dict (keys sorted, floats as float64), so
+                         the same metadata always gives the same bytes;
+3. ``encode_forest``  -- the FRST section: trees re-laid out in preorder with 12-byte nodes and
+                         depth-first float32 leaves (the layout of csrc/astore_format.h);
+4. ``assemble``       -- header, section table, 64-byte aligned sections with zero padding,
+                         then the store key (SHA-256 of everything so far) and SIGN.
+
+Writing is deterministic: Ed25519 signatures are deterministic, and the creation time is an
+input (``created=``, else ``SOURCE_DATE_EPOCH``, else the current UTC second).
+Reading is done by the C core (``pyastore._core.Container``) and ``pyastore.model``.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import os
+import struct
+from typing import Any, Iterable
+
+from pyastore.errors import UnsupportedModelError, UsageError
+from pyastore.ir import (
+    AGGREGATIONS,
+    MISSING_POLICIES,
+    POST_TRANSFORMS,
+    TASKS,
+    VARIABLE_TYPES,
+    Forest,
+    ModelSpec,
+    Tree,
+    is_float32,
+)
+
+MAGIC = b"\x89AST\r\n\x1a\n"
+FORMAT_MAJOR = 1
+FORMAT_MINOR = 0
+ALIGN = 64
+HEADER_SIZE = 64
+SECTION_ENTRY_SIZE = 32
+SECTION_CRITICAL = 0x1
+SIGNATURE_SECTION_LENGTH = 136
+SIGNATURE_NONE = 0
+SIGNATURE_ED25519 = 1
+
+NODE_FEATURE_MASK = 0x0FFFFFFF
+NODE_RIGHT_LEAF = 0x10000000
+NODE_LEFT_LEAF = 0x20000000
+NODE_DEFAULT_LEFT = 0x40000000
+
+SIGNED_MESSAGE_TEMPLATE = (
+    "pyastore container signature v1\nformat: {major}.{minor}\nstore-key: sha256:{key}\n"
+)
+
+
+def signed_message(store_key_hex: str, major: int = FORMAT_MAJOR, minor: int = FORMAT_MINOR) -> bytes:
+    """The exact bytes an Ed25519 container signature covers (docs/FORMAT.md, "Signature")."""
+    return SIGNED_MESSAGE_TEMPLATE.format(major=major, minor=minor, key=store_key_hex).encode(
+        "ascii"
+    )
+
+
+def _align(value: int) -> int:
+    return (value + ALIGN - 1) // ALIGN * ALIGN
+
+
+def _pad(data: bytes) -> bytes:
+    return data + b"\0" * (_align(len(data)) - len(data))
+
+
+# ---- 1. metadata --------------------------------------------------------------------------
+
+
+def format_time(moment: _dt.datetime) -> str:
+    """UTC, to the second, ISO-8601 with a ``Z``: ``2026-11-22T02:21:23Z``."""
+    if moment.tzinfo is None:
+        raise UsageError("creation time must be timezone-aware")
+    return moment.astimezone(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def default_creation_time() -> str:
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    if epoch is not None:
+        try:
+            moment = _dt.datetime.fromtimestamp(int(epoch), _dt.timezone.utc)
+        except (ValueError, OverflowError, OSError):
+            raise UsageError(f"SOURCE_DATE_EPOCH={epoch!r} is not a Unix time") from None
+    else:
+        moment = _dt.datetime.now(_dt.timezone.utc)
+    return format_time(moment)
+
+
+def _check_spec(spec: ModelSpec) -> None:
+    if spec.forest is None:
+        raise UnsupportedModelError("the model has no scoring payload (forest)")
+    if spec.rules.task not in TASKS:
+        raise UnsupportedModelError(f"unknown task {spec.rules.task!r}; expected one of {TASKS}")
+    names = [variable.name for variable in spec.inputs]
+    if len(set(names)) != len(names):
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        raise UnsupportedModelError(f"duplicate input names: {', '.join(duplicates)}")
+    for variable in spec.inputs:
+        if variable.type not in VARIABLE_TYPES or variable.missing not in MISSING_POLICIES:
+            raise UnsupportedModelError(
+                f"input {variable.name!r}: type {variable.type!r} / missing policy "
+                f"{variable.missing!r} not in {VARIABLE_TYPES} / {MISSING_POLICIES}"
+            )
+    if len(spec.inputs) != spec.forest.n_features:
+        raise UnsupportedModelError(
+            f"{len(spec.inputs)} input variables but the forest reads {spec.forest.n_features}"
+        )
+    if len(spec.outputs) != spec.forest.n_outputs:
+        raise UnsupportedModelError(
+            f"{len(spec.outputs)} output variables but the forest has {spec.forest.n_outputs}"
+        )
+
+
+def meta_dict(spec: ModelSpec, created: str) -> dict[str, Any]:
+    """The META section's content for ``spec`` (see docs/FORMAT.md, "META")."""
+    forest = spec.forest
+    rules: dict[str, Any] = {"task": spec.rules.task, "class_labels": list(spec.rules.class_labels)}
+    if spec.rules.cutoff is not None:
+        rules["cutoff"] = float(spec.rules.cutoff)
+    payload: dict[str, Any] = {}
+    if forest is not None:
+        rules["post_transform"] = forest.post_transform
+        rules["aggregation"] = forest.aggregation
+        rules["base_score"] = [float(v) for v in forest.base_score]
+        payload = {
+            "kind": "forest",
+            "trees": len(forest.trees),
+            "split_nodes": sum(sum(1 for f in t.feature if f >= 0) for t in forest.trees),
+            "leaves": sum(sum(1 for f in t.feature if f < 0) for t in forest.trees),
+        }
+    return {
+        "name": spec.name,
+        "description": spec.description,
+        "created": created,
+        "algorithm": {
+            "family": spec.algorithm.family,
+            "library": spec.algorithm.library,
+            "library_version": spec.algorithm.library_version,
+            "estimator": spec.algorithm.estimator,
+        },
+        "inputs": [
+            {"name": v.name, "type": v.type, "missing": v.missing, "description": v.description}
+            for v in spec.inputs
+        ],
+        "outputs": [{"name": o.name, "type": o.type, "meaning": o.meaning} for o in spec.outputs],
+        "score_rules": rules,
+        "payload": payload,
+        "training_params": spec.training_params,
+        "provenance": spec.provenance,
+        "transforms": [],
+    }
+
+
+# ---- 2. canonical msgpack ----------------------------------------------------------------
+
+
+def _canonical(value: Any, where: str) -> Any:
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return float(value)
+    if isinstance(value, (list, tuple)):
+        return [_canonical(item, f"{where}[{i}]") for i, item in enumerate(value)]
+    if isinstance(value, dict):
+        out = {}
+        for key in sorted(value, key=lambda k: str(k)):
+            if not isinstance(key, str):
+                raise UsageError(f"metadata key {key!r} at {where} is not a string")
+            out[key] = _canonical(value[key], f"{where}.{key}")
+        return out
+    item = getattr(value, "item", None)  # numpy scalars: convert to the Python scalar
+    if callable(item) and getattr(value, "shape", None) == ():
+        return _canonical(item(), where)
+    raise UsageError(f"metadata value at {where} has type {type(value).__name__}, "
+                     "which the container cannot store (use str, int, float, bool, list, dict)")
+
+
+def encode_meta(meta: dict[str, Any]) -> bytes:
+    """Canonical msgpack: maps with sorted string keys, floats always float64."""
+    import msgpack
+
+    return msgpack.packb(_canonical(meta, "meta"), use_bin_type=True, use_single_float=False)
+
+
+# ---- 3. the forest section -----------------------------------------------------------------
+
+
+def _layout_tree(tree: Tree, t: int, forest: Forest) -> tuple[list[tuple[int, float, int]], list[tuple[float, ...]]]:
+    """Preorder split nodes (split word, threshold, child) and depth-first leaves of one tree."""
+    n = tree.n_nodes
+    if n == 0:
+        raise UnsupportedModelError(f"tree {t} has no nodes")
+    for name in ("threshold", "left", "right", "default_left", "value"):
+        if len(getattr(tree, name)) != n:
+            raise UnsupportedModelError(f"tree {t}: {name} has {len(getattr(tree, name))} entries, feature has {n}")
+    visited = [False] * n
+    order: list[int] = []  # preorder of all nodes
+    stack = [0]
+    while stack:
+        i = stack.pop()
+        if not 0 <= i < n or visited[i]:
+            raise UnsupportedModelError(f"tree {t}: node {i} is out of range or reached twice")
+        visited[i] = True
+        order.append(i)
+        if tree.feature[i] >= 0:
+            stack.append(tree.right[i])
+            stack.append(tree.left[i])
+    if not all(visited):
+        raise UnsupportedModelError(f"tree {t}: node {visited.index(False)} is unreachable")
+    split_index: dict[int, int] = {}
+    leaf_index: dict[int, int] = {}
+    for i in order:
+        if tree.feature[i] >= 0:
+            split_index[i] = len(split_index)
+        else:
+            leaf_index[i] = len(leaf_index)
+    nodes: list[tuple[int, float, int]] = []
+    for i in order:
+        feature = tree.feature[i]
+        if feature < 0:
+            continue
+        if feature >= forest.n_features:
+            raise UnsupportedModelError(f"tree {t} node {i}: feature {feature} >= {forest.n_features}")
+        threshold = float(tree.threshold[i])
+        if not is_float32(threshold):
+            raise UnsupportedModelError(
+                f"tree {t} node {i}: threshold {threshold!r} is not exactly a float32"
+            )
+        left, right = tree.left[i], tree.right[i]
+        left_leaf, right_leaf = tree.feature[left] < 0, tree.feature[right] < 0
+        split = feature | (NODE_DEFAULT_LEFT if tree.default_left[i] else 0)
+        if left_leaf:
+            split |= NODE_LEFT_LEAF
+            child = leaf_index[left]
+        elif right_leaf:
+            child = leaf_index[right]
+        else:
+            child = split_index[right]
+        if right_leaf:
+            split |= NODE_RIGHT_LEAF
+        nodes.append((split, threshold, child))
+    leaves = []
+    for i in order:
+        if tree.feature[i] < 0:
+            value = tuple(float(v) for v in tree.value[i])
+            if len(value) != forest.leaf_width:
+                raise UnsupportedModelError(
+                    f"tree {t} leaf {i}: {len(value)} values, leaf width is {forest.leaf_width}"
+                )
+            leaves.append(value)
+    return nodes, leaves
+
+
+def encode_forest(forest: Forest) -> bytes:
+    """The FRST section body for ``forest`` (csrc/astore_format.h, docs/FORMAT.md)."""
+    if forest.post_transform not in POST_TRANSFORMS or forest.aggregation not in AGGREGATIONS:
+        raise UnsupportedModelError(
+            f"post-transform {forest.post_transform!r} / aggregation {forest.aggregation!r} "
+            f"not in {POST_TRANSFORMS} / {AGGREGATIONS}"
+        )
+    if forest.leaf_width not in (1, forest.n_outputs) or not forest.trees:
+        raise UnsupportedModelError("a forest needs trees and a leaf width of 1 or n_outputs")
+    if len(forest.tree_output) != len(forest.trees):
+        raise UnsupportedModelError("tree_output must give one output index per tree")
+    base = tuple(forest.base_score) or (0.0,) * forest.n_outputs
+    if len(base) != forest.n_outputs:
+        raise UnsupportedModelError(f"base_score has {len(base)} values for {forest.n_outputs} outputs")
+    tree_records = bytearray()
+    node_bytes = bytearray()
+    leaf_bytes = bytearray()
+    n_nodes = n_leaves = 0
+    pack_node = struct.Struct("<IfI").pack
+    for t, tree in enumerate(forest.trees):
+        output = forest.tree_output[t] if forest.leaf_width == 1 else 0
+        if not 0 <= output < forest.n_outputs:
+            raise UnsupportedModelError(f"tree {t}: output index {output} out of range")
+        nodes, leaves = _layout_tree(tree, t, forest)
+        tree_records += struct.pack("<6I", n_nodes, len(nodes), n_leaves, len(leaves), output, 0)
+        for split, threshold, child in nodes:
+            node_bytes += pack_node(split, threshold, child)
+        for value in leaves:
+            leaf_bytes += struct.pack(f"<{len(value)}f", *value)
+        n_nodes += len(nodes)
+        n_leaves += len(leaves)
+    base_bytes = struct.pack(f"<{len(base)}d", *base)
+    offset = 64
+    offsets = []
+    for block in (tree_records, node_bytes, leaf_bytes, base_bytes):
+        offsets.append(offset)
+        offset = _align(offset + len(block))
+    header = struct.pack(
+        "<16I",
+        len(forest.trees), forest.n_features, forest.n_outputs, forest.leaf_width,
+        POST_TRANSFORMS.index(forest.post_transform), AGGREGATIONS.index(forest.aggregation),
+        n_nodes, n_leaves, *offsets, 0, 0, 0, 0,
+    )
+    body = bytearray(header)
+    for block, start in zip((tree_records, node_bytes, leaf_bytes, base_bytes), offsets):
+        body += b"\0" * (start - len(body))
+        body += block
+    return bytes(body)
+
+
+# ---- 4. assembly ---------------------------------------------------------------------------
+
+
+def assemble(sections: Iterable[tuple[bytes, bytes, bool]], signing_key=None,
+             minor: int = FORMAT_MINOR) -> bytes:
+    """Frame ``(type, body, critical)`` sections, then append SIGN (signed if a key is given)."""
+    sections = list(sections)
+    count = len(sections) + 1
+    table_end = HEADER_SIZE + SECTION_ENTRY_SIZE * count
+    offset = _align(table_end)
+    entries = []
+    for kind, body, critical in sections:
+        if len(kind) != 4:
+            raise UsageError(f"section type {kind!r} is not 4 bytes")
+        entries.append((kind, SECTION_CRITICAL if critical else 0, offset, len(body)))
+        offset = _align(offset + len(body))
+    sign_offset = offset
+    entries.append((b"SIGN", SECTION_CRITICAL, sign_offset, SIGNATURE_SECTION_LENGTH))
+    file_size = sign_offset + SIGNATURE_SECTION_LENGTH
+    out = bytearray(MAGIC)
+    out += struct.pack("<HHIQIII", FORMAT_MAJOR, minor, HEADER_SIZE, file_size, count, HEADER_SIZE, 0)
+    out += b"\0" * (HEADER_SIZE - len(out))
+    for kind, flags, start, length in entries:
+        out += struct.pack("<4sIQQQ", kind, flags, start, length, 0)
+    for (kind, body, _), (_, _, start, _) in zip(sections, entries):
+        out += b"\0" * (start - len(out))
+        out += body
+    out += b"\0" * (sign_offset - len(out))
+    store_key = hashlib.sha256(out).digest()
+    if signing_key is None:
+        out += struct.pack("<II", SIGNATURE_NONE, 0) + store_key + b"\0" * 96
+    else:
+        signature = signing_key.sign(signed_message(store_key.hex(), FORMAT_MAJOR, minor))
+        out += struct.pack("<II", SIGNATURE_ED25519, 0) + store_key + signing_key.public_key + signature
+    return bytes(out)
+
+
+def write(spec: ModelSpec, signing_key=None, *, created: str | _dt.datetime | None = None) -> bytes:
+    """The container bytes for ``spec``, signed with ``signing_key`` (a ``keys.SigningKey``).
+
+    ``signing_key=None`` writes an unsigned container, which loaders refuse unless told
+    otherwise. The result is deterministic for a given spec, key and creation time.
+    """
+    _check_spec(spec)
+    if created is None:
+        created = default_creation_time()
+    elif isinstance(created, _dt.datetime):
+        created = format_time(created)
+    meta = encode_meta(meta_dict(spec, created))
+    forest = encode_forest(spec.forest)
+    return assemble([(b"META", meta, True), (b"FRST", forest, True)], signing_key)
+
+
+def write_file(path: str | os.PathLike[str], data: bytes) -> None:
+    """Write container bytes atomically: a temporary file in the same folder, then rename."""
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    temporary = os.path.join(folder, f".{os.path.basename(path)}.{os.getpid()}.tmp")
+    try:
+        with open(temporary, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except OSError as exc:
+        try:
+            os.unlink(temporary)
+        except OSError:
+            pass
+        raise UsageError(f"cannot write {path}: {exc.strerror}") from None

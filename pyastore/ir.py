@@ -1,0 +1,131 @@
+"""The intermediate representation (IR) between exporters and the container writer.
+
+Exporters (``trainer.export``) turn an xgboost / scikit-learn / torch model into a
+``ModelSpec``; ``pyastore.format.write`` turns a ``ModelSpec`` into container bytes. The IR is
+plain frozen dataclasses of tuples (no numpy), so the runtime can build and compare it without
+optional dependencies.
+
+Tree semantics (one rule for every library, the exporter converts to it):
+
+* a node with ``feature[i] >= 0`` is a split: a row goes to ``left[i]`` when
+  ``x[feature[i]] < threshold[i]`` (compared in float32: ``threshold[i]`` must be exactly
+  representable as a float32), to ``right[i]`` otherwise, and to the ``default_left[i]`` side
+  when the value is NaN. ``+inf``/``-inf`` compare as ordinary floats.
+  (scikit-learn's ``x <= t`` on float32 inputs becomes ``x < next_float32_above(floor32(t))``.)
+* a node with ``feature[i] == -1`` is a leaf; ``value[i]`` is its leaf vector of
+  ``Forest.leaf_width`` floats (empty tuple for split nodes).
+* node 0 is the root; children ids index the same tree; every node is reachable once.
+
+Forest scoring: ``raw[k] = base_score[k] + A_k`` where ``A_k`` sums (``aggregation="sum"``) or
+averages over all trees (``"mean"``) the leaf contributions to output ``k``: a tree with
+``leaf_width == 1`` adds its leaf value to output ``tree_output[t]``; with
+``leaf_width == n_outputs`` it adds its whole leaf vector. Then ``post_transform`` maps ``raw``
+to the outputs: ``identity``, ``logistic`` (1/(1+exp(-r)) per output) or ``softmax``
+(over all outputs).
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+from dataclasses import dataclass, field
+from typing import Any
+
+POST_TRANSFORMS = ("identity", "logistic", "softmax")
+AGGREGATIONS = ("sum", "mean")
+TASKS = ("binary", "multiclass", "regression")
+VARIABLE_TYPES = ("float", "int", "bool")
+MISSING_POLICIES = ("as_missing", "error")
+
+
+def is_float32(value: float) -> bool:
+    """True when ``value`` survives a round trip through float32 unchanged (NaN excluded)."""
+    if math.isnan(value):
+        return False
+    return struct.unpack("<f", struct.pack("<f", value))[0] == value
+
+
+@dataclass(frozen=True)
+class Tree:
+    """One decision tree, nodes as parallel tuples (see the module docstring)."""
+
+    feature: tuple[int, ...]
+    threshold: tuple[float, ...]
+    left: tuple[int, ...]
+    right: tuple[int, ...]
+    default_left: tuple[bool, ...]
+    value: tuple[tuple[float, ...], ...]
+
+    @property
+    def n_nodes(self) -> int:
+        return len(self.feature)
+
+
+@dataclass(frozen=True)
+class Forest:
+    """A tree ensemble and how its leaves combine into outputs (see the module docstring)."""
+
+    n_features: int
+    n_outputs: int
+    leaf_width: int
+    trees: tuple[Tree, ...]
+    tree_output: tuple[int, ...]
+    aggregation: str = "sum"
+    base_score: tuple[float, ...] = ()
+    post_transform: str = "identity"
+
+
+@dataclass(frozen=True)
+class Variable:
+    """An input variable: its name, type and what a missing (NaN) value means."""
+
+    name: str
+    type: str = "float"
+    missing: str = "as_missing"
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Output:
+    """An output column: its name, type (``probability``, ``score``, ``value``) and meaning."""
+
+    name: str
+    type: str = "probability"
+    meaning: str = ""
+
+
+@dataclass(frozen=True)
+class Algorithm:
+    family: str  # e.g. "gradient_boosted_trees", "random_forest", "mlp"
+    library: str  # e.g. "xgboost"
+    library_version: str
+    estimator: str = ""  # e.g. "XGBClassifier"
+
+
+@dataclass(frozen=True)
+class ScoreRules:
+    """How outputs become decisions.
+
+    ``class_labels`` lists the labels in output order (multiclass) or ``(negative, positive)``
+    (binary: one output, the probability of the positive label). ``cutoff`` is the decision
+    threshold on that probability for binary models.
+    """
+
+    task: str
+    class_labels: tuple[Any, ...] = ()
+    cutoff: float | None = None
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Everything the writer needs to produce a container."""
+
+    name: str
+    algorithm: Algorithm
+    inputs: tuple[Variable, ...]
+    outputs: tuple[Output, ...]
+    rules: ScoreRules
+    forest: Forest | None = None
+    description: str = ""
+    training_params: dict[str, Any] = field(default_factory=dict)
+    provenance: dict[str, Any] = field(default_factory=dict)

@@ -1,0 +1,195 @@
+"""Generator of the container corpus: broken containers and compatible oddities.
+
+    python tests/corpus/generate.py        # rewrites tests/corpus/negative/ and manifest.tsv
+
+Each case is a function returning bytes; ``manifest.tsv`` records what every reader must
+make of it: the C core's status after ``astore_container_open`` and (when that succeeds)
+``astore_model_open``, the Python exception ``pyastore.load`` raises with the golden test key
+trusted (``OK`` when it loads), and the CLI exit code of ``pyastore verify``. The C test
+(csrc/tests/test_corpus.c) and tests/test_corpus.py walk the folder and the manifest; a test
+checks the committed files equal a fresh run of this generator.
+
+Cases that must reach interpretation (bad trees, bad META) are re-framed and re-signed with
+the golden test key, so their store key and signature are valid and only the content is bad.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests" / "golden"))
+
+import golden_models  # noqa: E402
+from pyastore import format as fmt  # noqa: E402
+from pyastore.keys import SigningKey  # noqa: E402
+
+OUT = HERE / "negative"
+GOLDEN = golden_models.build("tiny_forest")
+SIGN_LEN = fmt.SIGNATURE_SECTION_LENGTH
+TABLE = 64  # offset of the section table
+
+
+def sections_of(data: bytes) -> list[tuple[bytes, int, int, int]]:
+    count = struct.unpack_from("<I", data, 24)[0]
+    return [struct.unpack_from("<4sIQQ", data, TABLE + 32 * i) for i in range(count)]
+
+
+def body(data: bytes, kind: bytes) -> bytes:
+    for k, _, offset, length in sections_of(data):
+        if k == kind:
+            return data[offset:offset + length]
+    raise KeyError(kind)
+
+
+def patch(data: bytes, offset: int, fmt_: str, *values) -> bytes:
+    out = bytearray(data)
+    struct.pack_into(fmt_, out, offset, *values)
+    return bytes(out)
+
+
+def rehash(data: bytes) -> bytes:
+    """Recompute the store key of ``data`` (keeps it unsigned-consistent: zero signature)."""
+    sign_offset = len(data) - SIGN_LEN
+    key = hashlib.sha256(data[:sign_offset]).digest()
+    return data[:sign_offset] + struct.pack("<II", 0, 0) + key + b"\0" * 96
+
+
+def resign(sections: list[tuple[bytes, bytes, bool]], minor: int = fmt.FORMAT_MINOR) -> bytes:
+    return fmt.assemble(sections, golden_models.golden_key(), minor=minor)
+
+
+META = body(GOLDEN, b"META")
+FRST = body(GOLDEN, b"FRST")
+SIGN_OFFSET = len(GOLDEN) - SIGN_LEN
+META_OFFSET = sections_of(GOLDEN)[0][2]
+FRST_OFFSET = sections_of(GOLDEN)[1][2]
+
+
+def forest_with(offset: int, fmt_: str, *values) -> bytes:
+    return resign([(b"META", META, True), (b"FRST", patch(FRST, offset, fmt_, *values), True)])
+
+
+def first_node_offset() -> int:
+    return struct.unpack_from("<I", FRST, 36)[0]
+
+
+def meta_with(meta_bytes: bytes) -> bytes:
+    return resign([(b"META", meta_bytes, True), (b"FRST", FRST, True)])
+
+
+def _meta_dict() -> dict:
+    import msgpack
+
+    return msgpack.unpackb(META, raw=False)
+
+
+def _meta_without(key: str) -> bytes:
+    meta = _meta_dict()
+    del meta[key]
+    return fmt.encode_meta(meta)
+
+
+def _meta_fewer_inputs() -> bytes:
+    meta = _meta_dict()
+    meta["inputs"] = meta["inputs"][:2]
+    return fmt.encode_meta(meta)
+
+
+OTHER_KEY = SigningKey(hashlib.sha256(b"an untrusted test key").digest())
+
+# name: (bytes, C container status, C model status, Python error, exit code)
+CASES = {
+    "empty": (b"", "TRUNCATED", "-", "FormatError", 3),
+    "magic_only": (GOLDEN[:8], "TRUNCATED", "-", "FormatError", 3),
+    "header_only": (GOLDEN[:64], "TRUNCATED", "-", "FormatError", 3),
+    "truncated_in_table": (GOLDEN[:100], "TRUNCATED", "-", "FormatError", 3),
+    "truncated_in_meta": (GOLDEN[:META_OFFSET + 10], "TRUNCATED", "-", "FormatError", 3),
+    "truncated_last_byte": (GOLDEN[:-1], "TRUNCATED", "-", "FormatError", 3),
+    "trailing_garbage": (GOLDEN + b"\0", "FORMAT", "-", "FormatError", 3),
+    "bad_magic": (b"\x89ASX" + GOLDEN[4:], "FORMAT", "-", "FormatError", 3),
+    "text_file": (b"name,amount\n" + b"x,1\n" * 40, "FORMAT", "-", "FormatError", 3),
+    "crlf_mangled_magic": (GOLDEN.replace(b"\r\n", b"\n", 1), "FORMAT", "-", "FormatError", 3),
+    "major_version_2": (patch(GOLDEN, 8, "<H", 2), "VERSION", "-", "UnsupportedVersionError", 3),
+    "header_size_wrong": (patch(GOLDEN, 12, "<I", 128), "FORMAT", "-", "FormatError", 3),
+    "header_flags_unknown": (patch(GOLDEN, 32, "<I", 1), "UNSUPPORTED", "-", "UnsupportedVersionError", 3),
+    "header_reserved_nonzero": (patch(GOLDEN, 40, "<B", 7), "FORMAT", "-", "FormatError", 3),
+    "section_count_zero": (patch(GOLDEN, 24, "<I", 0), "FORMAT", "-", "FormatError", 3),
+    "section_count_huge": (patch(GOLDEN, 24, "<I", 0xFFFFFFFF), "FORMAT", "-", "FormatError", 3),
+    "section_offset_past_end": (patch(GOLDEN, TABLE + 32 + 8, "<Q", 1 << 40), "TRUNCATED", "-", "FormatError", 3),
+    "section_length_huge": (patch(GOLDEN, TABLE + 32 + 16, "<Q", (1 << 63) + 1), "TRUNCATED", "-", "FormatError", 3),
+    "section_misaligned": (patch(GOLDEN, TABLE + 32 + 8, "<Q", FRST_OFFSET + 4), "FORMAT", "-", "FormatError", 3),
+    "sections_overlap": (patch(GOLDEN, TABLE + 32 + 8, "<Q", META_OFFSET), "FORMAT", "-", "FormatError", 3),
+    "sections_swapped": (
+        patch(patch(GOLDEN, TABLE, "<4s", b"FRST"), TABLE + 32, "<4s", b"META"),
+        "INTEGRITY", "-", "IntegrityError", 4),
+    "duplicate_section": (patch(GOLDEN, TABLE + 32, "<4s", b"META"), "FORMAT", "-", "FormatError", 3),
+    "sign_not_last": (patch(patch(GOLDEN, TABLE + 32, "<4s", b"SIGN"), TABLE + 64, "<4s", b"FRST"),
+                      "FORMAT", "-", "FormatError", 3),
+    "section_type_binary": (patch(GOLDEN, TABLE + 32, "<4s", b"\x00\x01\x02\x03"), "FORMAT", "-", "FormatError", 3),
+    "section_flags_unknown": (patch(GOLDEN, TABLE + 4, "<I", 0x81), "FORMAT", "-", "FormatError", 3),
+    "padding_not_zero": (patch(GOLDEN, META_OFFSET + len(META), "<B", 1), "FORMAT", "-", "FormatError", 3),
+    "unknown_critical_section": (
+        resign([(b"META", META, True), (b"FRST", FRST, True), (b"ZZZZ", b"future", True)]),
+        "UNSUPPORTED", "-", "UnsupportedVersionError", 3),
+    "newer_minor_unknown_optional_section": (
+        resign([(b"META", META, True), (b"NOTE", b"skipped by 1.0 readers", False),
+                (b"FRST", FRST, True)], minor=7),
+        "OK", "OK", "OK", 0),
+    "meta_byte_flipped": (patch(GOLDEN, META_OFFSET + 5, "<B", GOLDEN[META_OFFSET + 5] ^ 0x10),
+                          "INTEGRITY", "-", "IntegrityError", 4),
+    "forest_byte_flipped": (patch(GOLDEN, FRST_OFFSET + 70, "<B", GOLDEN[FRST_OFFSET + 70] ^ 1),
+                            "INTEGRITY", "-", "IntegrityError", 4),
+    "recorded_key_altered": (patch(GOLDEN, SIGN_OFFSET + 8, "<B", GOLDEN[SIGN_OFFSET + 8] ^ 0x80),
+                             "INTEGRITY", "-", "IntegrityError", 4),
+    "sign_too_short": (patch(GOLDEN, TABLE + 64 + 16, "<Q", SIGN_LEN - 8), "FORMAT", "-", "FormatError", 3),
+    "signature_algorithm_unknown": (patch(GOLDEN, SIGN_OFFSET, "<I", 9), "UNSUPPORTED", "-", "UnsupportedVersionError", 3),
+    "unsigned_with_public_key": (patch(GOLDEN, SIGN_OFFSET, "<I", 0), "FORMAT", "-", "FormatError", 3),
+    "unsigned": (rehash(GOLDEN), "OK", "OK", "SignatureError", 4),
+    "signature_tampered": (patch(GOLDEN, len(GOLDEN) - 1, "<B", GOLDEN[-1] ^ 1), "OK", "OK", "SignatureError", 4),
+    "signer_key_swapped": (GOLDEN[:SIGN_OFFSET + 40] + OTHER_KEY.public_key + GOLDEN[SIGN_OFFSET + 72:],
+                           "OK", "OK", "SignatureError", 4),
+    "untrusted_signer": (fmt.assemble([(b"META", META, True), (b"FRST", FRST, True)], OTHER_KEY),
+                         "OK", "OK", "UntrustedSignerError", 4),
+    "forest_child_out_of_range": (forest_with(first_node_offset() + 8, "<I", 1000), "OK", "FORMAT", "FormatError", 3),
+    "forest_child_backwards": (forest_with(first_node_offset(), "<I", fmt.NODE_DEFAULT_LEFT), "OK", "FORMAT", "FormatError", 3),
+    "forest_feature_out_of_range": (forest_with(first_node_offset(), "<I", 3), "OK", "FORMAT", "FormatError", 3),
+    "forest_nan_threshold": (forest_with(first_node_offset() + 4, "<f", float("nan")), "OK", "FORMAT", "FormatError", 3),
+    "forest_node_count_huge": (forest_with(24, "<I", 0x7FFFFFFF), "OK", "FORMAT", "FormatError", 3),
+    "forest_tree_count_huge": (forest_with(0, "<I", 0xFFFFFFFF), "OK", "FORMAT", "FormatError", 3),
+    "forest_unknown_transform": (forest_with(16, "<I", 9), "OK", "UNSUPPORTED", "UnsupportedVersionError", 3),
+    "forest_leaf_width_bad": (forest_with(12, "<I", 5), "OK", "FORMAT", "FormatError", 3),
+    "forest_array_outside": (forest_with(40, "<I", 1 << 20), "OK", "FORMAT", "FormatError", 3),
+    "forest_truncated_header": (resign([(b"META", META, True), (b"FRST", FRST[:40], True)]), "OK", "FORMAT", "FormatError", 3),
+    "no_payload": (resign([(b"META", META, True)]), "OK", "UNSUPPORTED", "UnsupportedVersionError", 3),
+    "meta_not_msgpack": (meta_with(b"\xc1\xc1\xc1 not msgpack"), "OK", "OK", "FormatError", 3),
+    "meta_not_a_map": (meta_with(fmt.encode_meta({"x": 1})[1:]), "OK", "OK", "FormatError", 3),
+    "meta_without_inputs": (meta_with(_meta_without("inputs")), "OK", "OK", "FormatError", 3),
+    "meta_inputs_disagree": (meta_with(_meta_fewer_inputs()), "OK", "OK", "FormatError", 3),
+    "no_meta": (resign([(b"FRST", FRST, True)]), "OK", "OK", "FormatError", 3),
+}
+
+
+def generate(folder: Path = OUT) -> dict[str, bytes]:
+    """Write every case and the manifest into ``folder``; return name -> bytes."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for stale in folder.glob("*.astore"):
+        stale.unlink()
+    lines = ["# file\tc_container\tc_model\tpython_error\texit_code"]
+    files = {}
+    for name, (data, c_container, c_model, error, code) in CASES.items():
+        (folder / f"{name}.astore").write_bytes(data)
+        files[name] = data
+        lines.append(f"{name}.astore\t{c_container}\t{c_model}\t{error}\t{code}")
+    (folder / "manifest.tsv").write_text("\n".join(lines) + "\n")
+    return files
+
+
+if __name__ == "__main__":
+    generate()
+    print(f"wrote {len(CASES)} cases to {OUT}")

@@ -1,0 +1,90 @@
+"""The golden containers: small hand-built models whose bytes and store keys are pinned.
+
+Regenerate with ``pytest tests/test_golden.py --update-goldens`` (or
+``python tests/golden/golden_models.py``) after a deliberate format change; the test then
+compares every byte again. The signing key is a TEST key derived from a public seed: never
+trust it anywhere else.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parents[1]))
+
+from pyastore import format as fmt  # noqa: E402
+from pyastore.ir import Algorithm, Forest, ModelSpec, Output, ScoreRules, Tree, Variable  # noqa: E402
+from pyastore.keys import SigningKey  # noqa: E402
+
+CREATED = "2026-01-01T00:00:00Z"
+TEST_SEED = hashlib.sha256(b"pyastore golden test key - public, never trust it").digest()
+
+# Inputs with NaN, infinities and values exactly on thresholds.
+NAN = float("nan")
+INF = float("inf")
+GOLDEN_ROWS = [
+    [0.0, 0.0, 0.0], [1.0, 0.0, 5.0], [1.0, 2.0, -1.0], [NAN, 3.0, 0.25], [0.5, 1.5, NAN],
+    [-2.0, 1.0, 2.0], [INF, -INF, 1.0], [-INF, INF, -INF], [0.25, 2.0, 0.5], [NAN, NAN, NAN],
+]
+
+
+def golden_key() -> SigningKey:
+    return SigningKey(TEST_SEED)
+
+
+def tiny_forest_spec() -> ModelSpec:
+    """Two boosted trees over three inputs, binary with a logistic link (a fraud-like toy)."""
+    t1 = Tree(feature=(0, -1, 1, -1, -1), threshold=(0.5, 0.0, 1.5, 0.0, 0.0),
+              left=(1, -1, 3, -1, -1), right=(2, -1, 4, -1, -1),
+              default_left=(True, False, False, False, False),
+              value=((), (-1.25,), (), (0.5,), (2.0,)))
+    t2 = Tree(feature=(1, 2, -1, 0, -1, -1, -1),
+              threshold=(2.0, 0.25, 0.0, -1.0, 0.0, 0.0, 0.0),
+              left=(1, 3, -1, 5, -1, -1, -1), right=(2, 4, -1, 6, -1, -1, -1),
+              default_left=(False, True, False, False, False, False, False),
+              value=((), (), (0.75,), (), (-0.5,), (1.5,), (-2.0,)))
+    forest = Forest(n_features=3, n_outputs=1, leaf_width=1, trees=(t1, t2), tree_output=(0, 0),
+                    aggregation="sum", base_score=(-0.25,), post_transform="logistic")
+    return ModelSpec(
+        name="golden-tiny-forest",
+        description="Two hand-built trees; the golden container of format 1.0",
+        algorithm=Algorithm("gradient_boosted_trees", "hand-built", "1", "Forest"),
+        inputs=(Variable("amount"), Variable("velocity"), Variable("age_days", missing="as_missing")),
+        outputs=(Output("P_fraud", "probability", "probability that the event is fraud"),),
+        rules=ScoreRules("binary", class_labels=(0, 1), cutoff=0.5),
+        forest=forest,
+        training_params={"max_depth": 3, "n_estimators": 2},
+        provenance={"training_data_sha256": "0" * 64, "trainer_version": "golden"},
+    )
+
+
+GOLDEN = {
+    "tiny_forest": (tiny_forest_spec, True),
+    "tiny_forest_unsigned": (tiny_forest_spec, False),
+}
+
+
+def build(name: str) -> bytes:
+    make_spec, signed = GOLDEN[name]
+    return fmt.write(make_spec(), golden_key() if signed else None, created=CREATED)
+
+
+def write_all(folder: Path = HERE) -> None:
+    """Write every golden container, the test key's public half and the manifest."""
+    manifest = {}
+    for name in GOLDEN:
+        data = build(name)
+        (folder / f"{name}.astore").write_bytes(data)
+        manifest[name] = {"bytes": len(data), "store_key": hashlib.sha256(
+            data[: len(data) - fmt.SIGNATURE_SECTION_LENGTH]).hexdigest()}
+    (folder / "golden_test_key.pub").write_text(
+        "ed25519-public:" + golden_key().public_key.hex() + "\n")
+    (folder / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+
+
+if __name__ == "__main__":
+    write_all()
