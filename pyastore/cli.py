@@ -175,6 +175,29 @@ def cmd_keygen(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# ---- score -----------------------------------------------------------------------------
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    from pyastore import batch
+
+    model = _load(args)
+    try:
+        report = batch.run(model, args.input, args.output, input_format=args.input_format,
+                           output_format=args.format, keep=args.keep, on_error=args.on_error,
+                           n_threads=args.threads, chunk_rows=args.chunk_rows,
+                           with_label=args.label)
+    except PyastoreError as exc:
+        where = ("no output file was written" if args.output != "-"
+                 else "the output on stdout is incomplete")
+        exc.message = f"{exc.message} ({where})"
+        raise
+    batch.report_bad_rows(report, args.errors, sys.stderr)
+    if args.output != "-":
+        sys.stderr.write(f"pyastore: scored {report.rows_out} row(s) into {args.output}\n")
+    return EXIT_OK
+
+
 # ---- the parser --------------------------------------------------------------------------
 
 
@@ -221,6 +244,43 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("model", metavar="MODEL", help="the .astore file")
     _add_trust_options(verify)
     verify.set_defaults(handler=cmd_verify)
+
+    score = commands.add_parser(
+        "score", help="score CSV, NDJSON or Parquet rows with a container",
+        formatter_class=raw,
+        description="Score rows with a verified container. Input columns are matched to the "
+                    "model's inputs by name (any order; extra columns are ignored unless kept). "
+                    "An empty cell or nan/NA/null is a missing value. The output has the kept "
+                    "columns, then one column per model output (and 'label' with --label). "
+                    "Large inputs are streamed in chunks; NDJSON is scored and flushed line by "
+                    "line. A file output appears only when scoring succeeded.",
+        epilog="examples:\n"
+               "  pyastore score fraud.astore transactions.csv -o scores.csv --trust publisher.pub\n"
+               "  tail -f events.ndjson | pyastore score fraud.astore - --input-format ndjson\n"
+               "  pyastore score fraud.astore tx.parquet -o scores.parquet --keep id --threads 2\n\n"
+               + TRUST_HELP + "\n" + EXIT_CODES_HELP)
+    score.add_argument("model", metavar="MODEL", help="the .astore file")
+    score.add_argument("input", metavar="INPUT", nargs="?", default="-",
+                       help="CSV/NDJSON/Parquet file, or - for stdin (default)")
+    score.add_argument("-o", "--output", default="-", help="output file, or - for stdout (default)")
+    score.add_argument("--format", choices=("csv", "ndjson", "parquet"),
+                       help="output format (default: from -o's extension, else the input's)")
+    score.add_argument("--input-format", choices=("csv", "ndjson", "parquet"),
+                       help="input format (default: from the extension; stdin is CSV)")
+    score.add_argument("--keep", metavar="COL", nargs="+", action="extend", default=[],
+                       help="input columns to copy to the output (e.g. an id)")
+    score.add_argument("--label", action="store_true",
+                       help="add a 'label' column: the decision with the model's cutoff")
+    score.add_argument("--threads", type=int, default=1, metavar="N", help="worker threads (default 1)")
+    score.add_argument("--chunk-rows", type=int, default=65536, metavar="N",
+                       help="rows per chunk (default 65536; bounds memory)")
+    score.add_argument("--on-error", choices=("fail", "skip", "null"), default="fail",
+                       help="a row with a bad cell: stop (default), leave it out, or output empty "
+                            "scores; skipped and null rows are always reported")
+    score.add_argument("--errors", metavar="FILE", help="write bad rows (row, error) to this CSV "
+                                                        "instead of stderr")
+    _add_trust_options(score)
+    score.set_defaults(handler=cmd_score)
 
     keygen = commands.add_parser(
         "keygen", help="create an Ed25519 signing key pair NAME.key / NAME.pub",
