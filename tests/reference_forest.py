@@ -1,0 +1,233 @@
+"""A plain numpy evaluator of the tree IR (``pyastore.ir.Forest``), the oracle of the tests.
+
+It implements the scoring rules of the ``pyastore.ir`` module docstring literally and nothing
+else, so differential tests can check two things separately: that an exporter's IR reproduces
+the original library (IR vs xgboost / scikit-learn), and that the C core reproduces the IR
+(C core vs this module).
+
+* ``score_forest(forest, X)`` walks every tree for all rows at once, one tree level per step:
+  a row at split node ``i`` goes left when ``X[row, feature[i]] < threshold[i]`` compared in
+  float32, to the ``default_left[i]`` side when the value is NaN; ``+inf``/``-inf`` compare as
+  ordinary floats. Leaf contributions are accumulated in float64 tree by tree, in tree order,
+  then averaged (``"mean"``) or not (``"sum"``), ``base_score`` is added and
+  ``post_transform`` applied.
+* ``leaf_dtype=np.float32`` rounds every leaf value to float32 first: that is what a consumer
+  storing leaves as float32 (the C core) computes, and what parity must survive.
+* ``return_leaves=True`` also returns the node id of the leaf each row reached in each tree,
+  for comparison with the libraries' own leaf indices (``pred_leaf``, ``apply``).
+* ``validate_forest(forest)`` checks the structural invariants every exporter must meet and
+  raises ``ValueError`` naming the first violation.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from pyastore.ir import AGGREGATIONS, POST_TRANSFORMS, Forest, Tree, is_float32
+
+
+def validate_forest(forest: Forest) -> None:
+    """Raise ``ValueError`` unless ``forest`` is a well-formed IR forest."""
+    if forest.n_features < 0:
+        raise ValueError(f"n_features is negative: {forest.n_features}")
+    if forest.n_outputs < 1:
+        raise ValueError(f"n_outputs must be >= 1, got {forest.n_outputs}")
+    if forest.leaf_width not in (1, forest.n_outputs):
+        raise ValueError(
+            f"leaf_width {forest.leaf_width} is neither 1 nor n_outputs {forest.n_outputs}"
+        )
+    if forest.aggregation not in AGGREGATIONS:
+        raise ValueError(f"unknown aggregation {forest.aggregation!r}")
+    if forest.post_transform not in POST_TRANSFORMS:
+        raise ValueError(f"unknown post_transform {forest.post_transform!r}")
+    if len(forest.base_score) not in (0, forest.n_outputs):
+        raise ValueError(
+            f"base_score has {len(forest.base_score)} values, expected 0 or {forest.n_outputs}"
+        )
+    for k, value in enumerate(forest.base_score):
+        if not math.isfinite(value):
+            raise ValueError(f"base_score[{k}] is not finite: {value}")
+    if len(forest.tree_output) != len(forest.trees):
+        raise ValueError(
+            f"tree_output has {len(forest.tree_output)} entries for {len(forest.trees)} trees"
+        )
+    for t, output in enumerate(forest.tree_output):
+        if not 0 <= output < forest.n_outputs:
+            raise ValueError(f"tree {t}: tree_output {output} out of range")
+    if forest.aggregation == "mean" and not forest.trees:
+        raise ValueError("aggregation 'mean' over zero trees")
+    for t, tree in enumerate(forest.trees):
+        _validate_tree(tree, forest, f"tree {t}")
+
+
+def _validate_tree(tree: Tree, forest: Forest, where: str) -> None:
+    n = tree.n_nodes
+    if n < 1:
+        raise ValueError(f"{where}: no nodes")
+    for field_name in ("threshold", "left", "right", "default_left", "value"):
+        if len(getattr(tree, field_name)) != n:
+            raise ValueError(f"{where}: {field_name} has {len(getattr(tree, field_name))} "
+                             f"entries for {n} nodes")
+    for i in range(n):
+        feature = tree.feature[i]
+        if not isinstance(tree.default_left[i], bool):
+            raise ValueError(f"{where} node {i}: default_left is not a bool")
+        if feature == -1:
+            if len(tree.value[i]) != forest.leaf_width:
+                raise ValueError(f"{where} node {i}: leaf has {len(tree.value[i])} values, "
+                                 f"leaf_width is {forest.leaf_width}")
+            for value in tree.value[i]:
+                if not math.isfinite(value):
+                    raise ValueError(f"{where} node {i}: leaf value {value} is not finite")
+            continue
+        if not 0 <= feature < forest.n_features:
+            raise ValueError(f"{where} node {i}: feature {feature} out of range "
+                             f"[0, {forest.n_features})")
+        if not is_float32(tree.threshold[i]):
+            raise ValueError(f"{where} node {i}: threshold {tree.threshold[i]!r} is not "
+                             f"exactly a float32")
+        if tree.value[i] != ():
+            raise ValueError(f"{where} node {i}: split node carries a value")
+        for child in (tree.left[i], tree.right[i]):
+            if not 0 <= child < n:
+                raise ValueError(f"{where} node {i}: child {child} out of range [0, {n})")
+    seen = [False] * n
+    stack = [0]
+    while stack:
+        node = stack.pop()
+        if seen[node]:
+            raise ValueError(f"{where}: node {node} is reached twice (shared child or cycle)")
+        seen[node] = True
+        if tree.feature[node] != -1:
+            stack.append(tree.left[node])
+            stack.append(tree.right[node])
+    unreachable = [i for i in range(n) if not seen[i]]
+    if unreachable:
+        raise ValueError(f"{where}: nodes {unreachable[:10]} are unreachable from the root")
+
+
+class _TreeArrays:
+    """One tree as numpy arrays, ready for level-by-level traversal."""
+
+    def __init__(self, tree: Tree, leaf_width: int, leaf_dtype):
+        self.feature = np.asarray(tree.feature, dtype=np.int64)
+        self.threshold = np.asarray(tree.threshold, dtype=np.float32)
+        self.left = np.asarray(tree.left, dtype=np.int64)
+        self.right = np.asarray(tree.right, dtype=np.int64)
+        self.default_left = np.asarray(tree.default_left, dtype=bool)
+        values = np.zeros((tree.n_nodes, leaf_width), dtype=np.float64)
+        for i, leaf in enumerate(tree.value):
+            if tree.feature[i] == -1:
+                values[i] = np.asarray(leaf, dtype=np.float64).astype(leaf_dtype)
+        self.values = values
+
+    def leaf_ids(self, X: np.ndarray) -> np.ndarray:
+        node = np.zeros(X.shape[0], dtype=np.int64)
+        active = np.flatnonzero(self.feature[node] >= 0)
+        while active.size:
+            at = node[active]
+            x = X[active, self.feature[at]]
+            with np.errstate(invalid="ignore"):
+                go_left = np.where(np.isnan(x), self.default_left[at], x < self.threshold[at])
+            node[active] = np.where(go_left, self.left[at], self.right[at])
+            active = active[self.feature[node[active]] >= 0]
+        return node
+
+
+def tree_leaf_ids(tree: Tree, X: np.ndarray) -> np.ndarray:
+    """Node id of the leaf each row of float32 ``X`` reaches in ``tree``."""
+    return _TreeArrays(tree, 1, np.float64).leaf_ids(_as_input(X, None))
+
+
+def score_forest(forest: Forest, X: np.ndarray, *, leaf_dtype=np.float64,
+                 return_leaves: bool = False, return_raw: bool = False):
+    """Score float32 rows ``X`` (n_rows x n_features) with ``forest``.
+
+    Returns float64 outputs of shape (n_rows, n_outputs); with ``return_leaves`` also the
+    (n_rows, n_trees) leaf node ids; with ``return_raw`` also the raw scores before
+    ``post_transform``. Extra results come in that order after the outputs.
+    """
+    X = _as_input(X, forest.n_features)
+    n_rows = X.shape[0]
+    accumulated = np.zeros((n_rows, forest.n_outputs), dtype=np.float64)
+    leaves = np.zeros((n_rows, len(forest.trees)), dtype=np.int64)
+    for t, tree in enumerate(forest.trees):
+        arrays = _TreeArrays(tree, forest.leaf_width, leaf_dtype)
+        leaf = arrays.leaf_ids(X)
+        leaves[:, t] = leaf
+        if forest.leaf_width == 1:
+            accumulated[:, forest.tree_output[t]] += arrays.values[leaf, 0]
+        else:
+            accumulated += arrays.values[leaf]
+    if forest.aggregation == "mean":
+        accumulated /= len(forest.trees)
+    base = np.zeros(forest.n_outputs) if not forest.base_score else np.asarray(
+        forest.base_score, dtype=np.float64)
+    raw = base + accumulated
+    outputs = post_transform(forest.post_transform, raw)
+    extra = []
+    if return_leaves:
+        extra.append(leaves)
+    if return_raw:
+        extra.append(raw)
+    return (outputs, *extra) if extra else outputs
+
+
+def post_transform(name: str, raw: np.ndarray) -> np.ndarray:
+    """Apply an IR post-transform to float64 raw scores (n_rows x n_outputs)."""
+    if name == "identity":
+        return raw.copy()
+    if name == "logistic":
+        with np.errstate(over="ignore"):
+            return 1.0 / (1.0 + np.exp(-raw))
+    if name == "softmax":
+        shifted = raw - raw.max(axis=1, keepdims=True)
+        exponentials = np.exp(shifted)
+        return exponentials / exponentials.sum(axis=1, keepdims=True)
+    raise ValueError(f"unknown post_transform {name!r}")
+
+
+def split_nodes(forest: Forest):
+    """Yield ``(tree index, node id, feature, threshold)`` for every split node."""
+    for t, tree in enumerate(forest.trees):
+        for i, feature in enumerate(tree.feature):
+            if feature >= 0:
+                yield t, i, feature, tree.threshold[i]
+
+
+def threshold_rows(forest: Forest, base_rows: np.ndarray, *, limit: int | None = None
+                   ) -> np.ndarray:
+    """Rows that sit exactly on the IR's split thresholds.
+
+    For each split node (up to ``limit``), two copies of a base row: one with the split feature
+    set to the threshold itself (the IR sends it right) and one with the float32 just below it
+    (sent left). These are the rows where an off-by-one-ulp comparison would show.
+    """
+    rows = []
+    base_rows = _as_input(base_rows, forest.n_features)
+    for count, (_, _, feature, threshold) in enumerate(split_nodes(forest)):
+        if limit is not None and count >= limit:
+            break
+        threshold32 = np.float32(threshold)
+        for value in (threshold32, np.nextafter(threshold32, np.float32(-np.inf))):
+            if not np.isfinite(value):
+                continue
+            row = base_rows[count % base_rows.shape[0]].copy()
+            row[feature] = value
+            rows.append(row)
+    if not rows:
+        return np.zeros((0, forest.n_features), dtype=np.float32)
+    return np.stack(rows).astype(np.float32)
+
+
+def _as_input(X: np.ndarray, n_features: int | None) -> np.ndarray:
+    X = np.asarray(X)
+    if X.dtype != np.float32:
+        raise TypeError(f"X must be float32, got {X.dtype}")
+    if X.ndim != 2:
+        raise ValueError(f"X must be 2-D, got shape {X.shape}")
+    if n_features is not None and X.shape[1] != n_features:
+        raise ValueError(f"X has {X.shape[1]} columns, the forest reads {n_features}")
+    return X
