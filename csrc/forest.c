@@ -213,23 +213,43 @@ void astore_forest_release(astore_forest *f) {
     f->owned = NULL;
 }
 
-/* Index of the leaf (within the tree) that `row` reaches. */
-static inline uint32_t walk(const astore_tree_node *nodes, const float *row) {
-    uint32_t i = 0;
-    for (;;) {
+#define LEAF_TAG 0x80000000u
+
+/* All-ones when `condition` is non-zero, else zero: selects without branches. */
+static inline uint32_t mask_of(uint32_t condition) { return 0u - (condition != 0); }
+
+/*
+ * One step down for every row of a block at once. pos[r] is a split node of the tree, or
+ * LEAF_TAG | leaf once the row has reached a leaf (then it stays). The step has no
+ * data-dependent branch, so the walks of the block's rows overlap in the CPU instead of
+ * stalling on mispredicted comparisons. Returns non-zero when every row is at a leaf.
+ */
+static inline uint32_t step_block(const astore_tree_node *nodes, const float *rows, size_t n_cols,
+                                  size_t block, uint32_t *pos) {
+    uint32_t all_done = LEAF_TAG;
+    for (size_t r = 0; r < block; r++) {
+        uint32_t p = pos[r];
+        uint32_t done = mask_of(p & LEAF_TAG);
+        uint32_t i = p & ~done; /* a finished row reads node 0 (hot) and keeps its leaf */
         const astore_tree_node *node = &nodes[i];
         uint32_t split = node->split;
-        float x = row[split & ASTORE_NODE_FEATURE_MASK];
-        bool go_left = (x != x) ? (split & ASTORE_NODE_DEFAULT_LEFT) != 0 : x < node->threshold;
-        if (go_left) {
-            if (split & ASTORE_NODE_LEFT_LEAF) return node->child;
-            i = i + 1u;
-        } else if (split & ASTORE_NODE_RIGHT_LEAF) {
-            return node->child + ((split & ASTORE_NODE_LEFT_LEAF) ? 1u : 0u);
-        } else {
-            i = (split & ASTORE_NODE_LEFT_LEAF) ? i + 1u : node->child;
-        }
+        uint32_t child = node->child;
+        float x = rows[r * n_cols + (split & ASTORE_NODE_FEATURE_MASK)];
+        uint32_t is_nan = (uint32_t)(x != x);
+        uint32_t go_left = (uint32_t)(x < node->threshold) | (is_nan & (split >> 30));
+        uint32_t left_leaf = (split >> 29) & 1u;
+        uint32_t right_leaf = mask_of(split & ASTORE_NODE_RIGHT_LEAF);
+        uint32_t ll_mask = 0u - left_leaf;
+        uint32_t left_target = ((LEAF_TAG | child) & ll_mask) | ((i + 1u) & ~ll_mask);
+        uint32_t right_split = ((i + 1u) & ll_mask) | (child & ~ll_mask);
+        uint32_t right_target = ((LEAF_TAG | (child + left_leaf)) & right_leaf) | (right_split & ~right_leaf);
+        uint32_t gl_mask = 0u - (go_left & 1u);
+        uint32_t next = (left_target & gl_mask) | (right_target & ~gl_mask);
+        p = (p & done) | (next & ~done);
+        pos[r] = p;
+        all_done &= p;
     }
+    return all_done;
 }
 
 static void post_transform(const astore_forest *f, double *out, size_t n_rows) {
@@ -259,6 +279,7 @@ static void post_transform(const astore_forest *f, double *out, size_t n_rows) {
 void astore_forest_score_rows(const astore_forest *f, const float *x, size_t n_rows,
                               size_t n_cols, double *out) {
     size_t n_out = f->n_outputs;
+    uint32_t pos[ROW_BLOCK];
     memset(out, 0, sizeof(double) * n_rows * n_out);
     for (size_t start = 0; start < n_rows; start += ROW_BLOCK) {
         size_t block = n_rows - start < ROW_BLOCK ? n_rows - start : ROW_BLOCK;
@@ -268,21 +289,21 @@ void astore_forest_score_rows(const astore_forest *f, const float *x, size_t n_r
             const astore_tree_entry *tree = &f->trees[t];
             const float *leaves = f->leaves + (size_t)tree->first_leaf * f->leaf_width;
             if (tree->n_nodes == 0) {
-                for (size_t r = 0; r < block; r++) {
-                    if (f->leaf_width == 1) acc[r * n_out + tree->output] += leaves[0];
-                    else for (size_t k = 0; k < n_out; k++) acc[r * n_out + k] += leaves[k];
+                for (size_t r = 0; r < block; r++) pos[r] = LEAF_TAG;
+            } else {
+                const astore_tree_node *nodes = f->nodes + tree->first_node;
+                memset(pos, 0, sizeof(uint32_t) * block);
+                /* each step moves every unfinished row one level down; trees are finite
+                 * (children follow parents), so this ends within n_nodes steps */
+                while (!step_block(nodes, rows, n_cols, block, pos)) {
                 }
-                continue;
             }
-            const astore_tree_node *nodes = f->nodes + tree->first_node;
             if (f->leaf_width == 1) {
                 double *target = acc + tree->output;
-                for (size_t r = 0; r < block; r++) {
-                    target[r * n_out] += leaves[walk(nodes, rows + r * n_cols)];
-                }
+                for (size_t r = 0; r < block; r++) target[r * n_out] += leaves[pos[r] & ~LEAF_TAG];
             } else {
                 for (size_t r = 0; r < block; r++) {
-                    const float *leaf = leaves + (size_t)walk(nodes, rows + r * n_cols) * n_out;
+                    const float *leaf = leaves + (size_t)(pos[r] & ~LEAF_TAG) * n_out;
                     for (size_t k = 0; k < n_out; k++) acc[r * n_out + k] += leaf[k];
                 }
             }

@@ -1,0 +1,209 @@
+"""``pyastore-train``: the server-side command line (fit, compare, export, publish).
+
+Errors are printed as one ``pyastore-train: error: ...`` line with the exit codes of
+``pyastore.errors`` (2 usage, 5 bad input data, 6 unsupported model, ...).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Sequence
+
+from pyastore.errors import EXIT_USAGE, PyastoreError, UsageError
+
+EXAMPLES = """\
+examples:
+  pyastore keygen publisher
+  pyastore-train fraud --out fraud.astore --sign-key publisher.key            # bundled data
+  pyastore-train fraud --data cards.csv --target Class --algo rf --augment smote \\
+      --out cards.astore --sign-key publisher.key --report report/
+  pyastore-train fraud --data cards.csv --target Class --compare --seeds 5 --report report/
+  pyastore-train bundled-data transactions.csv
+"""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        sys.stderr.write(f"pyastore-train: error: {message}\n")
+        sys.exit(EXIT_USAGE)
+
+
+def _say(message: str) -> None:
+    sys.stderr.write(f"pyastore-train: {message}\n")
+    sys.stderr.flush()
+
+
+def cmd_bundled_data(args: argparse.Namespace) -> int:
+    from trainer.data import write_bundled
+
+    path = Path(args.output)
+    if path.exists() and not args.force:
+        raise UsageError(f"{path}: exists (use --force to overwrite)")
+    write_bundled(path)
+    _say(f"wrote the bundled default data set to {path} (target column: fraud)")
+    return 0
+
+
+def _dataset(args: argparse.Namespace):
+    from trainer import data
+
+    if args.data is None:
+        if args.target not in (None, "fraud"):
+            raise UsageError("--target needs --data (the bundled data's target is 'fraud')")
+        import hashlib
+        import tempfile
+
+        raw = data.bundled_fraud_csv()
+        with tempfile.NamedTemporaryFile(suffix=".csv") as handle:
+            handle.write(raw)
+            handle.flush()
+            dataset = data.load_csv(handle.name, "fraud")
+        from dataclasses import replace
+
+        return replace(dataset, source="bundled:fraud-default-v1", sha256=hashlib.sha256(raw).hexdigest())
+    if args.target is None:
+        raise UsageError("--data needs --target COLUMN")
+    return data.load_csv(args.data, args.target, tuple(args.drop))
+
+
+def cmd_fraud(args: argparse.Namespace) -> int:
+    from trainer import fraud
+
+    config = fraud.FraudConfig(
+        algo=args.algo, augment=args.augment, test_size=args.test_size, seed=args.seed,
+        balance=args.balance, synthetic=args.synthetic, synthetic_ratio=args.synthetic_ratio,
+        tweak=args.tweak, epochs=args.epochs, n_trees=args.trees, n_jobs=args.jobs,
+        progress=sys.stderr.isatty() and not args.quiet)
+    config.check()
+    if not args.compare and args.out is None:
+        raise UsageError("--out MODEL.astore is required (or use --compare)")
+    if args.out is not None and args.sign_key is None:
+        raise UsageError("--out needs --sign-key KEY (create one with: pyastore keygen NAME)")
+    signing_key = None
+    if args.sign_key is not None:
+        from pyastore.keys import SigningKey
+
+        signing_key = SigningKey.load(args.sign_key)
+    started = time.perf_counter()
+    dataset = _dataset(args)
+    _say(f"data: {dataset.source}: {dataset.balance()}")
+    fraud._set_torch_threads()
+    results = []
+    if args.compare:
+        _say(f"comparing {', '.join(fraud.AUGMENTATIONS)} over {args.seeds} seed(s) with {config.algo}")
+        results = fraud.compare(dataset, config, args.seeds)
+        for variant in fraud.AUGMENTATIONS:
+            runs = [r for r in results if r.augment == variant]
+            mean = sum(r.metrics["pr_auc"] for r in runs) / len(runs)
+            _say(f"  {variant:8s} PR-AUC {mean:.4f} (mean of {len(runs)})")
+        chosen = next(r for r in results if r.augment == config.augment and r.seed == config.seed)
+    else:
+        chosen = fraud.run_variant(dataset, config, config.seed)
+        results = [chosen]
+        _say(f"{config.algo} + {config.augment}: " + ", ".join(f"{k} {v:.4f}" for k, v in chosen.metrics.items()))
+    if args.report:
+        from trainer.report import write_report
+
+        context = {"data": dataset.source, "sha256": dataset.sha256, "balance": dataset.balance(),
+                   "algo": config.algo, "classifier": type(chosen.model).__name__,
+                   "test_size": config.test_size, "balance_method": config.balance,
+                   "synthetic_rows": int(chosen.training.synthetic.sum()),
+                   "epochs": config.epochs, "tweak": config.tweak,
+                   "seconds": round(time.perf_counter() - started, 1)}
+        write_report(results, args.report, context)
+        _say(f"report: {Path(args.report) / 'report.md'}")
+    if args.out is not None:
+        from pyastore import format as fmt
+
+        data, check = fraud.export(chosen, dataset, config, signing_key, name=args.name)
+        fmt.write_file(args.out, data)
+        _say(f"wrote {args.out}: {check['bytes']} bytes, store key sha256:{check['store_key']}")
+        _say(f"container vs {config.algo} on {check['rows_checked']} test rows: max |difference| "
+             f"{check['max_abs_difference_vs_library']:.3g}")
+        if args.chain:
+            from pyastore.cli_chain import publish
+
+            proof_path = publish(args.chain, args.out, args.sign_key)
+            _say(f"anchored in {args.chain}; proof bundle {proof_path}")
+    _say(f"done in {time.perf_counter() - started:.1f} s")
+    if args.json:
+        sys.stdout.write(json.dumps({"metrics": chosen.metrics, "seconds": chosen.seconds}, indent=2) + "\n")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="pyastore-train", description="Train fraud models and export signed containers.",
+                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EXAMPLES)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands.required = True
+    raw = argparse.RawDescriptionHelpFormatter
+
+    fraud = commands.add_parser(
+        "fraud", help="train a fraud model (optionally with synthetic frauds) and export it",
+        formatter_class=raw,
+        description="Load a labelled CSV (or the bundled default data), split it (stratified), "
+                    "balance the training set by oversampling, add synthetic frauds (CapsNet, "
+                    "SMOTE or random), fit the classifier, evaluate on the untouched test rows, "
+                    "and export a signed container. --compare runs every augmentation on the same "
+                    "splits over --seeds seeds and writes a report.",
+        epilog=EXAMPLES)
+    fraud.add_argument("--data", metavar="FILE.csv", help="labelled CSV (default: the bundled data set)")
+    fraud.add_argument("--target", metavar="COLUMN", help="the 0/1 label column")
+    fraud.add_argument("--drop", metavar="COLUMN", nargs="+", action="extend", default=[],
+                       help="columns to ignore (IDs, free text)")
+    fraud.add_argument("--algo", choices=("xgboost", "rf", "mlp"), default="xgboost")
+    fraud.add_argument("--augment", choices=("none", "capsnet", "smote", "random"), default="capsnet",
+                       help="synthetic frauds to add (default capsnet)")
+    fraud.add_argument("--compare", action="store_true", help="run every augmentation and report")
+    fraud.add_argument("--seeds", type=int, default=5, help="splits to compare over (default 5)")
+    fraud.add_argument("--seed", type=int, default=0, help="first split seed (default 0)")
+    fraud.add_argument("--test-size", type=float, default=0.5, help="test share (default 0.5)")
+    fraud.add_argument("--balance", choices=("random", "smote", "none"), default="random",
+                       help="oversampling of the training frauds (default random)")
+    fraud.add_argument("--synthetic", type=int, metavar="N", help="synthetic frauds to add")
+    fraud.add_argument("--synthetic-ratio", type=float, default=1.0, metavar="R",
+                       help="synthetic frauds per real training fraud when --synthetic is not given (default 1)")
+    fraud.add_argument("--tweak", type=float, default=0.1,
+                       help="CapsNet: relative perturbation of the fraud capsule (default 0.1)")
+    fraud.add_argument("--epochs", type=int, default=250, help="CapsNet training epochs (default 250)")
+    fraud.add_argument("--trees", type=int, default=100, help="trees of the classifier (default 100)")
+    fraud.add_argument("--jobs", type=int, default=1, help="threads for the classifier (default 1)")
+    fraud.add_argument("--out", metavar="MODEL.astore", help="write the signed container here")
+    fraud.add_argument("--sign-key", metavar="KEY", help="the publisher's .key file")
+    fraud.add_argument("--name", default="fraud", help="model name in the container")
+    fraud.add_argument("--chain", metavar="LOG", help="append the container to this log, write MODEL.astore.proof")
+    fraud.add_argument("--report", metavar="DIR", help="write plots, report.md and metrics.json here")
+    fraud.add_argument("--json", action="store_true", help="print the chosen variant's metrics as JSON")
+    fraud.add_argument("--quiet", action="store_true", help="no progress bars")
+    fraud.set_defaults(handler=cmd_fraud)
+
+    bundled = commands.add_parser("bundled-data", help="write the bundled default data set as CSV",
+                                  formatter_class=raw,
+                                  description="Write the reproducible fraud-like default data set "
+                                              "(6,000 rows, 3%% fraud, target column 'fraud').",
+                                  epilog="example:\n  pyastore-train bundled-data transactions.csv\n")
+    bundled.add_argument("output", metavar="FILE.csv")
+    bundled.add_argument("--force", action="store_true", help="overwrite an existing file")
+    bundled.set_defaults(handler=cmd_bundled_data)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.handler(args))
+    except PyastoreError as exc:
+        sys.stderr.write(f"pyastore-train: error: {exc}\n")
+        return exc.exit_code
+    except KeyboardInterrupt:
+        sys.stderr.write("pyastore-train: interrupted\n")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

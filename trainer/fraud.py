@@ -1,0 +1,289 @@
+"""The main job: a fraud model from scarce labels, optionally enriched with synthetic frauds.
+
+The pipeline, one named pass each:
+
+1. ``load``      -- a labelled CSV (``trainer.data.load_csv``) or the bundled default data;
+2. ``split``     -- stratified train/test split (50/50 by default) with a fixed seed; the test
+                    rows are never seen again until evaluation;
+3. ``balance``   -- oversample the training frauds up to the non-fraud count (random
+                    duplication, or SMOTE with ``balance="smote"``);
+4. ``synthesize``-- add ``n_synthetic`` new fraud rows made from the *training* rows only:
+                    CapsNet (``trainer.synth.capsnet``), SMOTE or random (``trainer.synth.
+                    baselines``); ``none`` adds nothing. Synthetic rows are marked
+                    (``TrainingSet.synthetic``). Generators see median-imputed rows (the
+                    classifier still sees the real missing values);
+5. ``fit``       -- XGBoost (100 trees), random forest or MLP, with the same
+                    hyper-parameters for every compared variant;
+6. ``evaluate``  -- metrics and curves on the test rows (``trainer.metrics``);
+7. ``export``    -- the chosen variant into a signed container with its provenance, checked by
+                    scoring the test rows through the container and comparing with the
+                    library's own predictions; optionally appended to the log.
+
+``run`` does one variant on one split; ``compare`` does every variant on ``seeds`` splits.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+from pyastore.errors import UsageError
+from trainer.data import Dataset
+
+AUGMENTATIONS = ("none", "capsnet", "smote", "random")
+ALGORITHMS = ("xgboost", "rf", "mlp")
+TRAINER_VERSION = "0.1.0"
+
+
+@dataclass(frozen=True)
+class FraudConfig:
+    algo: str = "xgboost"
+    augment: str = "capsnet"
+    test_size: float = 0.5
+    seed: int = 0
+    balance: str = "random"  # random | smote | none
+    synthetic: int | None = None  # number of synthetic frauds; None: synthetic_ratio
+    synthetic_ratio: float = 1.0  # x the number of real training frauds
+    tweak: float = 0.1
+    epochs: int = 250
+    n_trees: int = 100
+    max_depth: int = 6
+    rf_max_depth: int = 12
+    n_jobs: int = 1
+    progress: bool = True
+
+    def check(self) -> None:
+        if self.algo not in ALGORITHMS:
+            raise UsageError(f"--algo must be one of {', '.join(ALGORITHMS)}")
+        if self.augment not in AUGMENTATIONS:
+            raise UsageError(f"--augment must be one of {', '.join(AUGMENTATIONS)}")
+        if not 0.0 < self.test_size < 1.0:
+            raise UsageError("--test-size must be between 0 and 1")
+        if self.balance not in ("random", "smote", "none"):
+            raise UsageError("--balance must be random, smote or none")
+        if self.synthetic is not None and self.synthetic < 0:
+            raise UsageError("--synthetic must be >= 0")
+        if self.synthetic_ratio < 0 or self.tweak < 0 or self.epochs < 1:
+            raise UsageError("--synthetic-ratio and --tweak must be >= 0, --epochs >= 1")
+
+
+@dataclass
+class TrainingSet:
+    x: np.ndarray
+    y: np.ndarray
+    synthetic: np.ndarray  # bool per row: made by a generator
+    duplicated: np.ndarray  # bool per row: a copy added by balancing
+
+
+@dataclass
+class VariantResult:
+    augment: str
+    seed: int
+    metrics: dict[str, float]
+    curves: dict[str, list[float]]
+    scores: np.ndarray
+    test_index: np.ndarray
+    model: Any
+    training: TrainingSet
+    seconds: dict[str, float] = field(default_factory=dict)
+    generator_info: dict[str, Any] = field(default_factory=dict)
+
+
+# ---- 2. split ---------------------------------------------------------------------------
+
+
+def split(dataset: Dataset, test_size: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Stratified train/test row indices."""
+    from sklearn.model_selection import train_test_split
+
+    index = np.arange(len(dataset.y))
+    train, test = train_test_split(index, test_size=test_size, random_state=seed, stratify=dataset.y)
+    return np.sort(train), np.sort(test)
+
+
+# ---- 3. balance ---------------------------------------------------------------------------
+
+
+def _impute(x: np.ndarray, medians: np.ndarray) -> np.ndarray:
+    return np.where(np.isnan(x), medians, x)
+
+
+def balance(x: np.ndarray, y: np.ndarray, method: str, seed: int) -> TrainingSet:
+    n_fraud, n_legit = int((y == 1).sum()), int((y == 0).sum())
+    extra = max(n_legit - n_fraud, 0)
+    none = np.zeros(len(y), dtype=bool)
+    if method == "none" or extra == 0:
+        return TrainingSet(x, y, none, none.copy())
+    if method == "random":
+        rng = np.random.default_rng(seed)
+        picks = rng.choice(np.flatnonzero(y == 1), size=extra, replace=True)
+        return TrainingSet(np.vstack([x, x[picks]]), np.concatenate([y, y[picks]]),
+                           np.zeros(len(y) + extra, dtype=bool),
+                           np.concatenate([none, np.ones(extra, dtype=bool)]))
+    from trainer.synth.baselines import smote_rows
+
+    medians = np.nanmedian(x, axis=0)
+    new = smote_rows(_impute(x, medians), y, extra, seed=seed)
+    return TrainingSet(np.vstack([x, new]), np.concatenate([y, np.ones(len(new), dtype=y.dtype)]),
+                       np.zeros(len(y) + len(new), dtype=bool),
+                       np.concatenate([none, np.ones(len(new), dtype=bool)]))
+
+
+# ---- 4. synthesize ---------------------------------------------------------------------------
+
+
+def synthesize(training: TrainingSet, real_x: np.ndarray, real_y: np.ndarray, config: FraudConfig,
+               seed: int) -> tuple[TrainingSet, dict[str, Any]]:
+    """Add synthetic frauds made from the training rows only (``real_x``: before balancing)."""
+    method = config.augment
+    n_real_fraud = int((real_y == 1).sum())
+    n_new = config.synthetic if config.synthetic is not None else int(round(config.synthetic_ratio * n_real_fraud))
+    info: dict[str, Any] = {"method": method, "rows": 0}
+    if method == "none" or n_new == 0:
+        return training, info
+    medians = np.nanmedian(real_x, axis=0)
+    medians = np.where(np.isnan(medians), 0.0, medians)
+    frauds = _impute(real_x[real_y == 1], medians)
+    if method == "capsnet":
+        from trainer.synth.capsnet import CapsNetConfig, CapsNetGenerator
+
+        generator = CapsNetGenerator(CapsNetConfig(epochs=config.epochs, tweak=config.tweak, seed=seed,
+                                                   progress=config.progress))
+        generator.fit(_impute(training.x, medians), training.y)
+        new = generator.generate(frauds, n_new, seed=seed)
+        info.update({"epochs": config.epochs, "tweak": config.tweak, "final_loss": generator.history[-1],
+                     "architecture": "FC100 -> 10x10 primary capsules -> 3 routing iterations -> "
+                                     "2x16 class capsules; decoder 32-64-128-n"})
+    elif method == "smote":
+        from trainer.synth.baselines import smote_rows
+
+        new = smote_rows(_impute(real_x, medians), real_y, n_new, seed=seed)
+    else:
+        from trainer.synth.baselines import random_rows
+
+        new = random_rows(frauds, n_new, seed=seed)
+    info["rows"] = int(len(new))
+    augmented = TrainingSet(
+        np.vstack([training.x, new]),
+        np.concatenate([training.y, np.ones(len(new), dtype=training.y.dtype)]),
+        np.concatenate([training.synthetic, np.ones(len(new), dtype=bool)]),
+        np.concatenate([training.duplicated, np.zeros(len(new), dtype=bool)]),
+    )
+    return augmented, info
+
+
+# ---- 5. fit ----------------------------------------------------------------------------------
+
+
+def make_classifier(config: FraudConfig, seed: int):
+    if config.algo == "xgboost":
+        from xgboost import XGBClassifier
+
+        return XGBClassifier(n_estimators=config.n_trees, max_depth=config.max_depth, learning_rate=0.1,
+                             subsample=0.9, colsample_bytree=0.9, tree_method="hist",
+                             n_jobs=config.n_jobs, random_state=seed, eval_metric="logloss")
+    if config.algo == "rf":
+        from sklearn.ensemble import RandomForestClassifier
+
+        return RandomForestClassifier(n_estimators=config.n_trees, max_depth=config.rf_max_depth,
+                                      n_jobs=config.n_jobs, random_state=seed)
+    from sklearn.impute import SimpleImputer
+    from sklearn.neural_network import MLPClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    return make_pipeline(SimpleImputer(strategy="median"), StandardScaler(),
+                         MLPClassifier(hidden_layer_sizes=(32, 16), max_iter=300, random_state=seed))
+
+
+def _set_torch_threads() -> None:
+    try:
+        import torch
+    except ImportError:
+        return
+    torch.set_num_threads(1)  # the CapsNet is small: one thread beats two fighting over it
+
+
+# ---- the variants ------------------------------------------------------------------------------
+
+
+def run_variant(dataset: Dataset, config: FraudConfig, seed: int) -> VariantResult:
+    """Split with ``seed``, balance, synthesize (``config.augment``), fit, evaluate."""
+    from trainer.metrics import curves, evaluate
+
+    config.check()
+    seconds: dict[str, float] = {}
+    started = time.perf_counter()
+    train_index, test_index = split(dataset, config.test_size, seed)
+    real_x, real_y = dataset.x[train_index], dataset.y[train_index]
+    training = balance(real_x, real_y, config.balance, seed)
+    seconds["split_balance"] = time.perf_counter() - started
+    started = time.perf_counter()
+    training, info = synthesize(training, real_x, real_y, config, seed)
+    seconds["synthesize"] = time.perf_counter() - started
+    started = time.perf_counter()
+    model = make_classifier(config, seed)
+    model.fit(training.x, training.y)
+    seconds["fit"] = time.perf_counter() - started
+    test_x = dataset.x[test_index]
+    scores = model.predict_proba(test_x)[:, 1]
+    test_y = dataset.y[test_index]
+    return VariantResult(config.augment, seed, evaluate(test_y, scores), curves(test_y, scores), scores,
+                         test_index, model, training, seconds, info)
+
+
+def compare(dataset: Dataset, config: FraudConfig, seeds: int,
+            variants: tuple[str, ...] = AUGMENTATIONS) -> list[VariantResult]:
+    """Every variant on ``seeds`` splits (seeds 0..seeds-1), identical classifiers and splits."""
+    _set_torch_threads()
+    results = []
+    for seed in range(config.seed, config.seed + seeds):
+        for augment in variants:
+            results.append(run_variant(dataset, replace(config, augment=augment), seed))
+    return results
+
+
+# ---- 7. export -----------------------------------------------------------------------------------
+
+
+def export(result: VariantResult, dataset: Dataset, config: FraudConfig, signing_key, *,
+           name: str = "fraud", created: str | None = None) -> tuple[bytes, dict[str, Any]]:
+    """Container bytes for a fitted variant, and a check of the container against the library."""
+    import pyastore
+    from pyastore import format as fmt
+    from trainer.export import export_model
+
+    if config.algo == "mlp":
+        raise UsageError("MLP models train and evaluate, but their containers need the MLP scorer, "
+                         "which is not in this version: use --algo xgboost or rf to export")
+    provenance = {
+        "training_data": dataset.source,
+        "training_data_sha256": dataset.sha256,
+        "target": dataset.target,
+        "split_seed": result.seed,
+        "test_size": config.test_size,
+        "balance": config.balance,
+        "synthetic_method": result.augment,
+        "synthetic_rows": int(result.training.synthetic.sum()),
+        "synthetic_parameters": {k: v for k, v in result.generator_info.items() if k not in ("method", "rows")},
+        "trainer_version": TRAINER_VERSION,
+        "test_metrics": {k: round(v, 6) for k, v in result.metrics.items()},
+    }
+    spec = export_model(result.model, feature_names=list(dataset.feature_names), name=name,
+                        description=f"Fraud classifier ({config.algo}, augmentation {result.augment}) "
+                                    f"trained on {dataset.source}",
+                        provenance=provenance)
+    data = fmt.write(spec, signing_key, created=created)
+    model = pyastore.load(data, trusted_keys=[signing_key.public_key], use_default_trust=False)
+    test_x = dataset.x[result.test_index].astype(np.float32)
+    container_scores = model.score(test_x)[:, 0]
+    library_scores = result.model.predict_proba(test_x)[:, 1]
+    check = {"store_key": model.store_key, "bytes": len(data),
+             "max_abs_difference_vs_library": float(np.max(np.abs(container_scores - library_scores))),
+             "rows_checked": int(len(test_x)),
+             "sha256": hashlib.sha256(data).hexdigest()}
+    return data, check
