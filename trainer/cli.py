@@ -80,6 +80,8 @@ def cmd_fraud(args: argparse.Namespace) -> int:
         tweak=args.tweak, epochs=args.epochs, n_trees=args.trees, n_jobs=args.jobs,
         progress=sys.stderr.isatty() and not args.quiet)
     config.check()
+    if args.data is not None and args.target is None:
+        raise UsageError("--data needs --target COLUMN")
     if not args.compare and args.out is None:
         raise UsageError("--out MODEL.astore is required (or use --compare)")
     if args.out is not None and args.sign_key is None:
