@@ -57,6 +57,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         "  pyastore chain prove models.log <store key> -o fraud.proof",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    chain_parser.set_defaults(handler=run)
     commands = chain_parser.add_subparsers(dest="chain_command", metavar="COMMAND")
     commands.required = True
 
@@ -111,9 +112,13 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 def _store_key_of(text: str) -> str:
     """A store key given as hex, or read from a container file."""
     if os.path.isfile(text):
+        import warnings
+
         import pyastore
 
-        model = pyastore.load(text, trusted_keys=[], allow_untrusted=True)
+        with warnings.catch_warnings():  # only the key is wanted; trust was decided at append
+            warnings.simplefilter("ignore")
+            model = pyastore.load(text, trusted_keys=[], allow_untrusted=True)
         return model.store_key
     return text
 
@@ -142,7 +147,8 @@ def _cmd_append(args) -> int:
     name = args.name if args.name is not None else (getattr(model, "name", "") or "")
     with Log.open(args.log) as log:
         record = log.append_model(model.store_key, name, args.description, submitter)
-    print(f"appended record {record.index}: model {record.subject} ({record.name or 'unnamed'})")
+    print(f"appended record {record.index}: model {record.subject} "
+          f"({_printable(record.name) or 'unnamed'})")
     return 0
 
 
@@ -154,8 +160,14 @@ def _cmd_revoke(args) -> int:
     store_key = _store_key_of(args.store_key)
     with Log.open(args.log) as log:
         record = log.revoke(store_key, args.reason, submitter)
-    print(f"appended record {record.index}: revoke {record.subject} ({record.reason})")
+    print(f"appended record {record.index}: revoke {record.subject} ({_printable(record.reason)})")
     return 0
+
+
+def _printable(text: str) -> str:
+    """Text from the log as shown on a terminal: control characters escaped, so a record's
+    name cannot move the cursor or recolour the screen."""
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
 
 
 def _record_json(record) -> dict:
@@ -189,7 +201,7 @@ def _cmd_show(args) -> int:
                 "root_hash": root.hex(),
                 "records": [_record_json(r) for r in log.records(0, size)],
             }
-            json.dump(out, sys.stdout, indent=1, ensure_ascii=False)
+            json.dump(out, sys.stdout, indent=1)  # ASCII: no raw control characters
             sys.stdout.write("\n")
             return 0
         print(f"log {log.origin}: {size} record(s), root {root.hex()}")
@@ -198,7 +210,10 @@ def _cmd_show(args) -> int:
         for record in log.records(0, size):
             subject = record.subject if len(record.subject) <= 18 else record.subject[:15] + "..."
             note = "" if record.kind_known else "  [unknown kind]"
-            detail = record.name if record.kind != "revoke" else f"{record.name} (reason: {record.reason})"
+            detail = record.name
+            if record.kind == "revoke":
+                detail += f" (reason: {record.reason})"
+            detail = _printable(detail)
             print(
                 f"{record.index:>7}  {record.kind:<8} {subject:<18} {record.time:<20} "
                 f"{record.submitter[:8] + '...':<12} {detail}{note}"
