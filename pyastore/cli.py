@@ -22,6 +22,7 @@ from pyastore.errors import (
     EXIT_UNSUPPORTED,
     EXIT_USAGE,
     PyastoreError,
+    UsageError,
 )
 
 EXIT_CODES_HELP = f"""\
@@ -59,6 +60,27 @@ def _add_trust_options(parser: argparse.ArgumentParser) -> None:
                         help="accept a valid signature by a key that is not trusted (warns)")
     parser.add_argument("--allow-unsigned", action="store_true",
                         help="accept an unsigned container (warns)")
+
+
+def _add_anchor_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--log-key", metavar="LOG.pub",
+                        help="check that the container is anchored in the log with this public key")
+    parser.add_argument("--proof", metavar="PROOF",
+                        help="the proof bundle (default: MODEL.proof beside the container)")
+    parser.add_argument("--log", metavar="LOG",
+                        help="also check online against this log file (revocations since the proof)")
+
+
+def _check_anchor(args: argparse.Namespace, model) -> str | None:
+    if args.log_key is None:
+        if args.proof or args.log:
+            raise UsageError("--proof and --log need --log-key LOG.pub")
+        return None
+    from pyastore.anchor import check_anchored, default_proof_path
+    from pyastore.keys import load_public_key
+
+    return check_anchored(model.store_key, args.proof or default_proof_path(args.model),
+                          load_public_key(args.log_key), args.log)
 
 
 def _load(args: argparse.Namespace, *, permissive: bool = False):
@@ -155,11 +177,13 @@ def cmd_describe(args: argparse.Namespace) -> int:
 def cmd_verify(args: argparse.Namespace) -> int:
     try:
         model = _load(args)
+        anchored = _check_anchor(args, model)
     except PyastoreError as exc:
         sys.stdout.write(f"FAILED  {args.model}: {exc}\n")
         return exc.exit_code
     signer = f"signed by {model.signer} ({model.signature_status})" if model.signer else "UNSIGNED"
-    sys.stdout.write(f"OK  {args.model}  sha256:{model.store_key}  {signer}\n")
+    sys.stdout.write(f"OK  {args.model}  sha256:{model.store_key}  {signer}"
+                     + (f"; {anchored}" if anchored else "") + "\n")
     return EXIT_OK
 
 
@@ -182,6 +206,11 @@ def cmd_score(args: argparse.Namespace) -> int:
     from pyastore import batch
 
     model = _load(args)
+    if args.require_anchored and args.log_key is None:
+        raise UsageError("--require-anchored needs --log-key LOG.pub (and the proof bundle)")
+    anchored = _check_anchor(args, model)
+    if anchored:
+        sys.stderr.write(f"pyastore: {anchored}\n")
     try:
         report = batch.run(model, args.input, args.output, input_format=args.input_format,
                            output_format=args.format, keep=args.keep, on_error=args.on_error,
@@ -238,11 +267,16 @@ def build_parser() -> argparse.ArgumentParser:
         "verify", help="check integrity, signature and trust; print a one-line verdict",
         formatter_class=raw,
         description="Check the store key (SHA-256 of the bytes), the Ed25519 signature and "
-                    "that the signer is trusted. Prints 'OK ...' or 'FAILED ...'.",
-        epilog="example:\n  pyastore verify fraud.astore --trust publisher.pub\n\n"
+                    "that the signer is trusted; with --log-key, also that the store key is "
+                    "anchored in the verifiable log (offline, from the proof bundle; online too "
+                    "with --log). Prints 'OK ...' or 'FAILED ...'.",
+        epilog="examples:\n  pyastore verify fraud.astore --trust publisher.pub\n"
+               "  pyastore verify fraud.astore --trust publisher.pub --log-key log.pub "
+               "--proof fraud.astore.proof\n\n"
                + TRUST_HELP + "\n" + EXIT_CODES_HELP)
     verify.add_argument("model", metavar="MODEL", help="the .astore file")
     _add_trust_options(verify)
+    _add_anchor_options(verify)
     verify.set_defaults(handler=cmd_verify)
 
     score = commands.add_parser(
@@ -279,7 +313,11 @@ def build_parser() -> argparse.ArgumentParser:
                             "scores; skipped and null rows are always reported")
     score.add_argument("--errors", metavar="FILE", help="write bad rows (row, error) to this CSV "
                                                         "instead of stderr")
+    score.add_argument("--require-anchored", action="store_true",
+                       help="refuse to score unless the container is anchored in the log "
+                            "(needs --log-key; see --proof, --log)")
     _add_trust_options(score)
+    _add_anchor_options(score)
     score.set_defaults(handler=cmd_score)
 
     keygen = commands.add_parser(

@@ -128,9 +128,10 @@ def cmd_fraud(args: argparse.Namespace) -> int:
         _say(f"container vs {config.algo} on {check['rows_checked']} test rows: max |difference| "
              f"{check['max_abs_difference_vs_library']:.3g}")
         if args.chain:
-            from pyastore.cli_chain import publish
+            from trainer.publish import publish
 
-            proof_path = publish(args.chain, args.out, args.sign_key)
+            proof_path = publish(args.chain, args.out, check["store_key"], args.name,
+                                 f"{config.algo} + {chosen.augment} fraud model", signing_key)
             _say(f"anchored in {args.chain}; proof bundle {proof_path}")
     _say(f"done in {time.perf_counter() - started:.1f} s")
     if args.json:

@@ -158,14 +158,22 @@ def test_metrics_and_noise_verdict():
 
 
 def test_cli_end_to_end_export_scores_like_the_library(tmp_path, capsys):
+    from chain.log import Log
+    from chain.proof import verify_bundle
+
     key, pub = pyastore.keys.keygen(tmp_path / "publisher")
+    log_key, log_pub = pyastore.keys.keygen(tmp_path / "log")
+    Log.init(str(tmp_path / "models.log"), str(log_key)).close()
     out = tmp_path / "fraud.astore"
     code = train_main(["fraud", "--out", str(out), "--sign-key", str(key), "--epochs", "2",
-                       "--trees", "20", "--quiet", "--report", str(tmp_path / "report")])
+                       "--trees", "20", "--quiet", "--report", str(tmp_path / "report"),
+                       "--chain", str(tmp_path / "models.log")])
     assert code == 0
     err = capsys.readouterr().err
     assert "max |difference|" in err
     model = pyastore.load(out, trusted_keys=[pub])
+    proof = (tmp_path / "fraud.astore.proof").read_bytes()
+    assert verify_bundle(proof, model.store_key, pyastore.keys.load_public_key(log_pub)).record.index == 0
     meta = model.meta
     assert meta["provenance"]["training_data_sha256"] == BUNDLED_SHA256
     assert meta["provenance"]["synthetic_method"] == "capsnet"
