@@ -19,8 +19,6 @@ Signing and key generation are server-side and use ``nacl.signing``.
 from __future__ import annotations
 
 import os
-import re
-from pathlib import Path
 
 from pyastore.errors import KeyFileError, UsageError
 
@@ -28,7 +26,11 @@ PUBLIC_PREFIX = "ed25519-public:"
 SECRET_PREFIX = "ed25519-secret:"
 PUBLIC_KEY_BYTES = 32
 SIGNATURE_BYTES = 64
-_HEX64 = re.compile(r"[0-9a-f]{64}")
+_HEX_DIGITS = frozenset("0123456789abcdef")
+
+
+def _is_hex64(text: str) -> bool:
+    return len(text) == 64 and _HEX_DIGITS.issuperset(text)
 
 
 def _parse_key_line(text: str, prefix: str, other_prefix: str, source: str) -> bytes:
@@ -38,18 +40,19 @@ def _parse_key_line(text: str, prefix: str, other_prefix: str, source: str) -> b
         wanted = "public" if kind == "secret" else "secret"
         raise KeyFileError(f"{source}: is an Ed25519 {kind} key, expected a {wanted} key")
     body = line[len(prefix):] if line.startswith(prefix) else None
-    if body is None and prefix == PUBLIC_PREFIX and _HEX64.fullmatch(line.lower()):
+    if body is None and prefix == PUBLIC_PREFIX and _is_hex64(line.lower()):
         body = line.lower()
-    if body is None or not _HEX64.fullmatch(body):
+    if body is None or not _is_hex64(body):
         raise KeyFileError(
             f"{source}: not a pyastore key (expected one line '{prefix}<64 lowercase hex>')"
         )
     return bytes.fromhex(body)
 
 
-def _read_text(path: Path) -> str:
+def _read_text(path: str) -> str:
     try:
-        data = path.read_bytes()
+        with open(path, "rb") as handle:
+            data = handle.read(4097)
     except FileNotFoundError:
         raise KeyFileError(f"{path}: key file not found") from None
     except IsADirectoryError:
@@ -57,7 +60,7 @@ def _read_text(path: Path) -> str:
     except OSError as exc:
         raise KeyFileError(f"{path}: cannot read key file: {exc.strerror}") from None
     if len(data) > 4096:
-        raise KeyFileError(f"{path}: too large to be a key file ({len(data)} bytes)")
+        raise KeyFileError(f"{path}: too large to be a key file (over 4096 bytes)")
     try:
         return data.decode("ascii")
     except UnicodeDecodeError:
@@ -71,14 +74,14 @@ def parse_public_key(text: str, source: str = "public key") -> bytes:
 
 def load_public_key(path: str | os.PathLike[str]) -> bytes:
     """Read a ``.pub`` file (or a file holding bare hex) and return the 32 raw key bytes."""
-    path = Path(path)
-    return parse_public_key(_read_text(path), str(path))
+    path = os.fspath(path)
+    return parse_public_key(_read_text(path), path)
 
 
 def load_secret_seed(path: str | os.PathLike[str]) -> bytes:
     """Read a ``.key`` file and return its 32-byte Ed25519 seed."""
-    path = Path(path)
-    return _parse_key_line(_read_text(path), SECRET_PREFIX, PUBLIC_PREFIX, str(path))
+    path = os.fspath(path)
+    return _parse_key_line(_read_text(path), SECRET_PREFIX, PUBLIC_PREFIX, path)
 
 
 def public_key_hex(public_key: bytes) -> str:
@@ -118,12 +121,14 @@ class SigningKey:
         return bytes(self._key.sign(bytes(message)).signature)
 
 
-def keygen(name: str | os.PathLike[str]) -> tuple[Path, Path]:
+def keygen(name: str | os.PathLike[str]):
     """Create ``NAME.key`` (mode 0600) and ``NAME.pub``; refuse to overwrite either.
 
     Returns the two paths. The secret file is created with ``O_EXCL`` and mode 0600 from
     the start, so the secret is never readable by others, not even briefly.
     """
+    from pathlib import Path
+
     base = Path(name)
     if base.suffix in (".key", ".pub"):
         base = base.with_suffix("")

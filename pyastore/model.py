@@ -17,7 +17,6 @@ import math
 import os
 import warnings
 from array import array
-from typing import Any, Iterable, Sequence
 
 from pyastore import _core, keys, trust
 from pyastore.errors import (

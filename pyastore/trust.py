@@ -15,28 +15,25 @@ A malformed entry in any of them is an error (``KeyFileError``), never silently 
 from __future__ import annotations
 
 import os
-from pathlib import Path
-from typing import Iterable, Union
 
 from pyastore.errors import KeyFileError
 from pyastore.keys import PUBLIC_KEY_BYTES, load_public_key, parse_public_key
 
-KeySource = Union[bytes, str, "os.PathLike[str]"]
 ENV_TRUSTED_KEYS = "PYASTORE_TRUSTED_KEYS"
 ENV_CONFIG_DIR = "PYASTORE_CONFIG_DIR"
 
 
-def config_dir() -> Path:
+def config_dir() -> str:
     """The pyastore configuration directory (see the module docstring)."""
     explicit = os.environ.get(ENV_CONFIG_DIR)
     if explicit:
-        return Path(explicit)
+        return explicit
     xdg = os.environ.get("XDG_CONFIG_HOME")
-    base = Path(xdg) if xdg else Path.home() / ".config"
-    return base / "pyastore"
+    base = xdg if xdg else os.path.join(os.path.expanduser("~"), ".config")
+    return os.path.join(base, "pyastore")
 
 
-def _one_key(source: KeySource, origin: str) -> bytes:
+def _one_key(source: "bytes | str | os.PathLike[str]", origin: str) -> bytes:
     if isinstance(source, (bytes, bytearray, memoryview)):
         key = bytes(source)
         if len(key) != PUBLIC_KEY_BYTES:
@@ -51,7 +48,7 @@ def _one_key(source: KeySource, origin: str) -> bytes:
     return load_public_key(text)
 
 
-def resolve(trusted_keys: Iterable[KeySource] | None = None, *, use_defaults: bool = True) -> set[bytes]:
+def resolve(trusted_keys=None, *, use_defaults: bool = True) -> set[bytes]:
     """The set of trusted public keys (32 raw bytes each)."""
     keys: set[bytes] = set()
     for source in trusted_keys or ():
@@ -62,8 +59,9 @@ def resolve(trusted_keys: Iterable[KeySource] | None = None, *, use_defaults: bo
     for entry in env.split(os.pathsep):
         if entry.strip():
             keys.add(_one_key(entry.strip(), ENV_TRUSTED_KEYS))
-    folder = config_dir() / "trusted"
-    if folder.is_dir():
-        for path in sorted(folder.glob("*.pub")):
-            keys.add(load_public_key(path))
+    folder = os.path.join(config_dir(), "trusted")
+    if os.path.isdir(folder):
+        for name in sorted(os.listdir(folder)):
+            if name.endswith(".pub"):
+                keys.add(load_public_key(os.path.join(folder, name)))
     return keys
