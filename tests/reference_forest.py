@@ -231,3 +231,26 @@ def _as_input(X: np.ndarray, n_features: int | None) -> np.ndarray:
     if n_features is not None and X.shape[1] != n_features:
         raise ValueError(f"X has {X.shape[1]} columns, the forest reads {n_features}")
     return X
+
+
+def container_scores(spec, X: np.ndarray, *, n_threads: int = 1) -> np.ndarray:
+    """Score ``X`` with the C core: write ``spec`` into a signed container, load it back
+    (verifying it), and score. The differential tests put the C core itself in the loop."""
+    import pyastore
+    from pyastore import format as fmt
+    from pyastore.keys import SigningKey
+
+    key = SigningKey(bytes(range(32)))
+    data = fmt.write(spec, key, created="2026-01-01T00:00:00Z")
+    model = pyastore.load(data, trusted_keys=[key.public_key], use_default_trust=False)
+    return model.score(np.asarray(X, dtype=np.float32), n_threads=n_threads)
+
+
+def assert_container_matches(spec, X: np.ndarray) -> float:
+    """The C core agrees with this module's float32-leaf evaluation (to float64 rounding of
+    exp and summation) and with itself across thread counts; returns the worst difference."""
+    expected = score_forest(spec.forest, X, leaf_dtype=np.float32)
+    got = container_scores(spec, X)
+    np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-14)
+    np.testing.assert_array_equal(got, container_scores(spec, X, n_threads=2))
+    return float(np.max(np.abs(got - expected))) if got.size else 0.0

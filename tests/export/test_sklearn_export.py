@@ -48,6 +48,7 @@ from sklearn.tree import (  # noqa: E402
 from pyastore.errors import UnsupportedModelError, UsageError  # noqa: E402
 from pyastore.ir import Forest, Tree, is_float32  # noqa: E402
 from reference_forest import (  # noqa: E402
+    assert_container_matches,
     score_forest, split_nodes, threshold_rows, tree_leaf_ids, validate_forest)
 from trainer.export import export_model  # noqa: E402
 from trainer.export.sklearn_trees import le_to_lt_float32  # noqa: E402
@@ -223,6 +224,7 @@ def test_parity_on_100k_rows(kind):
     rows = scoring_rows(2, 100_000, spec.forest, nan=nan, infinities=True)
     assert rows.shape[0] > 100_000
     assert_parity(model, spec, rows)
+    assert_container_matches(spec, rows)  # the C core, through a signed container
 
 
 def test_rows_equal_to_thresholds_go_left():

@@ -31,7 +31,12 @@ from hypothesis import strategies as st  # noqa: E402
 
 from pyastore.errors import UnsupportedModelError, UsageError  # noqa: E402
 from pyastore.ir import ModelSpec  # noqa: E402
-from reference_forest import score_forest, threshold_rows, validate_forest  # noqa: E402
+from reference_forest import (  # noqa: E402
+    assert_container_matches,
+    score_forest,
+    threshold_rows,
+    validate_forest,
+)
 from trainer.export import export_model  # noqa: E402
 from trainer.export import xgboost_trees  # noqa: E402
 
@@ -206,6 +211,7 @@ def test_parity_on_100k_rows(task):
     rows = scoring_rows(3, 100_000, spec.forest)
     assert rows.shape[0] > 100_000
     assert_parity(spec, model.get_booster(), rows, model=model)
+    assert_container_matches(spec, rows)  # the C core, through a signed container
 
 
 def test_early_stopping_exports_best_iteration_and_override():
