@@ -8,7 +8,8 @@ import os
 from pybind11.setup_helpers import Pybind11Extension, build_ext
 from setuptools import setup
 
-C_SOURCES = ["csrc/sha256.c", "csrc/container.c", "csrc/forest.c", "csrc/model.c"]
+C_SOURCES = ["csrc/sha256.c", "csrc/container.c", "csrc/forest.c", "csrc/mlp.c",
+             "csrc/transform.c", "csrc/model.c"]
 C_FLAGS = ["-std=c99", "-O2", "-fPIC", "-Wall", "-Wextra", "-Werror", "-fno-fast-math",
            "-ffp-contract=off", "-D_POSIX_C_SOURCE=200809L"]
 SANITIZE = ["-fsanitize=address,undefined", "-fno-sanitize-recover=undefined",

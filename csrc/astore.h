@@ -8,8 +8,9 @@
  *   2. The caller verifies the Ed25519 signature over astore_container_signed_message() with
  *      the public key from astore_container_signature() (libsodium, PyNaCl, ...), and decides
  *      whether it trusts the signer. libastore itself has no cryptography beyond SHA-256.
- *   3. astore_model_open(): interpret the payload sections, checking every index, so that
- *      scoring needs no checks and cannot read out of bounds.
+ *   3. astore_model_open(): interpret the payload sections -- one tree ensemble (FRST) or
+ *      dense network (MLP_), and the feature transforms (XFRM) when present -- checking
+ *      every index and size, so that scoring needs no checks and cannot read out of bounds.
  *   4. astore_model_score(): score rows; allocates nothing, does no I/O.
  *
  * Ownership: astore_container_open() borrows the caller's buffer (it copies it only when it
@@ -115,6 +116,7 @@ ASTORE_MUST_CHECK astore_status astore_model_open(const astore_container *contai
                                                   astore_model **out, astore_error *err);
 void astore_model_close(astore_model *model);
 
+/* Columns of an input row: the raw inputs (what XFRM reads, when the container has one). */
 size_t astore_model_n_inputs(const astore_model *model);
 size_t astore_model_n_outputs(const astore_model *model);
 
@@ -122,7 +124,10 @@ size_t astore_model_n_outputs(const astore_model *model);
  * Score `n_rows` rows of `n_cols` float32 values (row-major, NaN = missing) into `out`,
  * which holds `out_len` doubles, at least n_rows * astore_model_n_outputs(). `n_threads`
  * is the number of worker threads (0 or 1: the calling thread only). Results do not
- * depend on n_threads: every output is summed in the same order.
+ * depend on n_threads, nor on the instruction set the MLP kernel uses (AVX-512, AVX or
+ * 4-lane vectors, picked at astore_model_open; ASTORE_MLP_KERNEL=avx|generic in the
+ * environment forces a narrower one): every output is computed by the same operations in
+ * the same order. Scoring uses up to about 100 KiB of the calling thread's stack.
  */
 ASTORE_MUST_CHECK astore_status astore_model_score(const astore_model *model, const float *x,
                                                    size_t n_rows, size_t n_cols, double *out,

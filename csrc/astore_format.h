@@ -1,13 +1,14 @@
 /*
- * astore_format.h -- the on-disk layout of an .astore container, version 1.0.
+ * astore_format.h -- the on-disk layout of an .astore container, version 1.1.
  *
  * This header is the one home of the byte layout. Every record is little-endian; the
  * structs below document offsets, types and meanings and carry compile-time size checks.
  * The parser never casts the file buffer onto the header, table or section headers: it reads
  * each field with the little-endian cursor in container.c. Only the scoring arrays of a
- * section (tree nodes, leaf values, base scores) are used in place after validation, on
- * little-endian hosts when the buffer is suitably aligned; elsewhere they are decoded into
- * an owned copy at load time. docs/FORMAT.md describes the same layout in prose.
+ * section (tree nodes, leaf values, base scores, MLP weights and biases) are used in place
+ * after validation, on little-endian hosts when the buffer is suitably aligned; elsewhere
+ * they are decoded into an owned copy at load time (XFRM, being small, always is).
+ * docs/FORMAT.md describes the same layout in prose.
  */
 #ifndef ASTORE_FORMAT_H
 #define ASTORE_FORMAT_H
@@ -18,7 +19,8 @@
 #define ASTORE_MAGIC "\x89" "AST\r\n\x1a\n" /* 8 bytes, PNG-style: catches 7-bit and CRLF mangling */
 #define ASTORE_MAGIC_LEN 8
 #define ASTORE_FORMAT_MAJOR 1
-#define ASTORE_FORMAT_MINOR 0
+#define ASTORE_FORMAT_MINOR 1 /* 1.1 adds the critical MLP_ and XFRM sections; a file that
+                                 uses neither is written as 1.0, byte for byte as before */
 #define ASTORE_ALIGN 64
 #define ASTORE_MAX_SECTIONS 256
 
@@ -45,9 +47,11 @@ typedef struct astore_section_entry {
     uint64_t reserved; /* 24: zero                                                           */
 } astore_section_entry;
 
-/* Section types of format 1.0. */
+/* Section types. A container holds exactly one payload (FRST or MLP_), optionally XFRM. */
 #define ASTORE_SECTION_META "META" /* critical: msgpack map of metadata (docs/FORMAT.md)    */
 #define ASTORE_SECTION_FOREST "FRST" /* critical: a tree ensemble                             */
+#define ASTORE_SECTION_MLP "MLP_" /* critical (1.1): a dense feed-forward network            */
+#define ASTORE_SECTION_TRANSFORM "XFRM" /* critical (1.1): feature transforms before the model */
 #define ASTORE_SECTION_SIGNATURE "SIGN" /* critical: store key and signature; always last   */
 
 /* ---- SIGN section: 136 bytes, the last section, ending at file_size ------------------- */
@@ -115,6 +119,71 @@ typedef struct astore_tree_node {
     uint32_t child;  /* 8: see above                                                         */
 } astore_tree_node;
 
+/* ---- MLP_ section: a 64-byte header, a layer table, then float32 arrays -------------- */
+/*
+ * Every array offset is from the section start and a multiple of 64. Layer k maps n_in
+ * values to n_out: for each output j, z = bias[j], then z += weights[j * n_in + i] * x[i]
+ * for i = 0 .. n_in-1 in that order, each product and sum rounded to float32 (no FMA); then
+ * the activation. Activations use the core's own exp (docs/FORMAT.md), not libm.
+ */
+#define ASTORE_ACTIVATION_IDENTITY 0u
+#define ASTORE_ACTIVATION_RELU 1u       /* x < 0 ? 0 : x (NaN stays NaN)               */
+#define ASTORE_ACTIVATION_LEAKY_RELU 2u /* x < 0 ? alpha * x : x                       */
+#define ASTORE_ACTIVATION_TANH 3u
+#define ASTORE_ACTIVATION_SIGMOID 4u    /* 1 / (1 + exp(-x))                           */
+#define ASTORE_ACTIVATION_SOFTMAX 5u    /* over the layer's outputs, max subtracted    */
+#define ASTORE_MLP_MAX_LAYERS 256u
+#define ASTORE_MLP_MAX_WIDTH 1024u /* widest layer (inputs or outputs) this reader scores */
+
+typedef struct astore_mlp_header {
+    uint32_t n_layers;      /*  0: 1 .. ASTORE_MLP_MAX_LAYERS                              */
+    uint32_t n_features;    /*  4: columns of an input row = layer 0's n_in                */
+    uint32_t n_outputs;     /*  8: columns of a result row = the last layer's n_out        */
+    uint32_t layers_offset; /* 12: astore_mlp_layer[n_layers], from the section start      */
+    uint32_t flags;         /* 16: 0                                                        */
+    uint8_t reserved[44];   /* 20: zero                                                     */
+} astore_mlp_header;
+
+typedef struct astore_mlp_layer {
+    uint32_t n_in;           /*  0: inputs: n_features, or the previous layer's n_out      */
+    uint32_t n_out;          /*  4: outputs (units), 1 .. ASTORE_MLP_MAX_WIDTH              */
+    uint32_t activation;     /*  8: ASTORE_ACTIVATION_*                                     */
+    float alpha;             /* 12: leaky relu slope (finite); 0 for other activations      */
+    uint32_t weights_offset; /* 16: float32[n_out][n_in], row-major, finite                 */
+    uint32_t bias_offset;    /* 20: float32[n_out], finite                                   */
+    uint32_t reserved[2];    /* 24: zero                                                     */
+} astore_mlp_layer;
+
+/* ---- XFRM section: a 64-byte header, then one 32-byte record per model column ------- */
+/*
+ * Model column j is computed from raw input column source[j], in float64: a NaN becomes
+ * `impute` when ASTORE_XFRM_IMPUTE is set; then the scaling; then the value is rounded to
+ * float32 (round to nearest) and given to the payload. Without imputation a NaN stays NaN.
+ */
+#define ASTORE_XFRM_SCALE_NONE 0u        /* v                 (a = b = 0)                  */
+#define ASTORE_XFRM_SCALE_STANDARDIZE 1u /* (v - a) / b       (finite a, finite non-zero b) */
+#define ASTORE_XFRM_SCALE_AFFINE 2u      /* v * a + b         (finite a and b)              */
+#define ASTORE_XFRM_SCALE_MASK 0xFFu
+#define ASTORE_XFRM_IMPUTE 0x100u        /* NaN -> impute (finite)                          */
+#define ASTORE_XFRM_MAX_COLUMNS 4096u
+#define ASTORE_XFRM_MAX_INPUTS (1u << 20)
+
+typedef struct astore_xfrm_header {
+    uint32_t n_inputs;       /*  0: raw input columns (what the caller passes), 1 .. 2^20   */
+    uint32_t n_columns;      /*  4: model columns = the payload's n_features, 1 .. 4096      */
+    uint32_t columns_offset; /*  8: astore_xfrm_column[n_columns], from the section start   */
+    uint32_t flags;          /* 12: 0                                                        */
+    uint8_t reserved[48];    /* 16: zero                                                     */
+} astore_xfrm_header;
+
+typedef struct astore_xfrm_column {
+    uint32_t source; /*  0: raw input column this model column reads, < n_inputs           */
+    uint32_t op;     /*  4: ASTORE_XFRM_SCALE_* | ASTORE_XFRM_IMPUTE; other bits zero        */
+    double impute;   /*  8: replaces NaN when ASTORE_XFRM_IMPUTE is set; else 0              */
+    double a;        /* 16: see ASTORE_XFRM_SCALE_*                                          */
+    double b;        /* 24: see ASTORE_XFRM_SCALE_*                                          */
+} astore_xfrm_column;
+
 #if defined(__STDC_VERSION__) && __STDC_VERSION__ >= 201112L
 #define ASTORE_STATIC_ASSERT(cond, msg) _Static_assert(cond, msg)
 #elif defined(__cplusplus)
@@ -130,6 +199,10 @@ ASTORE_STATIC_ASSERT(sizeof(astore_signature_body) == ASTORE_SIGNATURE_SECTION_L
 ASTORE_STATIC_ASSERT(sizeof(astore_forest_header) == 64, forest_header_is_64_bytes);
 ASTORE_STATIC_ASSERT(sizeof(astore_tree_entry) == 24, tree_entry_is_24_bytes);
 ASTORE_STATIC_ASSERT(sizeof(astore_tree_node) == 12, tree_node_is_12_bytes);
+ASTORE_STATIC_ASSERT(sizeof(astore_mlp_header) == 64, mlp_header_is_64_bytes);
+ASTORE_STATIC_ASSERT(sizeof(astore_mlp_layer) == 32, mlp_layer_is_32_bytes);
+ASTORE_STATIC_ASSERT(sizeof(astore_xfrm_header) == 64, xfrm_header_is_64_bytes);
+ASTORE_STATIC_ASSERT(sizeof(astore_xfrm_column) == 32, xfrm_column_is_32_bytes);
 ASTORE_STATIC_ASSERT(sizeof(float) == 4, float_is_binary32);
 
 #endif /* ASTORE_FORMAT_H */

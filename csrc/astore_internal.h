@@ -109,4 +109,56 @@ void astore_forest_release(astore_forest *forest);
 void astore_forest_score_rows(const astore_forest *forest, const float *x, size_t n_rows,
                               size_t n_cols, double *out);
 
+/* One validated dense layer; arrays point into the container or into astore_mlp.owned. */
+typedef struct astore_dense {
+    uint32_t n_in;
+    uint32_t n_out;
+    uint32_t activation; /* ASTORE_ACTIVATION_* */
+    float alpha;
+    const float *weights; /* [n_out][n_in] */
+    const float *bias;    /* [n_out]        */
+} astore_dense;
+
+/* A validated MLP_ section (mlp.c). */
+typedef struct astore_mlp astore_mlp;
+struct astore_mlp {
+    uint32_t n_layers;
+    uint32_t n_features;
+    uint32_t n_outputs;
+    uint32_t max_width;  /* the widest layer input or output                           */
+    uint32_t lanes;      /* rows per vector of the widest kernel for this CPU           */
+    uint32_t block_rows; /* rows scored together: a multiple of `lanes`; block_rows *
+                            max_width fits the stack scratch of astore_mlp_score_rows  */
+    /* kernels: all layers on a [feature][row] block (mlp.c); `forward` is the widest for
+     * this CPU, `forward_narrow` (`narrow_lanes` rows per vector) serves small blocks */
+    float *(*forward)(const astore_mlp *mlp, float *a, float *b, size_t lanes);
+    float *(*forward_narrow)(const astore_mlp *mlp, float *a, float *b, size_t lanes);
+    uint32_t narrow_lanes;
+    const astore_dense *layers;
+    void *owned; /* the layer table, and the decoded arrays when not used in place */
+};
+
+ASTORE_MUST_CHECK astore_status astore_mlp_load(const astore_container *container,
+                                                const astore_section *section, astore_mlp *mlp,
+                                                astore_error *err);
+void astore_mlp_release(astore_mlp *mlp);
+/* Scores n_rows rows of mlp->n_features floats (row-major) into n_rows * n_outputs doubles. */
+void astore_mlp_score_rows(const astore_mlp *mlp, const float *x, size_t n_rows, double *out);
+
+/* A validated XFRM section (transform.c), always decoded into `columns` (it is small). */
+typedef struct astore_transform {
+    uint32_t n_inputs;
+    uint32_t n_columns;
+    astore_xfrm_column *columns; /* owned */
+} astore_transform;
+
+ASTORE_MUST_CHECK astore_status astore_transform_load(const astore_container *container,
+                                                      const astore_section *section,
+                                                      astore_transform *transform,
+                                                      astore_error *err);
+void astore_transform_release(astore_transform *transform);
+/* Raw rows (n_rows x n_inputs) -> model rows (n_rows x n_columns), both row-major float32. */
+void astore_transform_rows(const astore_transform *transform, const float *x, size_t n_rows,
+                           float *out);
+
 #endif /* ASTORE_INTERNAL_H */

@@ -103,6 +103,8 @@ static bool all_zero(const uint8_t *bytes, size_t count) {
 static bool is_known_section(const char type[5]) {
     return memcmp(type, ASTORE_SECTION_META, 4) == 0 ||
            memcmp(type, ASTORE_SECTION_FOREST, 4) == 0 ||
+           memcmp(type, ASTORE_SECTION_MLP, 4) == 0 ||
+           memcmp(type, ASTORE_SECTION_TRANSFORM, 4) == 0 ||
            memcmp(type, ASTORE_SECTION_SIGNATURE, 4) == 0;
 }
 

@@ -1,8 +1,12 @@
 /*
  * model.c -- a scoring model opened from a framed container, and batch scoring with
- * optional worker threads. Each thread scores a contiguous range of rows into its own
- * slice of the caller's output, so threads never share a cache line they write to except
- * at range edges, and the result is the same for any thread count.
+ * optional worker threads. A container holds exactly one payload, a tree ensemble (FRST)
+ * or a dense network (MLP_), optionally preceded by feature transforms (XFRM): raw rows are
+ * then transformed block by block into a stack buffer that the payload reads.
+ *
+ * Each thread scores a contiguous range of rows into its own slice of the caller's output,
+ * so threads never share a cache line they write to except at range edges, and the result
+ * is the same for any thread count.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -15,10 +19,36 @@
 
 #define MAX_THREADS 64
 #define MIN_ROWS_PER_THREAD 256
+#define TRANSFORM_SCRATCH_FLOATS ASTORE_XFRM_MAX_COLUMNS /* 16 KiB on the stack */
+#define TRANSFORM_MAX_BLOCK_ROWS 256
+#define WORKER_STACK_BYTES (1u << 20) /* scoring uses < 128 KiB of stack; some libcs give less */
+
+enum payload_kind { PAYLOAD_FOREST, PAYLOAD_MLP };
 
 struct astore_model {
+    enum payload_kind kind;
     astore_forest forest;
+    astore_mlp mlp;
+    bool has_transform;
+    astore_transform transform;
+    size_t transform_block_rows;
+    size_t n_inputs;   /* raw columns the caller passes  */
+    size_t n_features; /* columns the payload reads      */
+    size_t n_outputs;
 };
+
+static const astore_section *find_section(const astore_container *container, const char *type) {
+    for (size_t i = 0; i < container->section_count; i++) {
+        if (memcmp(container->sections[i].type, type, 4) == 0) return &container->sections[i];
+    }
+    return NULL;
+}
+
+static void model_release(astore_model *model) {
+    astore_forest_release(&model->forest);
+    astore_mlp_release(&model->mlp);
+    astore_transform_release(&model->transform);
+}
 
 astore_status astore_model_open(const astore_container *container, astore_model **out,
                                 astore_error *err) {
@@ -31,20 +61,51 @@ astore_status astore_model_open(const astore_container *container, astore_model 
         return astore_fail(err, ASTORE_ERR_ARGUMENT, ASTORE_NO_OFFSET, "NULL argument");
     }
     *out = NULL;
-    const astore_section *forest_section = NULL;
-    for (size_t i = 0; i < container->section_count; i++) {
-        if (memcmp(container->sections[i].type, ASTORE_SECTION_FOREST, 4) == 0) {
-            forest_section = &container->sections[i];
-        }
-    }
-    if (forest_section == NULL) {
+    const astore_section *forest_section = find_section(container, ASTORE_SECTION_FOREST);
+    const astore_section *mlp_section = find_section(container, ASTORE_SECTION_MLP);
+    const astore_section *transform_section = find_section(container, ASTORE_SECTION_TRANSFORM);
+    if (forest_section == NULL && mlp_section == NULL) {
         return astore_fail(err, ASTORE_ERR_UNSUPPORTED, ASTORE_NO_OFFSET,
-                           "the container has no scoring payload this library reads (FRST)");
+                           "the container has no scoring payload this library reads (FRST or "
+                           "MLP_)");
+    }
+    if (forest_section != NULL && mlp_section != NULL) {
+        return astore_fail(err, ASTORE_ERR_FORMAT, mlp_section->offset,
+                           "the container holds two payloads (FRST and MLP_); it must hold one");
     }
     astore_model *model = calloc(1, sizeof *model);
     if (model == NULL) return astore_fail(err, ASTORE_ERR_NOMEM, ASTORE_NO_OFFSET, "out of memory");
-    astore_status status = astore_forest_load(container, forest_section, &model->forest, err);
+    astore_status status;
+    if (forest_section != NULL) {
+        model->kind = PAYLOAD_FOREST;
+        status = astore_forest_load(container, forest_section, &model->forest, err);
+        model->n_features = model->forest.n_features;
+        model->n_outputs = model->forest.n_outputs;
+    } else {
+        model->kind = PAYLOAD_MLP;
+        status = astore_mlp_load(container, mlp_section, &model->mlp, err);
+        model->n_features = model->mlp.n_features;
+        model->n_outputs = model->mlp.n_outputs;
+    }
+    model->n_inputs = model->n_features;
+    if (status == ASTORE_OK && transform_section != NULL) {
+        status = astore_transform_load(container, transform_section, &model->transform, err);
+        if (status == ASTORE_OK && model->transform.n_columns != model->n_features) {
+            status = astore_fail(err, ASTORE_ERR_FORMAT, transform_section->offset + 4,
+                                 "XFRM makes %u columns but the payload reads %zu",
+                                 (unsigned)model->transform.n_columns, model->n_features);
+        }
+        if (status == ASTORE_OK) {
+            size_t rows = TRANSFORM_SCRATCH_FLOATS / model->n_features;
+            if (rows > TRANSFORM_MAX_BLOCK_ROWS) rows = TRANSFORM_MAX_BLOCK_ROWS;
+            if (rows > 64) rows -= rows % 64; /* whole payload blocks */
+            model->has_transform = true;
+            model->transform_block_rows = rows;
+            model->n_inputs = model->transform.n_inputs;
+        }
+    }
     if (status != ASTORE_OK) {
+        model_release(model);
         free(model);
         return status;
     }
@@ -54,26 +115,50 @@ astore_status astore_model_open(const astore_container *container, astore_model 
 
 void astore_model_close(astore_model *model) {
     if (model == NULL) return;
-    astore_forest_release(&model->forest);
+    model_release(model);
     free(model);
 }
 
-size_t astore_model_n_inputs(const astore_model *model) { return model->forest.n_features; }
+size_t astore_model_n_inputs(const astore_model *model) { return model->n_inputs; }
 
-size_t astore_model_n_outputs(const astore_model *model) { return model->forest.n_outputs; }
+size_t astore_model_n_outputs(const astore_model *model) { return model->n_outputs; }
+
+/* Rows of model columns (already transformed, or raw without XFRM) into outputs. */
+static void score_payload(const astore_model *model, const float *x, size_t n_rows,
+                          double *out) {
+    if (model->kind == PAYLOAD_FOREST) {
+        astore_forest_score_rows(&model->forest, x, n_rows, model->n_features, out);
+    } else {
+        astore_mlp_score_rows(&model->mlp, x, n_rows, out);
+    }
+}
+
+/* Raw rows into outputs: through the transform, one stack block at a time, when there is one. */
+static void score_rows(const astore_model *model, const float *x, size_t n_rows, double *out) {
+    if (!model->has_transform) {
+        score_payload(model, x, n_rows, out);
+        return;
+    }
+    float block[TRANSFORM_SCRATCH_FLOATS];
+    const size_t step = model->transform_block_rows;
+    for (size_t start = 0; start < n_rows; start += step) {
+        size_t count = n_rows - start < step ? n_rows - start : step;
+        astore_transform_rows(&model->transform, x + start * model->n_inputs, count, block);
+        score_payload(model, block, count, out + start * model->n_outputs);
+    }
+}
 
 typedef struct score_job {
-    const astore_forest *forest;
+    const astore_model *model;
     const float *x;
     size_t n_rows;
-    size_t n_cols;
     double *out;
 } score_job;
 
 #ifndef ASTORE_NO_THREADS
 static void *score_job_run(void *argument) {
     score_job *job = argument;
-    astore_forest_score_rows(job->forest, job->x, job->n_rows, job->n_cols, job->out);
+    score_rows(job->model, job->x, job->n_rows, job->out);
     return NULL;
 }
 #endif
@@ -89,17 +174,17 @@ astore_status astore_model_score(const astore_model *model, const float *x, size
     if (model == NULL || (n_rows > 0 && (x == NULL || out == NULL))) {
         return astore_fail(err, ASTORE_ERR_ARGUMENT, ASTORE_NO_OFFSET, "NULL argument");
     }
-    const astore_forest *f = &model->forest;
-    if (n_cols != f->n_features) {
+    const size_t n_outputs = model->n_outputs;
+    if (n_cols != model->n_inputs) {
         return astore_fail(err, ASTORE_ERR_INPUT, ASTORE_NO_OFFSET,
-                           "rows have %zu columns, the model takes %u", n_cols,
-                           (unsigned)f->n_features);
+                           "rows have %zu columns, the model takes %zu", n_cols,
+                           model->n_inputs);
     }
-    if (n_rows > SIZE_MAX / (f->n_outputs > n_cols ? f->n_outputs : n_cols) ||
-        out_len / f->n_outputs < n_rows) {
+    if (n_rows > SIZE_MAX / (n_outputs > n_cols ? n_outputs : n_cols) ||
+        out_len / n_outputs < n_rows) {
         return astore_fail(err, ASTORE_ERR_ARGUMENT, ASTORE_NO_OFFSET,
-                           "output buffer of %zu values is too small for %zu rows x %u outputs",
-                           out_len, n_rows, (unsigned)f->n_outputs);
+                           "output buffer of %zu values is too small for %zu rows x %zu outputs",
+                           out_len, n_rows, n_outputs);
     }
     if (n_rows == 0) return ASTORE_OK;
 #ifndef ASTORE_NO_THREADS
@@ -111,13 +196,20 @@ astore_status astore_model_score(const astore_model *model, const float *x, size
         pthread_t threads[MAX_THREADS];
         size_t per_thread = (n_rows + workers - 1) / workers;
         unsigned started = 0;
+        pthread_attr_t attr;
+        bool have_attr = pthread_attr_init(&attr) == 0;
+        if (have_attr && pthread_attr_setstacksize(&attr, WORKER_STACK_BYTES) != 0) {
+            pthread_attr_destroy(&attr);
+            have_attr = false;
+        }
         for (unsigned t = 0; t < workers; t++) {
             size_t begin = (size_t)t * per_thread;
             if (begin >= n_rows) break;
             size_t count = n_rows - begin < per_thread ? n_rows - begin : per_thread;
-            jobs[t] = (score_job){f, x + begin * n_cols, count, n_cols, out + begin * f->n_outputs};
+            jobs[t] = (score_job){model, x + begin * n_cols, count, out + begin * n_outputs};
             if (t == 0) continue; /* the calling thread takes the first range */
-            if (pthread_create(&threads[t], NULL, score_job_run, &jobs[t]) != 0) {
+            if (pthread_create(&threads[t], have_attr ? &attr : NULL, score_job_run,
+                               &jobs[t]) != 0) {
                 /* could not start a thread: score its range on this one */
                 score_job_run(&jobs[t]);
                 threads[t] = pthread_self();
@@ -125,6 +217,7 @@ astore_status astore_model_score(const astore_model *model, const float *x, size
             }
             started = t + 1;
         }
+        if (have_attr) pthread_attr_destroy(&attr);
         score_job_run(&jobs[0]);
         for (unsigned t = 1; t < started; t++) {
             if (jobs[t].n_rows != 0) pthread_join(threads[t], NULL);
@@ -134,6 +227,6 @@ astore_status astore_model_score(const astore_model *model, const float *x, size
 #else
     (void)n_threads;
 #endif
-    astore_forest_score_rows(f, x, n_rows, n_cols, out);
+    score_rows(model, x, n_rows, out);
     return ASTORE_OK;
 }

@@ -6,10 +6,16 @@ The passes, in order:
                          rules, training parameters, provenance, creation time) as a plain dict;
 2. ``encode_meta``    -- canonical msgpack of that dict (keys sorted, floats as float64), so
                          the same metadata always gives the same bytes;
-3. ``encode_forest``  -- the FRST section: trees re-laid out in preorder with 12-byte nodes and
-                         depth-first float32 leaves (the layout of csrc/astore_format.h);
+3. the payload:
+   ``encode_forest``  -- the FRST section: trees re-laid out in preorder with 12-byte nodes and
+                         depth-first float32 leaves (the layout of csrc/astore_format.h), or
+   ``encode_mlp``     -- the MLP_ section: a layer table, then each layer's float32 weights
+                         ([out][in]) and biases, every array 64-byte aligned;
+   ``encode_transforms`` -- the XFRM section, when the model has feature transforms;
 4. ``assemble``       -- header, section table, 64-byte aligned sections with zero padding,
-                         then the store key (SHA-256 of everything so far) and SIGN.
+                         then the store key (SHA-256 of everything so far) and SIGN. The
+                         header's minor version is the lowest that defines every section
+                         used: 1.0 without MLP_/XFRM (byte for byte what 1.0 writers wrote).
 
 Writing is deterministic: Ed25519 signatures are deterministic, and the creation time is an
 input (``created=``, else ``SOURCE_DATE_EPOCH``, else the current UTC second).
@@ -20,26 +26,33 @@ from __future__ import annotations
 
 import datetime as _dt
 import hashlib
+import math
 import os
 import struct
 from typing import Any, Iterable
 
 from pyastore.errors import UnsupportedModelError, UsageError
 from pyastore.ir import (
+    ACTIVATIONS,
     AGGREGATIONS,
     MISSING_POLICIES,
     POST_TRANSFORMS,
+    SCALINGS,
     TASKS,
     VARIABLE_TYPES,
     Forest,
+    Mlp,
     ModelSpec,
+    Transforms,
     Tree,
     is_float32,
 )
 
 MAGIC = b"\x89AST\r\n\x1a\n"
 FORMAT_MAJOR = 1
-FORMAT_MINOR = 0
+FORMAT_MINOR = 0  # the minor of a container that uses only the sections of format 1.0
+LATEST_MINOR = 1  # the newest minor this writer writes: 1.1 added MLP_ and XFRM
+SECTION_MINOR = {b"MLP_": 1, b"XFRM": 1}  # sections newer than 1.0 -> the minor that added them
 ALIGN = 64
 HEADER_SIZE = 64
 SECTION_ENTRY_SIZE = 32
@@ -52,6 +65,12 @@ NODE_FEATURE_MASK = 0x0FFFFFFF
 NODE_RIGHT_LEAF = 0x10000000
 NODE_LEFT_LEAF = 0x20000000
 NODE_DEFAULT_LEFT = 0x40000000
+
+MLP_MAX_LAYERS = 256
+MLP_MAX_WIDTH = 1024  # the widest layer the C core scores (csrc/astore_format.h)
+XFRM_MAX_COLUMNS = 4096
+XFRM_MAX_INPUTS = 1 << 20
+XFRM_IMPUTE = 0x100
 
 SIGNED_MESSAGE_TEMPLATE = (
     "pyastore container signature v1\nformat: {major}.{minor}\nstore-key: sha256:{key}\n"
@@ -95,9 +114,18 @@ def default_creation_time() -> str:
     return format_time(moment)
 
 
+def _payload_shape(spec: ModelSpec) -> tuple[str, int, int]:
+    """``(kind, n_features, n_outputs)`` of the one payload of ``spec``."""
+    if (spec.forest is None) == (spec.mlp is None):
+        raise UnsupportedModelError("a model needs exactly one scoring payload (forest or mlp), "
+                                    f"got {'both' if spec.forest is not None else 'none'}")
+    if spec.forest is not None:
+        return "forest", spec.forest.n_features, spec.forest.n_outputs
+    return "mlp", spec.mlp.n_features, spec.mlp.n_outputs
+
+
 def _check_spec(spec: ModelSpec) -> None:
-    if spec.forest is None:
-        raise UnsupportedModelError("the model has no scoring payload (forest)")
+    kind, n_features, n_outputs = _payload_shape(spec)
     if spec.rules.task not in TASKS:
         raise UnsupportedModelError(f"unknown task {spec.rules.task!r}; expected one of {TASKS}")
     names = [variable.name for variable in spec.inputs]
@@ -110,13 +138,22 @@ def _check_spec(spec: ModelSpec) -> None:
                 f"input {variable.name!r}: type {variable.type!r} / missing policy "
                 f"{variable.missing!r} not in {VARIABLE_TYPES} / {MISSING_POLICIES}"
             )
-    if len(spec.inputs) != spec.forest.n_features:
+    if spec.transforms is not None:
+        if len(spec.inputs) != spec.transforms.n_inputs:
+            raise UnsupportedModelError(
+                f"{len(spec.inputs)} input variables but the transforms read "
+                f"{spec.transforms.n_inputs}")
+        if len(spec.transforms.columns) != n_features:
+            raise UnsupportedModelError(
+                f"the transforms make {len(spec.transforms.columns)} columns but the {kind} "
+                f"reads {n_features}")
+    elif len(spec.inputs) != n_features:
         raise UnsupportedModelError(
-            f"{len(spec.inputs)} input variables but the forest reads {spec.forest.n_features}"
+            f"{len(spec.inputs)} input variables but the {kind} reads {n_features}"
         )
-    if len(spec.outputs) != spec.forest.n_outputs:
+    if len(spec.outputs) != n_outputs:
         raise UnsupportedModelError(
-            f"{len(spec.outputs)} output variables but the forest has {spec.forest.n_outputs}"
+            f"{len(spec.outputs)} output variables but the {kind} has {n_outputs}"
         )
 
 
@@ -127,6 +164,14 @@ def meta_dict(spec: ModelSpec, created: str) -> dict[str, Any]:
     if spec.rules.cutoff is not None:
         rules["cutoff"] = float(spec.rules.cutoff)
     payload: dict[str, Any] = {}
+    if spec.mlp is not None:
+        payload = {
+            "kind": "mlp",
+            "layers": [{"inputs": layer.n_in, "units": layer.n_out, "activation": layer.activation}
+                       | ({"alpha": float(layer.alpha)} if layer.activation == "leaky_relu" else {})
+                       for layer in spec.mlp.layers],
+            "parameters": sum(layer.n_out * (layer.n_in + 1) for layer in spec.mlp.layers),
+        }
     if forest is not None:
         rules["post_transform"] = forest.post_transform
         rules["aggregation"] = forest.aggregation
@@ -156,8 +201,28 @@ def meta_dict(spec: ModelSpec, created: str) -> dict[str, Any]:
         "payload": payload,
         "training_params": spec.training_params,
         "provenance": spec.provenance,
-        "transforms": [],
+        "transforms": _transforms_meta(spec),
     }
+
+
+def _transforms_meta(spec: ModelSpec) -> list[dict[str, Any]]:
+    """META ``transforms``: one map per model column, for people (XFRM drives scoring)."""
+    if spec.transforms is None:
+        return []
+    described = []
+    for j, column in enumerate(spec.transforms.columns):
+        entry: dict[str, Any] = {"column": j, "source": column.source,
+                                 "input": spec.inputs[column.source].name
+                                 if 0 <= column.source < len(spec.inputs) else None,
+                                 "scaling": column.scaling}
+        if column.impute is not None:
+            entry["impute"] = float(column.impute)
+        if column.scaling == "standardize":
+            entry.update(center=float(column.a), scale=float(column.b))
+        elif column.scaling == "affine":
+            entry.update(multiply=float(column.a), add=float(column.b))
+        described.append(entry)
+    return described
 
 
 # ---- 2. canonical msgpack ----------------------------------------------------------------
@@ -312,13 +377,131 @@ def encode_forest(forest: Forest) -> bytes:
     return bytes(body)
 
 
+# ---- 3b. the MLP and transform sections ----------------------------------------------------
+
+
+def _float32_array(values: Iterable[float], what: str) -> bytes:
+    values = [float(v) for v in values]
+    try:
+        packed = struct.pack(f"<{len(values)}f", *values)
+    except OverflowError:
+        raise UnsupportedModelError(f"{what}: a value is too large for float32") from None
+    if any(not math.isfinite(v) for v in struct.unpack(f"<{len(values)}f", packed)):
+        raise UnsupportedModelError(f"{what}: a value is NaN or infinite")
+    return packed
+
+
+def encode_mlp(mlp: Mlp) -> bytes:
+    """The MLP_ section body for ``mlp`` (csrc/astore_format.h, docs/FORMAT.md).
+
+    Weights and biases are rounded to float32; refuses layers that do not chain, unknown
+    activations, non-finite values and networks wider or deeper than the C core scores.
+    """
+    layers = tuple(mlp.layers)
+    if not layers:
+        raise UnsupportedModelError("an MLP needs at least one layer")
+    if len(layers) > MLP_MAX_LAYERS:
+        raise UnsupportedModelError(f"an MLP has at most {MLP_MAX_LAYERS} layers, got {len(layers)}")
+    table = bytearray()
+    arrays: list[tuple[int, bytes]] = []
+    offset = _align(64 + 32 * len(layers))
+    previous_out = None
+    for k, layer in enumerate(layers):
+        if layer.activation not in ACTIVATIONS:
+            raise UnsupportedModelError(f"layer {k}: unknown activation {layer.activation!r}; "
+                                        f"expected one of {ACTIVATIONS}")
+        n_out = len(layer.weights)
+        n_in = len(layer.weights[0]) if n_out else 0
+        if n_out == 0 or n_in == 0 or any(len(row) != n_in for row in layer.weights):
+            raise UnsupportedModelError(f"layer {k}: weights must be {n_out} non-empty rows of "
+                                        f"equal length ([out][in])")
+        if len(layer.bias) != n_out:
+            raise UnsupportedModelError(f"layer {k}: {len(layer.bias)} biases for {n_out} units")
+        if previous_out is not None and n_in != previous_out:
+            raise UnsupportedModelError(f"layer {k} takes {n_in} inputs but layer {k - 1} "
+                                        f"gives {previous_out}")
+        if max(n_in, n_out) > MLP_MAX_WIDTH:
+            raise UnsupportedModelError(f"layer {k} is {n_in} x {n_out}; layers of at most "
+                                        f"{MLP_MAX_WIDTH} units are supported")
+        alpha = float(layer.alpha)
+        if layer.activation == "leaky_relu":
+            if not math.isfinite(alpha):
+                raise UnsupportedModelError(f"layer {k}: leaky relu slope {alpha!r} is not finite")
+        elif alpha != 0.0:
+            raise UnsupportedModelError(f"layer {k}: alpha is for leaky_relu only")
+        else:
+            alpha = 0.0
+        weights = _float32_array((v for row in layer.weights for v in row), f"layer {k} weights")
+        bias = _float32_array(layer.bias, f"layer {k} bias")
+        weights_offset = offset
+        bias_offset = _align(weights_offset + len(weights))
+        offset = _align(bias_offset + len(bias))
+        arrays += [(weights_offset, weights), (bias_offset, bias)]
+        table += struct.pack("<3If4I", n_in, n_out, ACTIVATIONS.index(layer.activation),
+                             alpha, weights_offset, bias_offset, 0, 0)
+        previous_out = n_out
+    n_features = len(layers[0].weights[0])
+    header = struct.pack("<5I44x", len(layers), n_features, previous_out, 64, 0)
+    body = bytearray(header) + table
+    for start, block in arrays:
+        body += b"\0" * (start - len(body))
+        body += block
+    return bytes(body)
+
+
+def encode_transforms(transforms: Transforms) -> bytes:
+    """The XFRM section body for ``transforms`` (csrc/astore_format.h, docs/FORMAT.md)."""
+    columns = tuple(transforms.columns)
+    n_inputs = int(transforms.n_inputs)
+    if not 1 <= n_inputs <= XFRM_MAX_INPUTS or not columns:
+        raise UnsupportedModelError(f"transforms need 1 to {XFRM_MAX_INPUTS} inputs and at "
+                                    "least one column")
+    if len(columns) > XFRM_MAX_COLUMNS:
+        raise UnsupportedModelError(f"transforms make at most {XFRM_MAX_COLUMNS} columns, "
+                                    f"got {len(columns)}")
+    records = bytearray()
+    for j, column in enumerate(columns):
+        if not 0 <= column.source < n_inputs:
+            raise UnsupportedModelError(f"transform column {j}: source {column.source} is not "
+                                        f"one of the {n_inputs} inputs")
+        if column.scaling not in SCALINGS:
+            raise UnsupportedModelError(f"transform column {j}: unknown scaling "
+                                        f"{column.scaling!r}; expected one of {SCALINGS}")
+        op = SCALINGS.index(column.scaling)
+        impute = 0.0
+        if column.impute is not None:
+            impute = float(column.impute)
+            if not math.isfinite(impute):
+                raise UnsupportedModelError(f"transform column {j}: imputation value "
+                                            f"{impute!r} is not finite")
+            op |= XFRM_IMPUTE
+        a, b = float(column.a), float(column.b)
+        if column.scaling == "none":
+            if a != 0.0 or b != 0.0:
+                raise UnsupportedModelError(f"transform column {j}: a and b must be 0 without "
+                                            "scaling")
+            a = b = 0.0
+        elif not (math.isfinite(a) and math.isfinite(b)) or (
+                column.scaling == "standardize" and b == 0.0):
+            raise UnsupportedModelError(f"transform column {j}: {column.scaling} parameters "
+                                        f"a={a!r}, b={b!r} are not finite or divide by zero")
+        records += struct.pack("<2I3d", column.source, op, impute, a, b)
+    header = struct.pack("<4I48x", n_inputs, len(columns), 64, 0)
+    return header + bytes(records)
+
+
 # ---- 4. assembly ---------------------------------------------------------------------------
 
 
 def assemble(sections: Iterable[tuple[bytes, bytes, bool]], signing_key=None,
-             minor: int = FORMAT_MINOR) -> bytes:
-    """Frame ``(type, body, critical)`` sections, then append SIGN (signed if a key is given)."""
+             minor: int | None = None) -> bytes:
+    """Frame ``(type, body, critical)`` sections, then append SIGN (signed if a key is given).
+
+    ``minor`` defaults to the lowest minor version that defines every section type used.
+    """
     sections = list(sections)
+    if minor is None:
+        minor = max([FORMAT_MINOR] + [SECTION_MINOR.get(kind, FORMAT_MINOR) for kind, _, _ in sections])
     count = len(sections) + 1
     table_end = HEADER_SIZE + SECTION_ENTRY_SIZE * count
     offset = _align(table_end)
@@ -361,8 +544,14 @@ def write(spec: ModelSpec, signing_key=None, *, created: str | _dt.datetime | No
     elif isinstance(created, _dt.datetime):
         created = format_time(created)
     meta = encode_meta(meta_dict(spec, created))
-    forest = encode_forest(spec.forest)
-    return assemble([(b"META", meta, True), (b"FRST", forest, True)], signing_key)
+    sections = [(b"META", meta, True)]
+    if spec.transforms is not None:
+        sections.append((b"XFRM", encode_transforms(spec.transforms), True))
+    if spec.forest is not None:
+        sections.append((b"FRST", encode_forest(spec.forest), True))
+    else:
+        sections.append((b"MLP_", encode_mlp(spec.mlp), True))
+    return assemble(sections, signing_key)
 
 
 def write_file(path: str | os.PathLike[str], data: bytes) -> None:

@@ -22,6 +22,19 @@ averages over all trees (``"mean"``) the leaf contributions to output ``k``: a t
 ``leaf_width == n_outputs`` it adds its whole leaf vector. Then ``post_transform`` maps ``raw``
 to the outputs: ``identity``, ``logistic`` (1/(1+exp(-r)) per output) or ``softmax``
 (over all outputs).
+
+MLP scoring (``Mlp``): layer ``k`` maps its input vector ``x`` (``n_in`` values) to
+``activation(z)`` with ``z[j] = bias[j] + sum_i weights[j][i] * x[i]``; the first layer reads the
+model columns, the last layer's outputs are the model outputs. Weights and biases are stored
+as float32 (the writer rounds them) and the C core computes in float32 (docs/FORMAT.md).
+Activations: ``identity``, ``relu``, ``leaky_relu`` (``x < 0 ? alpha * x : x``), ``tanh``,
+``sigmoid``, ``softmax`` (over the layer's units).
+
+Transforms (``Transforms``): raw input rows (``n_inputs`` columns, the ``ModelSpec.inputs``)
+become model rows (one value per ``ColumnTransform``, what the payload reads). Model column
+``j`` takes raw column ``source``; a NaN becomes ``impute`` (when not None); then ``scaling``:
+``"none"``, ``"standardize"`` ``(v - a) / b`` or ``"affine"`` ``v * a + b``, in float64;
+then the value is rounded to float32.
 """
 
 from __future__ import annotations
@@ -33,9 +46,11 @@ from typing import Any
 
 POST_TRANSFORMS = ("identity", "logistic", "softmax")
 AGGREGATIONS = ("sum", "mean")
-TASKS = ("binary", "multiclass", "regression")
+TASKS = ("binary", "multiclass", "regression", "embedding")
 VARIABLE_TYPES = ("float", "int", "bool")
-MISSING_POLICIES = ("as_missing", "error")
+MISSING_POLICIES = ("as_missing", "error", "impute")
+ACTIVATIONS = ("identity", "relu", "leaky_relu", "tanh", "sigmoid", "softmax")
+SCALINGS = ("none", "standardize", "affine")
 
 
 def is_float32(value: float) -> bool:
@@ -76,6 +91,65 @@ class Forest:
 
 
 @dataclass(frozen=True)
+class Dense:
+    """One dense layer: ``weights[j][i]`` from input ``i`` to unit ``j`` (``n_out`` rows of
+    ``n_in`` floats), ``bias[j]``, and the activation applied to the unit values."""
+
+    weights: tuple[tuple[float, ...], ...]
+    bias: tuple[float, ...]
+    activation: str = "identity"
+    alpha: float = 0.0  # slope below zero, for "leaky_relu" only
+
+    @property
+    def n_in(self) -> int:
+        return len(self.weights[0]) if self.weights else 0
+
+    @property
+    def n_out(self) -> int:
+        return len(self.weights)
+
+
+@dataclass(frozen=True)
+class Mlp:
+    """A feed-forward network of dense layers, applied in order (see the module docstring)."""
+
+    layers: tuple[Dense, ...]
+
+    @property
+    def n_features(self) -> int:
+        return self.layers[0].n_in if self.layers else 0
+
+    @property
+    def n_outputs(self) -> int:
+        return self.layers[-1].n_out if self.layers else 0
+
+
+@dataclass(frozen=True)
+class ColumnTransform:
+    """How one model column is made from the raw input row (see the module docstring).
+
+    ``source``: the raw input column read; ``impute``: the value that replaces NaN (None:
+    NaN stays NaN); ``scaling``: ``"none"`` (``a`` and ``b`` 0), ``"standardize"``
+    (``(v - a) / b``) or ``"affine"`` (``v * a + b``).
+    """
+
+    source: int
+    impute: float | None = None
+    scaling: str = "none"
+    a: float = 0.0
+    b: float = 0.0
+
+
+@dataclass(frozen=True)
+class Transforms:
+    """Feature transforms before the model: ``n_inputs`` raw columns in, one model column per
+    entry of ``columns`` out (selection and reordering by ``ColumnTransform.source``)."""
+
+    n_inputs: int
+    columns: tuple[ColumnTransform, ...]
+
+
+@dataclass(frozen=True)
 class Variable:
     """An input variable: its name, type and what a missing (NaN) value means."""
 
@@ -108,7 +182,8 @@ class ScoreRules:
 
     ``class_labels`` lists the labels in output order (multiclass) or ``(negative, positive)``
     (binary: one output, the probability of the positive label). ``cutoff`` is the decision
-    threshold on that probability for binary models.
+    threshold on that probability for binary models. ``task="embedding"``: the outputs are a
+    representation (e.g. a network's hidden layer), values with no decision attached.
     """
 
     task: str
@@ -118,7 +193,12 @@ class ScoreRules:
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """Everything the writer needs to produce a container."""
+    """Everything the writer needs to produce a container.
+
+    Exactly one payload, ``forest`` or ``mlp``. ``inputs`` are the raw input columns; with
+    ``transforms`` the payload reads ``len(transforms.columns)`` transformed columns, without
+    it the inputs themselves.
+    """
 
     name: str
     algorithm: Algorithm
@@ -129,3 +209,5 @@ class ModelSpec:
     description: str = ""
     training_params: dict[str, Any] = field(default_factory=dict)
     provenance: dict[str, Any] = field(default_factory=dict)
+    mlp: Mlp | None = None
+    transforms: Transforms | None = None

@@ -257,9 +257,6 @@ def export(result: VariantResult, dataset: Dataset, config: FraudConfig, signing
     from pyastore import format as fmt
     from trainer.export import export_model
 
-    if config.algo == "mlp":
-        raise UsageError("MLP models train and evaluate, but their containers need the MLP scorer, "
-                         "which is not in this version: use --algo xgboost or rf to export")
     provenance = {
         "training_data": dataset.source,
         "training_data_sha256": dataset.sha256,

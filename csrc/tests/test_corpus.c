@@ -2,16 +2,17 @@
  * test_corpus.c -- the C core against the container corpus, meant to run under
  * AddressSanitizer + UBSan (see .ci/run and csrc/Makefile).
  *
- *   test_corpus GOLDEN.astore CORPUS_DIR
+ *   test_corpus GOLDEN.astore CORPUS_DIR [MORE_GOLDEN.astore ...]
  *
  * 1. every case in CORPUS_DIR/manifest.tsv gives the expected status from
  *    astore_container_open and astore_model_open;
- * 2. the golden container opens and scores; every truncation (each length 0..n-1) fails;
+ * 2. each golden container opens and scores; every truncation (each length 0..n-1) fails;
  *    every single-bit flip before the signer fields fails (a flip in the public key or
  *    signature passes framing: that is for the signature check, which is not in C);
- * 3. mutation of every byte of the FRST section with the store key recomputed, so the
- *    mutated trees reach astore_model_open: it either rejects them or the model scores
- *    rows with NaN, infinities and large values without any out-of-bounds access.
+ * 3. mutation of every byte of each payload section (FRST, MLP_, XFRM) with the store key
+ *    recomputed, so the mutated content reaches astore_model_open: it either rejects it or
+ *    the model scores rows with NaN, infinities and large values without any out-of-bounds
+ *    access.
  * Prints "N passed, M failed" and exits non-zero on any failure.
  */
 #include <math.h>
@@ -83,7 +84,7 @@ static astore_status open_both(const uint8_t *data, size_t length, astore_status
 static void score_probe(const astore_model *model) {
     size_t n_in = astore_model_n_inputs(model), n_out = astore_model_n_outputs(model);
     const float specials[] = {0.0f, NAN, INFINITY, -INFINITY, 1e30f, -1e30f, 0.5f, 2.0f, -0.25f};
-    size_t rows = 70;
+    size_t rows = n_in > 4096 || n_out > 4096 ? 2 : 70; /* mutated counts can be huge */
     float *x = malloc(sizeof(float) * rows * n_in);
     double *out = malloc(sizeof(double) * rows * n_out);
     double *single = malloc(sizeof(double) * n_out);
@@ -152,9 +153,10 @@ static void test_golden(const uint8_t *golden, size_t length) {
     if (model != NULL) {
         score_probe(model);
         float row[3] = {0.0f, 0.0f, 0.0f};
-        double out[1];
+        double out[8];
         astore_error err;
-        CHECK(astore_model_score(model, row, 1, 2, out, 1, 1, &err) == ASTORE_ERR_INPUT,
+        CHECK(astore_model_n_inputs(model) == 3, "golden models take 3 inputs");
+        CHECK(astore_model_score(model, row, 1, 2, out, 8, 1, &err) == ASTORE_ERR_INPUT,
               "wrong column count accepted");
         CHECK(astore_model_score(model, row, 1, 3, out, 0, 1, &err) == ASTORE_ERR_ARGUMENT,
               "short output buffer accepted");
@@ -185,18 +187,18 @@ static void test_golden(const uint8_t *golden, size_t length) {
     free(copy);
 }
 
-/* Flip bits in FRST, fix the store key, and make sure load rejects or scoring stays in bounds. */
-static void test_forest_mutations(const uint8_t *golden, size_t length) {
+/* Flip bits in a payload section, fix the store key, and make sure load rejects or scoring
+ * stays in bounds. Returns without checks when the golden has no such section. */
+static void test_section_mutations(const uint8_t *golden, size_t length, const char *type) {
     astore_container *container = NULL;
     astore_error err;
     if (astore_container_open(golden, length, &container, &err) != ASTORE_OK) return;
-    astore_section_info frst;
-    if (astore_container_find(container, "FRST", &frst, &err) != ASTORE_OK) {
+    astore_section_info section;
+    if (astore_container_find(container, type, &section, &err) != ASTORE_OK) {
         astore_container_close(container);
-        CHECK(0, "golden has no FRST");
         return;
     }
-    size_t begin = (size_t)frst.offset, end = (size_t)(frst.offset + frst.length);
+    size_t begin = (size_t)section.offset, end = (size_t)(section.offset + section.length);
     astore_container_close(container);
     size_t sign_offset = length - 136;
     uint8_t *copy = malloc(length);
@@ -222,7 +224,20 @@ static void test_forest_mutations(const uint8_t *golden, size_t length) {
         }
     }
     free(copy);
-    CHECK(accepted > 0 && rejected > 0, "mutations: %d accepted, %d rejected", accepted, rejected);
+    CHECK(accepted > 0 && rejected > 0, "%s mutations: %d accepted, %d rejected", type, accepted,
+          rejected);
+}
+
+static void test_golden_file(const char *path) {
+    size_t length = 0;
+    uint8_t *golden = read_file(path, &length);
+    CHECK(golden != NULL, "cannot read %s", path);
+    if (golden == NULL) return;
+    test_golden(golden, length);
+    test_section_mutations(golden, length, "FRST");
+    test_section_mutations(golden, length, "MLP_");
+    test_section_mutations(golden, length, "XFRM");
+    free(golden);
 }
 
 static void test_api_edges(void) {
@@ -245,21 +260,14 @@ static void test_api_edges(void) {
 }
 
 int main(int argc, char **argv) {
-    if (argc != 3) {
-        fprintf(stderr, "usage: %s GOLDEN.astore CORPUS_DIR\n", argv[0]);
-        return 2;
-    }
-    size_t length = 0;
-    uint8_t *golden = read_file(argv[1], &length);
-    if (golden == NULL) {
-        fprintf(stderr, "cannot read %s\n", argv[1]);
+    if (argc < 3) {
+        fprintf(stderr, "usage: %s GOLDEN.astore CORPUS_DIR [MORE_GOLDEN.astore ...]\n", argv[0]);
         return 2;
     }
     test_api_edges();
     test_manifest(argv[2]);
-    test_golden(golden, length);
-    test_forest_mutations(golden, length);
-    free(golden);
+    test_golden_file(argv[1]);
+    for (int i = 3; i < argc; i++) test_golden_file(argv[i]);
     printf("%d passed, %d failed\n", passed, failed);
     return failed == 0 ? 0 : 1;
 }

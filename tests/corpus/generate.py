@@ -9,8 +9,9 @@ trusted (``OK`` when it loads), and the CLI exit code of ``pyastore verify``. Th
 (csrc/tests/test_corpus.c) and tests/test_corpus.py walk the folder and the manifest; a test
 checks the committed files equal a fresh run of this generator.
 
-Cases that must reach interpretation (bad trees, bad META) are re-framed and re-signed with
-the golden test key, so their store key and signature are valid and only the content is bad.
+Cases that must reach interpretation (bad trees, bad networks, bad transforms, bad META) are
+re-framed and re-signed with the golden test key, so their store key and signature are valid
+and only the content is bad. The MLP_ and XFRM cases start from the golden ``tiny_mlp``.
 """
 
 from __future__ import annotations
@@ -77,6 +78,42 @@ def forest_with(offset: int, fmt_: str, *values) -> bytes:
 
 def first_node_offset() -> int:
     return struct.unpack_from("<I", FRST, 36)[0]
+
+
+MLP_GOLDEN = golden_models.build("tiny_mlp")
+MLP_META = body(MLP_GOLDEN, b"META")
+XFRM = body(MLP_GOLDEN, b"XFRM")
+MLP = body(MLP_GOLDEN, b"MLP_")
+MLP_LAYER = 64  # the layer table: 32 bytes per layer
+XFRM_COLUMN = 64  # the column records: 32 bytes per column
+
+
+def mlp_sections(xfrm: bytes = XFRM, mlp: bytes = MLP) -> list[tuple[bytes, bytes, bool]]:
+    return [(b"META", MLP_META, True), (b"XFRM", xfrm, True), (b"MLP_", mlp, True)]
+
+
+def mlp_with(offset: int, fmt_: str, *values) -> bytes:
+    return resign(mlp_sections(mlp=patch(MLP, offset, fmt_, *values)), minor=fmt.LATEST_MINOR)
+
+
+def xfrm_with(offset: int, fmt_: str, *values) -> bytes:
+    return resign(mlp_sections(xfrm=patch(XFRM, offset, fmt_, *values)), minor=fmt.LATEST_MINOR)
+
+
+def layer_field(layer: int, field: int) -> int:
+    return MLP_LAYER + 32 * layer + field
+
+
+def first_weight_offset() -> int:
+    return struct.unpack_from("<I", MLP, layer_field(0, 16))[0]
+
+
+def _forest_reading_reordered_columns() -> bytes:
+    """The golden forest behind an XFRM that permutes its three inputs: a valid 1.1 file."""
+    records = b"".join(struct.pack("<2I3d", source, 0, 0.0, 0.0, 0.0) for source in (2, 0, 1))
+    xfrm = struct.pack("<4I48x", 3, 3, 64, 0) + records
+    return resign([(b"META", META, True), (b"XFRM", xfrm, True), (b"FRST", FRST, True)],
+                  minor=fmt.LATEST_MINOR)
 
 
 def meta_with(meta_bytes: bytes) -> bytes:
@@ -172,6 +209,27 @@ CASES = {
     "meta_without_inputs": (meta_with(_meta_without("inputs")), "OK", "OK", "FormatError", 3),
     "meta_inputs_disagree": (meta_with(_meta_fewer_inputs()), "OK", "OK", "FormatError", 3),
     "no_meta": (resign([(b"FRST", FRST, True)]), "OK", "OK", "FormatError", 3),
+    "mlp_layers_do_not_chain": (mlp_with(layer_field(1, 0), "<I", 5), "OK", "FORMAT", "FormatError", 3),
+    "mlp_weights_past_end": (mlp_with(layer_field(0, 16), "<I", 1 << 20), "OK", "FORMAT", "FormatError", 3),
+    "mlp_arrays_overlap": (mlp_with(layer_field(0, 20), "<I", first_weight_offset()), "OK", "FORMAT", "FormatError", 3),
+    "mlp_unknown_activation": (mlp_with(layer_field(2, 8), "<I", 9), "OK", "UNSUPPORTED", "UnsupportedVersionError", 3),
+    "mlp_layer_count_huge": (mlp_with(0, "<I", 0xFFFFFFFF), "OK", "FORMAT", "FormatError", 3),
+    "mlp_too_wide": (resign(mlp_sections(mlp=patch(patch(MLP, 4, "<I", 2000), layer_field(0, 0), "<I", 2000)),
+                            minor=fmt.LATEST_MINOR), "OK", "UNSUPPORTED", "UnsupportedVersionError", 3),
+    "mlp_nan_weight": (mlp_with(first_weight_offset(), "<f", float("nan")), "OK", "FORMAT", "FormatError", 3),
+    "mlp_alpha_on_relu": (mlp_with(layer_field(0, 12), "<f", 0.5), "OK", "FORMAT", "FormatError", 3),
+    "mlp_outputs_disagree": (mlp_with(8, "<I", 2), "OK", "FORMAT", "FormatError", 3),
+    "mlp_truncated_header": (resign(mlp_sections(mlp=MLP[:40]), minor=fmt.LATEST_MINOR), "OK", "FORMAT", "FormatError", 3),
+    "mlp_and_forest": (resign(mlp_sections() + [(b"FRST", FRST, True)], minor=fmt.LATEST_MINOR),
+                       "OK", "FORMAT", "FormatError", 3),
+    "xfrm_source_out_of_range": (xfrm_with(XFRM_COLUMN, "<I", 3), "OK", "FORMAT", "FormatError", 3),
+    "xfrm_unknown_scaling": (xfrm_with(XFRM_COLUMN + 4, "<I", 7), "OK", "UNSUPPORTED", "UnsupportedVersionError", 3),
+    "xfrm_zero_divisor": (xfrm_with(XFRM_COLUMN + 24, "<d", 0.0), "OK", "FORMAT", "FormatError", 3),
+    "xfrm_nan_impute": (xfrm_with(XFRM_COLUMN + 32 + 8, "<d", float("nan")), "OK", "FORMAT", "FormatError", 3),
+    "xfrm_columns_disagree": (xfrm_with(4, "<I", 2), "OK", "FORMAT", "FormatError", 3),
+    "xfrm_without_payload": (resign(mlp_sections()[:2], minor=fmt.LATEST_MINOR), "OK", "UNSUPPORTED",
+                             "UnsupportedVersionError", 3),
+    "xfrm_reorders_forest_columns": (_forest_reading_reordered_columns(), "OK", "OK", "OK", 0),
 }
 
 

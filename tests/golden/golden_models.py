@@ -17,7 +17,9 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1]))
 
 from pyastore import format as fmt  # noqa: E402
-from pyastore.ir import Algorithm, Forest, ModelSpec, Output, ScoreRules, Tree, Variable  # noqa: E402
+from pyastore.ir import (  # noqa: E402
+    Algorithm, ColumnTransform, Dense, Forest, Mlp, ModelSpec, Output, ScoreRules, Transforms, Tree,
+    Variable)
 from pyastore.keys import SigningKey  # noqa: E402
 
 CREATED = "2026-01-01T00:00:00Z"
@@ -62,9 +64,51 @@ def tiny_forest_spec() -> ModelSpec:
     )
 
 
+def tiny_mlp_spec() -> ModelSpec:
+    """A hand-built network of format 1.1: feature transforms (imputation, standardization,
+    affine scaling, reordering) and six dense layers using every activation, multiclass.
+    Every weight is a short binary fraction, so the layers read as written."""
+    transforms = Transforms(n_inputs=3, columns=(
+        ColumnTransform(source=2, impute=1.0, scaling="standardize", a=0.5, b=2.0),  # age_days
+        ColumnTransform(source=0, impute=0.0, scaling="affine", a=0.25, b=-0.5),  # amount
+        ColumnTransform(source=1, impute=-1.0),  # velocity
+    ))
+    layers = (
+        Dense(weights=((1.0, -0.5, 0.25), (0.5, 0.5, -1.0), (-0.75, 1.0, 0.5), (0.25, -0.25, 2.0)),
+              bias=(0.125, -0.25, 0.0, 0.5), activation="relu"),
+        Dense(weights=((1.0, 0.0, -1.0, 0.5), (-0.5, 1.0, 0.25, 0.0), (0.0, -2.0, 1.0, 1.0),
+                       (0.5, 0.5, 0.5, -0.5)),
+              bias=(-0.5, 0.25, 0.0, 0.125), activation="leaky_relu", alpha=0.125),
+        Dense(weights=((0.5, -1.0, 0.25, 1.0), (1.5, 0.5, -0.5, 0.0), (-0.25, 0.75, 1.0, -1.0)),
+              bias=(0.0, -0.125, 0.25), activation="tanh"),
+        Dense(weights=((2.0, -1.0, 0.5), (-1.5, 0.5, 1.0), (0.25, 0.25, -2.0)),
+              bias=(0.5, 0.0, -0.25), activation="sigmoid"),
+        Dense(weights=((3.0, -1.0, 0.0), (0.0, 2.0, -1.0), (-1.0, 0.5, 2.5)),
+              bias=(0.0, 0.5, -1.0), activation="identity"),
+        Dense(weights=((1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.5, 0.5, 1.0)),
+              bias=(0.25, 0.0, -0.25), activation="softmax"),
+    )
+    labels = ("low", "mid", "high")
+    return ModelSpec(
+        name="golden-tiny-mlp",
+        description="A hand-built network with feature transforms; a golden container of format 1.1",
+        algorithm=Algorithm("mlp", "hand-built", "1", "Mlp"),
+        inputs=(Variable("amount", missing="impute"), Variable("velocity", missing="impute"),
+                Variable("age_days", missing="impute")),
+        outputs=tuple(Output(f"P_{label}", "probability", f"probability that the risk is {label}")
+                      for label in labels),
+        rules=ScoreRules("multiclass", class_labels=labels),
+        mlp=Mlp(layers),
+        transforms=transforms,
+        training_params={"hidden_layer_sizes": [4, 4, 3, 3, 3]},
+        provenance={"training_data_sha256": "0" * 64, "trainer_version": "golden"},
+    )
+
+
 GOLDEN = {
     "tiny_forest": (tiny_forest_spec, True),
     "tiny_forest_unsigned": (tiny_forest_spec, False),
+    "tiny_mlp": (tiny_mlp_spec, True),
 }
 
 

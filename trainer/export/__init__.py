@@ -2,8 +2,8 @@
 
 The export path is a pipeline of named passes::
 
-    xgboost / scikit-learn model  --ingest-->  pyastore.ir.ModelSpec  --pyastore.format.write-->
-    sections  -->  container bytes
+    xgboost / scikit-learn / torch model  --ingest-->  pyastore.ir.ModelSpec
+    --pyastore.format.write-->  sections  -->  container bytes
 
 This package owns the first pass. ``export_model`` looks at the model's class (by module and
 name, without importing any framework eagerly) and hands it to one ingest module per library:
@@ -11,7 +11,12 @@ name, without importing any framework eagerly) and hands it to one ingest module
 * ``trainer.export.xgboost_trees``: ``Booster``, ``XGBClassifier``, ``XGBRegressor``,
   ``XGBRFClassifier``, ``XGBRFRegressor`` (gbtree and dart boosters);
 * ``trainer.export.sklearn_trees``: decision trees, random forests, extra trees, gradient
-  boosting and histogram gradient boosting, classifiers and regressors.
+  boosting and histogram gradient boosting, classifiers and regressors;
+* ``trainer.export.sklearn_mlp``: ``MLPClassifier`` and ``MLPRegressor``;
+* ``trainer.export.sklearn_pipeline``: a ``Pipeline`` of ``SimpleImputer`` /
+  ``StandardScaler`` / ``MinMaxScaler`` steps (the container's feature transforms) followed
+  by any model above;
+* ``trainer.export.torch_mlp``: a ``torch.nn.Sequential`` of dense layers and activations.
 
 Each ingest module converts the library's trees to the single comparison rule of the IR
 (``x < threshold`` in float32, NaN to the default side; see ``pyastore.ir``) and explains its
@@ -28,6 +33,9 @@ Output conventions, the same for every library:
 * multiclass classifier: one output ``P_<label>`` per class, in class order;
   ``ScoreRules(task="multiclass", class_labels=labels)``.
 * regressor: one output ``prediction`` (type ``value``); ``ScoreRules(task="regression")``.
+* encoder (the first ``encoder_layers`` layers of a network, ``task="embedding"``): one output
+  ``h0 .. h{n-1}`` (type ``value``) per unit of the last exported layer;
+  ``ScoreRules(task="embedding")``.
 * inputs: one ``Variable(name, "float", missing)`` per feature, named after the model's feature
   names (or ``feature_names=``), else ``x0 .. x{n-1}``. ``missing`` is ``"as_missing"``
   when the library scores NaN, ``"error"`` when it refuses NaN input.
@@ -43,26 +51,31 @@ import math
 from typing import Any, Iterable, Sequence
 
 from pyastore.errors import UnsupportedModelError, UsageError
-from pyastore.ir import Algorithm, Forest, ModelSpec, Output, ScoreRules, Variable
+from pyastore.ir import Algorithm, Forest, Mlp, ModelSpec, Output, ScoreRules, Variable
 
 __all__ = ["export_model"]
 
-_LIBRARY_MODULES = {"xgboost": "xgboost_trees", "sklearn": "sklearn_trees"}
+_LIBRARY_MODULES = {"xgboost": "xgboost_trees", "sklearn": "sklearn_trees", "torch": "torch_mlp"}
 
 
 def export_model(model: Any, *, feature_names: Sequence[str] | None = None,
                  name: str | None = None, description: str = "",
                  training_params: dict[str, Any] | None = None,
                  provenance: dict[str, Any] | None = None, cutoff: float = 0.5,
-                 iteration_range: tuple[int, int] | None = None) -> ModelSpec:
-    """Convert a fitted xgboost or scikit-learn tree model into a ``ModelSpec``.
+                 iteration_range: tuple[int, int] | None = None,
+                 encoder_layers: int | None = None, task: str | None = None,
+                 class_labels: Sequence[Any] | None = None) -> ModelSpec:
+    """Convert a fitted xgboost / scikit-learn model or a torch network into a ``ModelSpec``.
 
     ``feature_names`` overrides the names read from the model (one per input column, in
     column order). ``name`` defaults to the estimator's class name. ``cutoff`` is the decision
     threshold on the positive-class probability of binary classifiers. ``iteration_range``
     (xgboost only) is ``(begin, end)`` in boosting rounds, as in ``Booster.predict``; by
     default all rounds, or ``(0, best_iteration + 1)`` when early stopping recorded a best
-    iteration.
+    iteration. ``encoder_layers=k`` (MLPs only) exports the first ``k`` dense layers, each
+    with its activation, as an encoder (``task="embedding"``). ``task`` and ``class_labels``
+    (torch only, which records neither) say what the network's outputs mean
+    (``trainer.export.torch_mlp``).
 
     Raises ``UnsupportedModelError`` for a model (or part of one) that cannot be exported
     exactly, ``UsageError`` for bad arguments.
@@ -71,12 +84,41 @@ def export_model(model: Any, *, feature_names: Sequence[str] | None = None,
     options = ExportOptions(feature_names=feature_names, name=name, description=description,
                             training_params=training_params, provenance=provenance,
                             cutoff=cutoff)
+    if library != "xgboost" and iteration_range is not None:
+        raise UsageError("iteration_range applies to xgboost models only")
+    if library != "torch" and (task is not None or class_labels is not None):
+        raise UsageError("task and class_labels apply to torch networks only (other libraries "
+                         "record them)")
+    if library == "torch":
+        from trainer.export import torch_mlp
+
+        return torch_mlp.export(model, options, task=task, class_labels=class_labels,
+                                encoder_layers=encoder_layers)
+    if library == "sklearn" and type(model).__name__ == "Pipeline":
+        from trainer.export import sklearn_pipeline
+
+        return sklearn_pipeline.export(model, options, iteration_range=iteration_range,
+                                       encoder_layers=encoder_layers)
+    return export_estimator(model, library, options, iteration_range=iteration_range,
+                            encoder_layers=encoder_layers)
+
+
+def export_estimator(model: Any, library: str, options: "ExportOptions", *,
+                     iteration_range: tuple[int, int] | None = None,
+                     encoder_layers: int | None = None) -> ModelSpec:
+    """One xgboost or scikit-learn estimator (not a pipeline) to a ``ModelSpec``."""
     if library == "xgboost":
+        if encoder_layers is not None:
+            raise UsageError("encoder_layers applies to MLPs only")
         from trainer.export import xgboost_trees
 
         return xgboost_trees.export(model, options, iteration_range=iteration_range)
-    if iteration_range is not None:
-        raise UsageError("iteration_range applies to xgboost models only")
+    from trainer.export import sklearn_mlp
+
+    if type(model).__name__ in sklearn_mlp.SUPPORTED_CLASSES:
+        return sklearn_mlp.export(model, options, encoder_layers=encoder_layers)
+    if encoder_layers is not None:
+        raise UsageError("encoder_layers applies to MLPs only")
     from trainer.export import sklearn_trees
 
     return sklearn_trees.export(model, options)
@@ -105,7 +147,8 @@ def _library_of(model: Any) -> str:
             return root
     raise UnsupportedModelError(
         f"cannot export {_qualified_name(type(model))}: only xgboost and scikit-learn tree "
-        f"models are supported")
+        f"models, scikit-learn MLPs and pipelines, and torch nn.Sequential networks are "
+        f"supported")
 
 
 def require_exact_class(model: Any, library: str, supported: Iterable[str]) -> str:
@@ -123,12 +166,17 @@ def require_exact_class(model: Any, library: str, supported: Iterable[str]) -> s
     return cls.__name__
 
 
-def make_spec(*, forest: Forest, task: str, class_labels: Sequence[Any], algorithm: Algorithm,
-              model_feature_names: Sequence[str] | None, missing: str,
+def make_spec(*, forest: Forest | None = None, task: str, class_labels: Sequence[Any],
+              algorithm: Algorithm, model_feature_names: Sequence[str] | None, missing: str,
               options: ExportOptions, training_params: dict[str, Any],
-              margin_output: bool = False) -> ModelSpec:
-    """Assemble the ``ModelSpec`` around an exported forest (conventions: module docstring)."""
-    names = input_names(forest.n_features, model_feature_names, options.feature_names)
+              margin_output: bool = False, mlp: Mlp | None = None) -> ModelSpec:
+    """Assemble the ``ModelSpec`` around an exported forest or MLP (conventions: module
+    docstring)."""
+    payload = forest if forest is not None else mlp
+    if payload is None or (forest is not None and mlp is not None):
+        raise UnsupportedModelError("a model needs exactly one payload, a forest or an MLP")
+    n_features, n_outputs = payload.n_features, payload.n_outputs
+    names = input_names(n_features, model_feature_names, options.feature_names)
     inputs = tuple(Variable(name=n, type="float", missing=missing) for n in names)
     labels = tuple(python_label(label) for label in class_labels)
     if task == "binary":
@@ -154,11 +202,15 @@ def make_spec(*, forest: Forest, task: str, class_labels: Sequence[Any], algorit
     elif task == "regression":
         outputs = (Output(name="prediction", type="value", meaning="predicted value"),)
         rules = ScoreRules(task="regression")
+    elif task == "embedding":
+        outputs = tuple(Output(name=f"h{k}", type="value", meaning=f"unit {k} of the encoding")
+                        for k in range(n_outputs))
+        rules = ScoreRules(task="embedding")
     else:
         raise UnsupportedModelError(f"unknown task {task!r}")
-    if len(outputs) != forest.n_outputs:
+    if len(outputs) != n_outputs:
         raise UnsupportedModelError(
-            f"{len(outputs)} outputs for a forest with {forest.n_outputs} outputs")
+            f"{len(outputs)} outputs for a model with {n_outputs} outputs")
     params = json_safe(training_params)
     params.update(json_safe(options.training_params))
     return ModelSpec(
@@ -168,6 +220,7 @@ def make_spec(*, forest: Forest, task: str, class_labels: Sequence[Any], algorit
         outputs=outputs,
         rules=rules,
         forest=forest,
+        mlp=mlp,
         description=options.description,
         training_params=params,
         provenance=json_safe(options.provenance),
