@@ -129,7 +129,7 @@ class Container {
         if (astore_container_find(handle_, type.c_str(), &info, &err) != ASTORE_OK) {
             return py::none();
         }
-        return py::bytes(reinterpret_cast<const char *>(info.data), info.length);
+        return py::bytes(reinterpret_cast<const char *>(info.data), static_cast<size_t>(info.length));
     }
     const astore_container *handle() const { return handle_; }
     py::bytes data() const { return data_; }

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "astore_internal.h"
+#include "astore_math.h"
 
 #define ROW_BLOCK 64
 
@@ -338,13 +339,13 @@ static void post_transform(const astore_forest *f, double *out, size_t n_rows) {
             o[k] = value + f->base_score[k];
         }
         if (f->post_transform == ASTORE_POST_LOGISTIC) {
-            for (size_t k = 0; k < n_out; k++) o[k] = 1.0 / (1.0 + exp(-o[k]));
+            for (size_t k = 0; k < n_out; k++) o[k] = 1.0 / (1.0 + astore_exp(-o[k]));
         } else if (f->post_transform == ASTORE_POST_SOFTMAX) {
             double top = o[0];
             for (size_t k = 1; k < n_out; k++) top = o[k] > top ? o[k] : top;
             double total = 0.0;
             for (size_t k = 0; k < n_out; k++) {
-                o[k] = exp(o[k] - top);
+                o[k] = astore_exp(o[k] - top);
                 total += o[k];
             }
             for (size_t k = 0; k < n_out; k++) o[k] /= total;

@@ -18,7 +18,17 @@ import os
 import warnings
 from array import array
 
-from pyastore import _core, keys, trust
+from pyastore import keys, trust
+
+# The compiled binding, or the cffi backend over a prebuilt libastore.so on devices that cannot
+# build the extension (PYASTORE_BACKEND=cffi forces it, for tests).
+if os.environ.get("PYASTORE_BACKEND") == "cffi":
+    from pyastore import _cffi_core as _core
+else:
+    try:
+        from pyastore import _core
+    except ImportError:
+        from pyastore import _cffi_core as _core
 from pyastore.errors import (
     FormatError,
     InputError,
@@ -114,6 +124,7 @@ class Model:
         self._reject_missing = tuple(
             v.get("missing") == "error" for v in meta["inputs"]
         )
+        self._reject_columns = tuple(c for c, reject in enumerate(self._reject_missing) if reject)
 
     @property
     def name(self) -> str:
@@ -158,8 +169,11 @@ class Model:
         """Score one event (values in input order, or a dict by input name): the fast path."""
         if isinstance(row, dict):
             row = self._row_from_mapping(row)
-        if any(self._reject_missing):
-            self._check_missing_list([row], 0)
+        if self._reject_columns and len(row) == len(self._reject_missing):
+            for c in self._reject_columns:
+                value = row[c]
+                if value is None or value != value:
+                    self._check_missing_list([row], 0)
         return self._core.score_one(row)
 
     def _check_missing_list(self, rows: Sequence[Sequence[Any]], first_row: int) -> None:
@@ -183,7 +197,10 @@ class Model:
 
     def predict(self, data: Any, *, n_threads: int = 1) -> list[Any]:
         """Labels: the positive label when its probability >= cutoff (binary), the most
-        probable label (multi-class), the value (regression)."""
+        probable label (multi-class), the value (regression). An embedding has no label."""
+        if self.meta["score_rules"]["task"] == "embedding":
+            raise UsageError("this model outputs an embedding (a representation), not a "
+                             "decision: use score()")
         scores = self.score(data, n_threads=n_threads)
         if isinstance(scores, dict):
             scores = [list(scores.values())]
