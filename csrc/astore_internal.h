@@ -90,6 +90,7 @@ struct astore_container {
 /* A validated tree ensemble; arrays point into the container or into `owned`. */
 typedef struct astore_forest {
     uint32_t n_trees;
+    uint32_t n_nodes_total; /* split nodes of all trees */
     uint32_t n_features;
     uint32_t n_outputs;
     uint32_t leaf_width;

@@ -15,6 +15,7 @@
 #include "astore_math.h"
 
 #define ROW_BLOCK 64
+#define TREE_GROUPS 4 /* single-row SIMD path: groups of 8 trees walked together */
 
 static bool aligned_in_place(const uint8_t *pointer, size_t alignment) {
     return astore_host_is_little_endian() && ((uintptr_t)pointer % alignment) == 0;
@@ -169,6 +170,7 @@ astore_status astore_forest_load(const astore_container *container,
         return astore_fail(err, ASTORE_ERR_FORMAT, section->offset, "FRST too many leaf values");
     }
     f->n_trees = h.n_trees;
+    f->n_nodes_total = h.n_nodes;
     f->n_features = h.n_features;
     f->n_outputs = h.n_outputs;
     f->leaf_width = h.leaf_width;
@@ -319,6 +321,69 @@ __attribute__((target("avx2"))) static uint32_t step_block_avx2(const astore_tre
     return all_done == 0xFF ? LEAF_TAG : 0u;
 }
 
+/*
+ * One row through 8 x `groups` trees at once: lane k of group g walks tree t0 + 8g + k. A single
+ * event has no other rows to overlap with, so the trees supply the independent walks instead;
+ * several groups in one loop let the gathers of one group wait while another computes. Writes
+ * each tree's (tree-local) leaf index; the caller adds the leaves in tree order, as for blocks.
+ */
+__attribute__((target("avx2"))) static void walk_trees_avx2(const astore_forest *f, uint32_t t0,
+                                                             const float *row, uint32_t *leaf) {
+    const int *words = (const int *)(const void *)f->nodes;
+    const float *floats = (const float *)(const void *)f->nodes;
+    int first_word[8 * TREE_GROUPS];
+    uint32_t start[8 * TREE_GROUPS];
+    for (int k = 0; k < 8 * TREE_GROUPS; k++) {
+        const astore_tree_entry *tree = &f->trees[t0 + (uint32_t)k];
+        first_word[k] = (int)(3u * tree->first_node);
+        start[k] = tree->n_nodes == 0 ? LEAF_TAG : 0u;
+    }
+    const __m256i table = _mm256_setr_epi32((int)step_code[0], (int)step_code[1], (int)step_code[2],
+                                            (int)step_code[3], (int)step_code[4], (int)step_code[5],
+                                            (int)step_code[6], (int)step_code[7]);
+    const __m256i feature_mask = _mm256_set1_epi32((int)ASTORE_NODE_FEATURE_MASK);
+    const __m256i one = _mm256_set1_epi32(1);
+    const __m256i three = _mm256_set1_epi32(3);
+    const __m256i four = _mm256_set1_epi32(4);
+    const __m256i tag = _mm256_set1_epi32((int)LEAF_TAG);
+    __m256i base[TREE_GROUPS], p[TREE_GROUPS];
+    for (int g = 0; g < TREE_GROUPS; g++) {
+        base[g] = _mm256_loadu_si256((const __m256i *)(const void *)(first_word + 8 * g));
+        p[g] = _mm256_loadu_si256((const __m256i *)(const void *)(start + 8 * g));
+    }
+    for (;;) {
+        __m256i all = p[0];
+        for (int g = 1; g < TREE_GROUPS; g++) all = _mm256_and_si256(all, p[g]);
+        if (_mm256_movemask_ps(_mm256_castsi256_ps(all)) == 0xFF) break;
+        for (int g = 0; g < TREE_GROUPS; g++) {
+            __m256i done = _mm256_srai_epi32(p[g], 31);
+            __m256i i = _mm256_andnot_si256(done, p[g]);
+            __m256i word = _mm256_add_epi32(base[g], _mm256_add_epi32(_mm256_add_epi32(i, i), i));
+            __m256i split = _mm256_i32gather_epi32(words, word, 4);
+            __m256 threshold = _mm256_i32gather_ps(floats + 1, word, 4);
+            __m256i child = _mm256_i32gather_epi32(words + 2, word, 4);
+            __m256 x = _mm256_i32gather_ps(row, _mm256_and_si256(split, feature_mask), 4);
+            __m256 less = _mm256_cmp_ps(x, threshold, _CMP_LT_OQ);
+            __m256 nan = _mm256_cmp_ps(x, x, _CMP_UNORD_Q);
+            __m256i default_left = _mm256_srai_epi32(_mm256_slli_epi32(split, 1), 31);
+            __m256i go_left = _mm256_or_si256(_mm256_castps_si256(less),
+                                              _mm256_and_si256(_mm256_castps_si256(nan), default_left));
+            __m256i index = _mm256_or_si256(_mm256_and_si256(go_left, four),
+                                            _mm256_and_si256(_mm256_srli_epi32(split, 28), three));
+            __m256i code = _mm256_permutevar8x32_epi32(table, index);
+            __m256i successor = _mm256_srai_epi32(_mm256_slli_epi32(code, 31), 31);
+            __m256i add = _mm256_and_si256(_mm256_srli_epi32(code, 1), one);
+            __m256i target = _mm256_blendv_epi8(_mm256_add_epi32(child, add),
+                                                _mm256_add_epi32(i, one), successor);
+            target = _mm256_or_si256(target, _mm256_and_si256(code, tag));
+            p[g] = _mm256_blendv_epi8(target, p[g], done);
+        }
+    }
+    for (int g = 0; g < TREE_GROUPS; g++) {
+        _mm256_storeu_si256((__m256i *)(void *)(leaf + 8 * g), p[g]);
+    }
+}
+
 static int cpu_has_avx2(void) {
     static int cached = -1;
     if (cached < 0) {
@@ -353,6 +418,37 @@ static void post_transform(const astore_forest *f, double *out, size_t n_rows) {
     }
 }
 
+#ifdef ASTORE_HAVE_AVX2_PATH
+/* A single row, 8 x TREE_GROUPS trees at a time (walk_trees_avx2), the rest one by one;
+ * leaves are added in tree order, so the result is bit-identical to the block path. */
+static void score_one_row_by_trees(const astore_forest *f, const float *row, double *out) {
+    const uint32_t group = 8 * TREE_GROUPS;
+    uint32_t leaf[8 * TREE_GROUPS];
+    for (uint32_t t = 0; t < f->n_trees; t++) {
+        const astore_tree_entry *tree = &f->trees[t];
+        uint32_t index;
+        if (t % group == 0 && t + group <= f->n_trees) walk_trees_avx2(f, t, row, leaf);
+        if (t < f->n_trees / group * group) {
+            index = leaf[t % group] & ~LEAF_TAG;
+        } else {
+            uint32_t p = tree->n_nodes == 0 ? LEAF_TAG : 0u;
+            while (!step_block(f->nodes + tree->first_node, row, 0, 1, &p)) {
+            }
+            index = p & ~LEAF_TAG;
+        }
+        const float *leaves = f->leaves + (size_t)(tree->first_leaf + index) * f->leaf_width;
+        if (f->leaf_width == 1) {
+            out[tree->output] += leaves[0];
+        } else {
+            for (uint32_t k = 0; k < f->n_outputs; k++) out[k] += leaves[k];
+        }
+    }
+    post_transform(f, out, 1);
+}
+#else
+#define score_one_row_by_trees(f, row, out) ((void)0)
+#endif
+
 void astore_forest_score_rows(const astore_forest *f, const float *x, size_t n_rows,
                               size_t n_cols, double *out) {
     size_t n_out = f->n_outputs;
@@ -365,6 +461,11 @@ void astore_forest_score_rows(const astore_forest *f, const float *x, size_t n_r
 #define step_block_avx2 step_block
 #endif
     memset(out, 0, sizeof(double) * n_rows * n_out);
+    /* gathers index nodes with 32-bit word offsets (3 words a node) */
+    if (use_avx2 && n_rows == 1 && f->n_trees >= 8 * TREE_GROUPS && f->n_nodes_total < (uint32_t)(INT32_MAX / 3)) {
+        score_one_row_by_trees(f, x, out);
+        return;
+    }
     for (size_t start = 0; start < n_rows; start += ROW_BLOCK) {
         size_t block = n_rows - start < ROW_BLOCK ? n_rows - start : ROW_BLOCK;
         const float *rows = x + start * n_cols;

@@ -1,0 +1,549 @@
+"""The side-by-side run: every engine on every standard model, one Markdown table.
+
+Per model, each engine that applies (``bench.contenders``) is set up in turn:
+
+1. ``prepare``: convert / compile into the engine's files (cached; the time is recorded);
+2. load time: the model files into a ready scorer, median of ``load_repeats`` fresh loads
+   (shared libraries are copied to a new path before each load, since ``dlopen`` caches by
+   path);
+3. agreement: max |engine - original library| on the first ``agreement_rows`` scoring rows
+   (the library: XGBoost ``Booster.predict`` on a ``DMatrix``, scikit-learn ``predict_proba``,
+   LightGBM ``predict``); when it exceeds 1e-4, the same on the rows without NaN, to tell
+   missing-value routing from other disagreements;
+4. single-event latency: ``predict_one`` on one event as a Python list, per-call
+   ``perf_counter_ns``, up to 10,000 calls (fewer for engines slower than
+   ``latency_budget_s`` allows): median and p99.
+
+Then batch throughput, for all of the model's engines together (``measure_batches``): all
+scoring rows (1M float32; 250k for M2) with 1 then 2 threads, in interleaved rounds -- one
+run per engine per round, each after a 1,000-row warm-up -- so that a burst of other work on
+this shared 2-core machine hits every engine alike; median over up to ``batch_repeats`` runs
+(an engine stops once its runs add up to ``batch_budget_s``; the count is in the JSON).
+
+Finally cold start, for M1 only: a fresh process imports the engine, loads M1, scores one row;
+wall time and peak RSS (through ``bench/c/run_measured.c``), median of ``cold_repeats`` after
+one untimed run; also ``python -c pass``, ``python -c 'import numpy'`` and pyastore scoring a
+list without numpy. (The quick profile times pyastore and the baselines only: importing
+xgboost alone takes seconds.)
+
+Ratios are ``pyastore / engine`` from the same run: below 1 pyastore is faster (or smaller).
+The reference is pyastore's Python API on the same model (on M1's LightGBM twin: on M1).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bench import contenders
+from bench.models import DEFAULT_CACHE, MODEL_KEYS, ROOT, BenchModel, Profile, build_models
+
+THREADS = (1, 2)
+
+
+def machine() -> dict[str, Any]:
+    cpu = "?"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+                            capture_output=True, text=True).stdout.strip()
+    dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"],
+                           capture_output=True, text=True).stdout.strip()
+    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
+            "platform": platform.platform(), "commit": commit,
+            "working_tree_modified": bool(dirty), "loadavg_start": os.getloadavg()}
+
+
+# ---- one (model, engine) pair -----------------------------------------------------------------
+
+
+def _staged(artifact: contenders.Artifact, workdir: Path, index: int) -> contenders.Artifact:
+    """A copy of the artifact whose main file (a shared library) has a new path."""
+    label, path = next(iter(artifact.files.items()))
+    stage = workdir / "stage"
+    stage.mkdir(exist_ok=True)
+    copy = stage / f"{index}_{path.name}"
+    shutil.copyfile(path, copy)
+    files = {label: copy, **{k: v for k, v in artifact.files.items() if k != label}}
+    return contenders.Artifact(files, artifact.prepare_seconds, artifact.cached, artifact.notes,
+                               artifact.extra)
+
+
+def _file_sizes(artifact: contenders.Artifact) -> dict[str, int]:
+    return {label: path.stat().st_size for label, path in artifact.files.items() if path.exists()}
+
+
+def setup_pair(engine: contenders.Engine, model: BenchModel, profile: Profile,
+               log=print) -> tuple[dict[str, Any], contenders.Scorer | None]:
+    """Prepare, time the loads, check agreement and time single events for one pair; the row
+    so far and the loaded scorer (None when the engine is missing or failed)."""
+    row: dict[str, Any] = {"model": model.key, "engine": engine.key, "name": engine.name,
+                           "status": "ok", "notes": []}
+    began = time.perf_counter()
+    scorer = None
+    try:
+        row["version"] = engine.version()
+        workdir = model.directory / engine.key
+        workdir.mkdir(parents=True, exist_ok=True)
+        artifact = engine.prepare(model, workdir)
+        row["prepare_seconds"] = round(artifact.prepare_seconds, 2)
+        row["notes"] += artifact.notes
+        row["files"] = _file_sizes(artifact)
+        loads = []
+        for index in range(profile.load_repeats):
+            staged = _staged(artifact, workdir, index) if engine.loads_shared_library else artifact
+            if scorer is not None:
+                scorer.close()
+            started = time.perf_counter()
+            scorer = engine.load(staged, model)
+            loads.append(time.perf_counter() - started)
+        row["load_ms"] = 1e3 * float(np.median(loads))
+        assert scorer is not None
+        x_agree = model.batch.x[:profile.agreement_rows]
+        got = scorer.predict_batch(x_agree, 1)
+        if got.shape != (len(x_agree),):
+            raise contenders.Missing(f"returned shape {got.shape} for {len(x_agree)} rows")
+        reference = model.reference(x_agree)
+        row["max_abs_diff"] = float(np.max(np.abs(got - reference)))
+        row["agreement_rows"] = len(x_agree)
+        complete = ~np.isnan(x_agree).any(axis=1)
+        if row["max_abs_diff"] > 1e-4 and 0 < complete.sum() < len(x_agree):
+            clean = float(np.max(np.abs(got[complete] - reference[complete])))
+            row["max_abs_diff_rows_without_nan"] = clean
+            verdict = ("missing values routed differently" if clean <= 1e-4 else
+                       "disagrees on complete rows too")
+            row["notes"].append(f"max abs diff {clean:.1e} on the {int(complete.sum())} rows "
+                                f"without NaN: {verdict}")
+        events = model.batch.x[:1000].tolist()
+        row["single"] = scorer.measure_single(events, profile.latency_calls, profile.latency_budget_s)
+    except contenders.Missing as exc:
+        row.update(status="missing", reason=str(exc))
+        scorer = None
+    except Exception as exc:  # noqa: BLE001 - a crash is reported as this engine's result
+        log(traceback.format_exc())
+        row.update(status="failed", reason=f"{type(exc).__name__}: {str(exc)[:300]}")
+        scorer = None
+    row["seconds"] = round(time.perf_counter() - began, 2)
+    log(f"[bench] {model.key} x {engine.name}: {row['status']} in {row['seconds']:.1f} s")
+    return row, scorer
+
+
+Pair = tuple[contenders.Engine, BenchModel, dict[str, Any], contenders.Scorer]
+
+
+def measure_batches(pairs: list[Pair], profile: Profile, log=print) -> None:
+    """Batch throughput of every loaded (engine, model) pair, in interleaved rounds.
+
+    Round r scores the whole batch once with each engine in turn, so a burst of other work on
+    this shared machine lands on every engine alike rather than on whichever ran then. An
+    engine stops repeating once its runs add up to ``batch_budget_s``; at most
+    ``batch_repeats`` runs each. The 1,000-row warm-up precedes every timed run.
+    """
+    for threads in THREADS:
+        times: dict[int, list[float]] = {id(row): [] for _, _, row, _ in pairs}
+        for _ in range(profile.batch_repeats):
+            for engine, model, row, scorer in pairs:
+                spent = times[id(row)]
+                if row["status"] != "ok" or (spent and sum(spent) > profile.batch_budget_s):
+                    continue
+                try:
+                    spent += scorer.time_batch(model.batch, threads, 1, float("inf"))
+                except Exception as exc:  # noqa: BLE001
+                    log(traceback.format_exc())
+                    row.update(status="failed", reason=f"batch: {type(exc).__name__}: {str(exc)[:300]}")
+        for engine, model, row, scorer in pairs:
+            spent = times[id(row)]
+            if row["status"] != "ok" or not spent:
+                continue
+            median = float(np.median(spent))
+            row.setdefault("batch", {})[str(threads)] = {
+                "rows": model.batch.n_rows, "runs": len(spent), "median_s": median,
+                "all_s": spent, "ns_per_row": 1e9 * median / model.batch.n_rows,
+                "ns_per_row_tree": (1e9 * median / model.batch.n_rows / model.n_trees
+                                    if model.n_trees else None)}
+        log(f"[bench] batches on {threads} thread(s) done")
+    for engine, model, row, scorer in pairs:
+        own = engine.load_seconds(scorer)
+        if own is not None:
+            row["load_ms"] = 1e3 * own
+            row["notes"].append("load = the driver's read + SHA-256 + parse (no Ed25519 check)")
+        scorer.close()
+        row["loadavg_after"] = os.getloadavg()[0]
+
+
+def measure_models(engines: list[contenders.Engine], models: list[BenchModel], profile: Profile,
+                   log=print) -> list[dict[str, Any]]:
+    """Every engine that applies to each of ``models`` (a model and its LightGBM twin): set up
+    one by one, then batches in interleaved rounds across all of them."""
+    pairs: list[Pair] = []
+    rows = []
+    for model in models:
+        for engine in engines:
+            if engine.applies_to(model):
+                row, scorer = setup_pair(engine, model, profile, log)
+                rows.append(row)
+                if scorer is not None:
+                    pairs.append((engine, model, row, scorer))
+    measure_batches(pairs, profile, log)
+    return rows
+
+
+def container_layout(model: BenchModel) -> dict[str, Any] | None:
+    """Bytes per internal node of the container (the issue-3 target: <= 12 plus leaves)."""
+    if model.astore is None or not model.n_internal:
+        return None
+    import pyastore
+
+    loaded = pyastore.load(model.astore, trusted_keys=[model.public_key], use_default_trust=False)
+    sections = {kind: length for kind, _, _, length in loaded.sections()}
+    forest = sections.get("FRST")
+    leaves = model.n_nodes - model.n_internal
+    layout = {"file_bytes": model.astore.stat().st_size, "forest_bytes": forest,
+              "internal_nodes": model.n_internal, "leaves": leaves,
+              "file_bytes_per_internal_node": model.astore.stat().st_size / model.n_internal}
+    if forest is not None:
+        leaf_bytes = 4 * leaves
+        layout["forest_bytes_per_internal_node_excluding_leaves"] = (forest - leaf_bytes) / model.n_internal
+    return layout
+
+
+# ---- cold start -----------------------------------------------------------------------------
+
+
+LAUNCHER: Path | None = None
+
+
+def build_launcher(out_dir: Path) -> Path | None:
+    """Compile bench/c/run_measured.c (see its comment for why); None when there is no cc."""
+    source = ROOT / "bench" / "c" / "run_measured.c"
+    target = out_dir / "run_measured"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    compiled = subprocess.run([os.environ.get("CC", "cc"), "-std=c99", "-O2",
+                               "-D_POSIX_C_SOURCE=200809L", "-D_DEFAULT_SOURCE", str(source),
+                               "-o", str(target)], capture_output=True, text=True)
+    return target if compiled.returncode == 0 else None
+
+
+def run_process(command: list[str]) -> tuple[float, float]:
+    """Wall seconds and peak RSS (MiB) of one child process; raises Missing if it fails.
+
+    Through ``run_measured`` when it built (exact peak RSS); else through ``os.wait4`` from
+    this process, whose own size then inflates the child's ``ru_maxrss`` (flagged as NaN).
+    """
+    with tempfile.TemporaryFile() as errors:
+        if LAUNCHER is not None:
+            result = subprocess.run([str(LAUNCHER)] + command, stdout=subprocess.PIPE,
+                                    stderr=errors, text=True)
+            wall_s, rss_kib, code = result.stdout.split()
+            wall, rss, code = float(wall_s), int(rss_kib) / 1024.0, int(code)
+        else:
+            started = time.perf_counter()
+            process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=errors)
+            _, status, _ = os.wait4(process.pid, 0)
+            wall, rss = time.perf_counter() - started, float("nan")
+            code = process.returncode = os.waitstatus_to_exitcode(status)
+        if code != 0:
+            errors.seek(0)
+            message = errors.read().decode(errors="replace").strip().splitlines()
+            raise contenders.Missing(f"exit {code}: {(message or [''])[-1][:200]}")
+    return wall, rss
+
+
+def cold_start(command: list[str], repeats: int, warm: bool = True) -> dict[str, Any]:
+    if warm:
+        run_process(command)  # untimed: page cache and .pyc files warm
+    samples = [run_process(command) for _ in range(repeats)]
+    return {"wall_ms": 1e3 * float(np.median([s[0] for s in samples])),
+            "peak_rss_mib": float(np.median([s[1] for s in samples])), "runs": repeats}
+
+
+def measure_cold_starts(engines: list[contenders.Engine], model: BenchModel,
+                        twin: BenchModel | str | None, profile: Profile, log=print) -> list[dict[str, Any]]:
+    """Cold start of every engine on ``model`` (M1), plus the baselines."""
+    workdir = model.directory / "cold"
+    workdir.mkdir(exist_ok=True)
+    row = model.batch.x[0].tolist()
+    entries: list[dict[str, Any]] = []
+
+    def add(key: str, name: str, command_or_reason: list[str] | str, model_key: str = model.key):
+        entry = {"model": model_key, "engine": key, "name": name}
+        if isinstance(command_or_reason, str):
+            entry.update(status="missing", reason=command_or_reason)
+        else:
+            try:
+                entry.update(status="ok", **cold_start(command_or_reason, profile.cold_repeats,
+                                                         warm=profile.cold_repeats > 1))
+            except contenders.Missing as exc:
+                entry.update(status="missing", reason=str(exc))
+        log(f"[bench] cold start {name}: {entry.get('wall_ms', entry.get('reason'))}")
+        entries.append(entry)
+
+    add("python", "python -c pass", [sys.executable, "-c", "pass"], "-")
+    add("numpy", "python -c 'import numpy'", [sys.executable, "-c", "import numpy"], "-")
+    if not profile.cold_contenders:  # the quick profile: importing xgboost alone takes seconds
+        engines = [e for e in engines if isinstance(e, (contenders.PyastoreEngine, contenders.CDriverEngine))]
+    pairs = [(e, model) for e in engines if e.applies_to(model)]
+    if isinstance(twin, BenchModel):
+        pairs += [(e, twin) for e in engines if e.applies_to(twin)]
+    lead = [e for e in engines if isinstance(e, contenders.PyastoreEngine)]
+    if lead:
+        extra = contenders.PyastoreNoNumpyEngine()
+        pairs.insert(1, (extra, model))
+    for engine, target in pairs:
+        try:
+            engine.version()
+            artifact = engine.prepare(target, target.directory / engine.key)
+            command = engine.cold_start_command(artifact, target, row, workdir)
+        except contenders.Missing as exc:
+            add(engine.key, engine.name, str(exc), target.key)
+            continue
+        if command is not None:
+            add(engine.key, engine.name, command, target.key)
+    return entries
+
+
+# ---- the whole run --------------------------------------------------------------------------
+
+
+def prepare_all(profile: Profile, cache: Path = DEFAULT_CACHE, models: tuple[str, ...] = MODEL_KEYS,
+                log=print) -> None:
+    """Build every model and every engine's files (conversions, compilations), measure nothing."""
+    engines = contenders.make_engines()
+    for engine in engines:
+        if isinstance(engine, contenders.CDriverEngine):
+            engine.build(Path(cache) / "bin", log)
+    built_models, twins = build_models(profile, cache, models, log)
+    targets = built_models + [t for t in twins.values() if isinstance(t, BenchModel)]
+    for model in targets:
+        for engine in engines:
+            if not engine.applies_to(model):
+                continue
+            started = time.perf_counter()
+            try:
+                engine.version()
+                workdir = model.directory / engine.key
+                workdir.mkdir(parents=True, exist_ok=True)
+                artifact = engine.prepare(model, workdir)
+                state = "cached" if artifact.cached else f"built in {time.perf_counter() - started:.1f} s"
+            except contenders.Missing as exc:
+                state = f"missing: {exc}"
+            log(f"[bench] prepare {model.key} x {engine.name}: {state}")
+
+
+def run(profile: Profile, cache: Path = DEFAULT_CACHE, models: tuple[str, ...] = MODEL_KEYS,
+        engine_keys: tuple[str, ...] | None = None, cold: bool = True, log=print) -> dict[str, Any]:
+    started = time.perf_counter()
+    info = machine()
+    engines = contenders.make_engines()
+    if engine_keys is not None:
+        unknown = set(engine_keys) - {e.key for e in engines}
+        if unknown:
+            raise SystemExit(f"unknown engine(s): {', '.join(sorted(unknown))}; "
+                             f"choose from {', '.join(e.key for e in engines)}")
+        engines = [e for e in engines if e.key in engine_keys]
+    cache = Path(cache)
+    for engine in engines:
+        if isinstance(engine, contenders.CDriverEngine):
+            engine.build(cache / "bin", log)
+    built_models, twins = build_models(profile, cache, models, log)
+    rows: list[dict[str, Any]] = []
+    layouts: dict[str, Any] = {}
+    for model in built_models:
+        layouts[model.key] = container_layout(model)
+        twin = twins.get(model.key)
+        targets = [model] + ([twin] if isinstance(twin, BenchModel) else [])
+        rows += measure_models(engines, targets, profile, log)
+        if isinstance(twin, str):
+            rows += [{"model": f"{model.key}-lgbm", "engine": engine.key, "name": engine.name,
+                      "status": "missing", "reason": twin, "notes": []}
+                     for engine in engines if engine.families == ("lightgbm",)]
+        for target in targets:
+            for row in rows:
+                if row["model"] == target.key:
+                    row["title"] = target.title
+                    row["n_trees"] = target.n_trees
+                    row["n_nodes"] = target.n_nodes
+                    row["n_params"] = target.n_params
+                    row["reference_model"] = target.twin_of or target.key
+    add_ratios(rows)
+    cold_rows: list[dict[str, Any]] = []
+    if cold:
+        global LAUNCHER
+        LAUNCHER = build_launcher(cache / "bin")
+        first = next((m for m in built_models if m.key == "M1"), None)
+        if first is not None:
+            cold_rows = measure_cold_starts(engines, first, twins.get("M1"), profile, log)
+    info["loadavg_end"] = os.getloadavg()
+    return {"profile": profile.__dict__, "machine": info, "rows": rows, "cold_start": cold_rows,
+            "container_layout": layouts, "seconds": round(time.perf_counter() - started, 1),
+            "command": " ".join(["python -m bench"] + sys.argv[1:])}
+
+
+def add_ratios(rows: list[dict[str, Any]]) -> None:
+    """``pyastore / engine`` per model and thread count, against the pyastore Python row."""
+    lead = {r["model"]: r for r in rows if r["engine"] == "pyastore" and r["status"] == "ok"}
+    for row in rows:
+        if row["status"] != "ok":
+            continue
+        reference = lead.get(row.get("reference_model", row["model"]))
+        if reference is None:
+            continue
+        row["ratio_batch"] = {t: reference["batch"][t]["ns_per_row"] / row["batch"][t]["ns_per_row"]
+                              for t in row["batch"] if t in reference["batch"]}
+        row["ratio_single"] = reference["single"]["median_us"] / row["single"]["median_us"]
+
+
+# ---- the table ---------------------------------------------------------------------------------
+
+
+def _size(n: int) -> str:
+    if n >= 1e6:
+        return f"{n / 1e6:.2f} MB"
+    if n >= 1e3:
+        return f"{n / 1e3:.1f} kB"
+    return f"{n} B"
+
+
+def _num(value: float | None, digits: int = 1) -> str:
+    if value is None:
+        return "—"
+    if value != value:
+        return "NaN"
+    if abs(value) >= 100:
+        return f"{value:,.0f}"
+    return f"{value:.{digits}f}"
+
+
+def _ratio(value: float | None) -> str:
+    return "—" if value is None else f"{value:.2f}"
+
+
+COLUMNS = ("model", "engine", "version", "ns/row 1T", "ns/row 2T", "ns/(row·tree) 1T",
+           "pyastore ÷ this 1T", "pyastore ÷ this 2T", "one event median µs", "p99 µs",
+           "pyastore ÷ this (event)", "load ms", "files", "bytes/node", "max abs diff",
+           "cold start ms / peak MiB", "notes")
+
+
+def render_markdown(results: dict[str, Any]) -> str:
+    cold = {(c["model"], c["engine"]): c for c in results.get("cold_start", [])}
+    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    for row in results["rows"]:
+        lines.append("| " + " | ".join(_cells(row, cold.pop((row["model"], row["engine"]), None))) + " |")
+    for entry in cold.values():  # baselines and cold-start-only rows
+        cells = [entry["model"], entry["name"]] + [""] * (len(COLUMNS) - 4)
+        cells += [_cold(entry), "" if entry["status"] == "ok" else f"missing: {entry['reason']}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _cold(entry: dict[str, Any] | None) -> str:
+    if entry is None:
+        return ""
+    if entry["status"] != "ok":
+        return "missing"
+    return f"{entry['wall_ms']:.0f} / {entry['peak_rss_mib']:.1f}"
+
+
+def _cells(row: dict[str, Any], cold: dict[str, Any] | None) -> list[str]:
+    cells = [row["model"], row["name"], row.get("version", "—")]
+    if row["status"] != "ok":
+        reason = row.get("reason", "").replace("|", "/").replace("\n", " ")
+        return cells + ["—"] * (len(COLUMNS) - 5) + [_cold(cold), f"**{row['status']}**: {reason}"]
+    batch = row["batch"]
+    ratio = row.get("ratio_batch", {})
+    files = row.get("files", {})
+    main = next(iter(files.values()), None)
+    per_node = None
+    unit = ""
+    if main is not None and row.get("n_nodes"):
+        per_node, unit = main / row["n_nodes"], ""
+    elif main is not None and row.get("n_params"):
+        per_node, unit = main / row["n_params"], " /param"
+    notes = "; ".join(row.get("notes", []))
+    single = row["single"]
+    if single.get("calls", 0) and single["calls"] < 10_000:
+        notes = "; ".join(filter(None, [notes, f"{single['calls']} event calls"]))
+    if single.get("note"):
+        notes = "; ".join(filter(None, [notes, f"event: {single['note']}"]))
+    if row.get("reference_model", row["model"]) != row["model"]:
+        notes = "; ".join(filter(None, [notes, f"ratios vs pyastore on {row['reference_model']}"]))
+    return cells + [
+        _num(batch["1"]["ns_per_row"]), _num(batch["2"]["ns_per_row"]),
+        _num(batch["1"]["ns_per_row_tree"], 2),
+        _ratio(ratio.get("1")), _ratio(ratio.get("2")),
+        _num(single["median_us"], 2), _num(single["p99_us"], 2), _ratio(row.get("ratio_single")),
+        _num(row["load_ms"], 2),
+        "; ".join(f"{label} {_size(size)}" for label, size in files.items()),
+        (_num(per_node) + unit) if per_node is not None else "—",
+        f"{row['max_abs_diff']:.1e}" if row["max_abs_diff"] == row["max_abs_diff"] else "NaN",
+        _cold(cold), notes,
+    ]
+
+
+def render_summary(results: dict[str, Any]) -> str:
+    """A few lines above the table: machine, load, commit, container layout."""
+    m = results["machine"]
+    lines = [f"machine: {m['cpu']}, {m['cores']} cores; load average at start "
+             f"{m['loadavg_start'][0]:.2f}, at end {m['loadavg_end'][0]:.2f}; commit {m['commit']}"
+             f"{' (working tree modified)' if m['working_tree_modified'] else ''}; "
+             f"{results['seconds']:.0f} s",
+             "files: the first one listed is the one loaded and counted in bytes/node "
+             "(nodes = split nodes + leaves; MLPs: per weight/bias)"]
+    if results["profile"]["name"] == "full":  # the targets are about the full-size models
+        lines += issue3_targets(results)
+    for key, layout in results.get("container_layout", {}).items():
+        if layout and layout.get("forest_bytes") is not None:
+            lines.append(f"{key} container: {layout['file_bytes']} B, "
+                         f"{layout['file_bytes_per_internal_node']:.1f} B per internal node overall; "
+                         f"FRST section {layout['forest_bytes_per_internal_node_excluding_leaves']:.1f} "
+                         f"B per internal node + 4 B per leaf ({layout['internal_nodes']} internal "
+                         f"nodes, {layout['leaves']} leaves)")
+    return "\n".join(lines) + "\n"
+
+
+def issue3_targets(results: dict[str, Any]) -> list[str]:
+    """The speed targets of issue 3, checked against this run (M1 and M3)."""
+    rows = {(r["model"], r["engine"]): r for r in results["rows"] if r["status"] == "ok"}
+    lines = []
+    for key in ("M1", "M3"):
+        library = "xgboost-inplace" if key == "M1" else "sklearn"
+        base = rows.get((key, library))
+        for engine in ("pyastore", "pyastore-c"):
+            mine = rows.get((key, engine))
+            if mine is None:
+                continue
+            one, two = mine["batch"]["1"], mine["batch"]["2"]
+            text = (f"target {key} {engine}: {one['rows']:,} rows in {one['median_s']:.3f} s on 1 "
+                    f"thread, {two['median_s']:.3f} s on 2 (x{one['median_s'] / two['median_s']:.2f})")
+            if base is not None:
+                share = one["median_s"] / base["batch"]["1"]["median_s"]
+                text += (f"; {share:.2f} of {library}'s {base['batch']['1']['median_s']:.3f} s "
+                         f"(target <= 0.33 for M1: {'met' if share <= 1 / 3 else 'missed'})"
+                         if key == "M1" else f"; {share:.3f} of {library}'s time")
+            lines.append(text)
+        if (key, "pyastore") in rows:
+            median = rows[(key, "pyastore")]["single"]["median_us"]
+            verdict = f" (target < 3 µs: {'met' if median < 3 else 'missed'})" if key == "M1" else ""
+            lines.append(f"target {key} one event through score_one: median {median:.2f} µs{verdict}")
+    return lines
+
+
+def write_results(results: dict[str, Any], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(results, indent=1, default=str))

@@ -1,0 +1,51 @@
+"""The benchmark harness keeps working: ``python -m bench --quick`` on tiny models.
+
+It must report a row for every contender engine, with a reason for each one that is missing
+(the optional contenders -- onnxruntime, treelite/tl2cgen, m2cgen, lleaves -- need not be
+installed), and score with pyastore, its C API and the original libraries.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+ENGINES = ("pyastore", "pyastore-c", "xgboost-inplace", "xgboost-dmatrix", "sklearn",
+           "onnxruntime", "tl2cgen", "m2cgen", "lleaves")
+ALWAYS_AVAILABLE = ("pyastore", "pyastore-c", "xgboost-inplace", "xgboost-dmatrix", "sklearn")
+TREE_MODELS = ("M1", "M2", "M3", "M5")
+
+
+def test_quick_bench_reports_every_contender(tmp_path):
+    out = tmp_path / "results.json"
+    result = subprocess.run([sys.executable, "-m", "bench", "--quick", "--cache", str(tmp_path),
+                             "--json", str(out)], cwd=ROOT, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    results = json.loads(out.read_text())
+    rows = results["rows"]
+    table = [line for line in result.stdout.splitlines() if line.startswith("| ")][1:]
+    assert len(table) == len(rows) + len([c for c in results["cold_start"]
+                                          if (c["model"], c["engine"]) not in
+                                          {(r["model"], r["engine"]) for r in rows}])
+
+    assert {row["engine"] for row in rows} >= set(ENGINES)
+    for row, line in zip(rows, table):
+        assert line.startswith(f"| {row['model']} | {row['name']} |")
+        if row["status"] == "ok":
+            assert row["batch"]["1"]["ns_per_row"] > 0 and row["single"]["median_us"] > 0
+            assert row["max_abs_diff"] < 1e-5 or row["engine"] in ("m2cgen", "onnxruntime"), row
+        else:
+            assert row["status"] in ("missing", "failed") and row["reason"], row
+            assert f"**{row['status']}**: " in line
+    for row in rows:
+        if row["engine"] in ALWAYS_AVAILABLE and row["model"] in TREE_MODELS:
+            assert row["status"] == "ok", row
+
+    cold = {c["engine"]: c for c in results["cold_start"]}
+    for key in ("python", "numpy", "pyastore", "pyastore-nonumpy"):
+        assert cold[key]["status"] == "ok", cold[key]
+        assert cold[key]["wall_ms"] > 0 and cold[key]["peak_rss_mib"] > 0
