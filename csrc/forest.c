@@ -269,52 +269,58 @@ static inline uint32_t step_block(const astore_tree_node *nodes, const float *ro
 #include <immintrin.h>
 
 /*
- * The same step as step_block for 8 rows per instruction (AVX2 gathers). Decisions are exact
- * float comparisons, so results are bit-identical to the scalar step; it is used only when the
- * CPU has AVX2 (checked once at run time) and for whole groups of 8 rows.
+ * The step of step_block for 8 walks per instruction (AVX2 gathers). Walk k is at p[k] in the
+ * node array starting `first_word[k]` 32-bit words into `nodes` (3 words a node) and reads its
+ * features at x + column_base[k]. Decisions are exact float comparisons, so results are
+ * bit-identical to the scalar step. Used only when the CPU has AVX2 (checked once).
  */
-__attribute__((target("avx2"))) static uint32_t step_block_avx2(const astore_tree_node *nodes,
-                                                                 const float *rows,
-                                                                 size_t n_cols, size_t block,
-                                                                 uint32_t *pos) {
+__attribute__((target("avx2"))) static inline __m256i avx2_advance(const astore_tree_node *nodes,
+                                                                    const float *x, __m256i p,
+                                                                    __m256i first_word,
+                                                                    __m256i column_base) {
     const int *words = (const int *)(const void *)nodes;
     const float *floats = (const float *)(const void *)nodes;
     const __m256i table = _mm256_setr_epi32((int)step_code[0], (int)step_code[1], (int)step_code[2],
                                             (int)step_code[3], (int)step_code[4], (int)step_code[5],
                                             (int)step_code[6], (int)step_code[7]);
-    const __m256i feature_mask = _mm256_set1_epi32((int)ASTORE_NODE_FEATURE_MASK);
     const __m256i one = _mm256_set1_epi32(1);
-    const __m256i three = _mm256_set1_epi32(3);
-    const __m256i four = _mm256_set1_epi32(4);
-    const __m256i tag = _mm256_set1_epi32((int)LEAF_TAG);
+    __m256i done = _mm256_srai_epi32(p, 31);
+    __m256i i = _mm256_andnot_si256(done, p);
+    __m256i word = _mm256_add_epi32(first_word, _mm256_add_epi32(_mm256_add_epi32(i, i), i));
+    __m256i split = _mm256_i32gather_epi32(words, word, 4);
+    __m256 threshold = _mm256_i32gather_ps(floats + 1, word, 4);
+    __m256i child = _mm256_i32gather_epi32(words + 2, word, 4);
+    __m256i column = _mm256_add_epi32(
+        _mm256_and_si256(split, _mm256_set1_epi32((int)ASTORE_NODE_FEATURE_MASK)), column_base);
+    __m256 value = _mm256_i32gather_ps(x, column, 4);
+    __m256 less = _mm256_cmp_ps(value, threshold, _CMP_LT_OQ);
+    __m256 nan = _mm256_cmp_ps(value, value, _CMP_UNORD_Q);
+    __m256i default_left = _mm256_srai_epi32(_mm256_slli_epi32(split, 1), 31);
+    __m256i go_left = _mm256_or_si256(_mm256_castps_si256(less),
+                                      _mm256_and_si256(_mm256_castps_si256(nan), default_left));
+    __m256i index = _mm256_or_si256(_mm256_and_si256(go_left, _mm256_set1_epi32(4)),
+                                    _mm256_and_si256(_mm256_srli_epi32(split, 28), _mm256_set1_epi32(3)));
+    __m256i code = _mm256_permutevar8x32_epi32(table, index);
+    __m256i successor = _mm256_srai_epi32(_mm256_slli_epi32(code, 31), 31);
+    __m256i add = _mm256_and_si256(_mm256_srli_epi32(code, 1), one);
+    __m256i target = _mm256_blendv_epi8(_mm256_add_epi32(child, add), _mm256_add_epi32(i, one),
+                                        successor);
+    target = _mm256_or_si256(target, _mm256_and_si256(code, _mm256_set1_epi32((int)LEAF_TAG)));
+    return _mm256_blendv_epi8(target, p, done);
+}
+
+/* step_block for a whole block (a multiple of 8 rows) of one tree. */
+__attribute__((target("avx2"))) static uint32_t step_block_avx2(const astore_tree_node *nodes,
+                                                                 const float *rows,
+                                                                 size_t n_cols, size_t block,
+                                                                 uint32_t *pos) {
     const __m256i lane_rows = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
                                                  _mm256_set1_epi32((int)n_cols));
     int all_done = 0xFF;
     for (size_t r = 0; r < block; r += 8) {
         __m256i p = _mm256_loadu_si256((const __m256i *)(const void *)(pos + r));
-        __m256i done = _mm256_srai_epi32(p, 31);
-        __m256i i = _mm256_andnot_si256(done, p);
-        __m256i word = _mm256_add_epi32(_mm256_add_epi32(i, i), i); /* 3 words per node */
-        __m256i split = _mm256_i32gather_epi32(words, word, 4);
-        __m256 threshold = _mm256_i32gather_ps(floats + 1, word, 4);
-        __m256i child = _mm256_i32gather_epi32(words + 2, word, 4);
-        __m256i column = _mm256_add_epi32(_mm256_and_si256(split, feature_mask),
-                                          _mm256_add_epi32(lane_rows, _mm256_set1_epi32((int)(r * n_cols))));
-        __m256 x = _mm256_i32gather_ps(rows, column, 4);
-        __m256 less = _mm256_cmp_ps(x, threshold, _CMP_LT_OQ);
-        __m256 nan = _mm256_cmp_ps(x, x, _CMP_UNORD_Q);
-        __m256i default_left = _mm256_srai_epi32(_mm256_slli_epi32(split, 1), 31);
-        __m256i go_left = _mm256_or_si256(_mm256_castps_si256(less),
-                                          _mm256_and_si256(_mm256_castps_si256(nan), default_left));
-        __m256i index = _mm256_or_si256(_mm256_and_si256(go_left, four),
-                                        _mm256_and_si256(_mm256_srli_epi32(split, 28), three));
-        __m256i code = _mm256_permutevar8x32_epi32(table, index);
-        __m256i successor = _mm256_srai_epi32(_mm256_slli_epi32(code, 31), 31);
-        __m256i add = _mm256_and_si256(_mm256_srli_epi32(code, 1), one);
-        __m256i target = _mm256_blendv_epi8(_mm256_add_epi32(child, add), _mm256_add_epi32(i, one),
-                                            successor);
-        target = _mm256_or_si256(target, _mm256_and_si256(code, tag));
-        p = _mm256_blendv_epi8(target, p, done);
+        __m256i column_base = _mm256_add_epi32(lane_rows, _mm256_set1_epi32((int)(r * n_cols)));
+        p = avx2_advance(nodes, rows, p, _mm256_setzero_si256(), column_base);
         _mm256_storeu_si256((__m256i *)(void *)(pos + r), p);
         all_done &= _mm256_movemask_ps(_mm256_castsi256_ps(p));
     }
@@ -322,15 +328,13 @@ __attribute__((target("avx2"))) static uint32_t step_block_avx2(const astore_tre
 }
 
 /*
- * One row through 8 x `groups` trees at once: lane k of group g walks tree t0 + 8g + k. A single
- * event has no other rows to overlap with, so the trees supply the independent walks instead;
+ * One row through 8 x TREE_GROUPS trees at once: lane k of group g walks tree t0 + 8g + k. A
+ * single event has no other rows to overlap with, so the trees supply the independent walks;
  * several groups in one loop let the gathers of one group wait while another computes. Writes
- * each tree's (tree-local) leaf index; the caller adds the leaves in tree order, as for blocks.
+ * each tree's (tree-local) leaf index; the caller adds the leaves in tree order.
  */
 __attribute__((target("avx2"))) static void walk_trees_avx2(const astore_forest *f, uint32_t t0,
                                                              const float *row, uint32_t *leaf) {
-    const int *words = (const int *)(const void *)f->nodes;
-    const float *floats = (const float *)(const void *)f->nodes;
     int first_word[8 * TREE_GROUPS];
     uint32_t start[8 * TREE_GROUPS];
     for (int k = 0; k < 8 * TREE_GROUPS; k++) {
@@ -338,14 +342,6 @@ __attribute__((target("avx2"))) static void walk_trees_avx2(const astore_forest 
         first_word[k] = (int)(3u * tree->first_node);
         start[k] = tree->n_nodes == 0 ? LEAF_TAG : 0u;
     }
-    const __m256i table = _mm256_setr_epi32((int)step_code[0], (int)step_code[1], (int)step_code[2],
-                                            (int)step_code[3], (int)step_code[4], (int)step_code[5],
-                                            (int)step_code[6], (int)step_code[7]);
-    const __m256i feature_mask = _mm256_set1_epi32((int)ASTORE_NODE_FEATURE_MASK);
-    const __m256i one = _mm256_set1_epi32(1);
-    const __m256i three = _mm256_set1_epi32(3);
-    const __m256i four = _mm256_set1_epi32(4);
-    const __m256i tag = _mm256_set1_epi32((int)LEAF_TAG);
     __m256i base[TREE_GROUPS], p[TREE_GROUPS];
     for (int g = 0; g < TREE_GROUPS; g++) {
         base[g] = _mm256_loadu_si256((const __m256i *)(const void *)(first_word + 8 * g));
@@ -356,27 +352,7 @@ __attribute__((target("avx2"))) static void walk_trees_avx2(const astore_forest 
         for (int g = 1; g < TREE_GROUPS; g++) all = _mm256_and_si256(all, p[g]);
         if (_mm256_movemask_ps(_mm256_castsi256_ps(all)) == 0xFF) break;
         for (int g = 0; g < TREE_GROUPS; g++) {
-            __m256i done = _mm256_srai_epi32(p[g], 31);
-            __m256i i = _mm256_andnot_si256(done, p[g]);
-            __m256i word = _mm256_add_epi32(base[g], _mm256_add_epi32(_mm256_add_epi32(i, i), i));
-            __m256i split = _mm256_i32gather_epi32(words, word, 4);
-            __m256 threshold = _mm256_i32gather_ps(floats + 1, word, 4);
-            __m256i child = _mm256_i32gather_epi32(words + 2, word, 4);
-            __m256 x = _mm256_i32gather_ps(row, _mm256_and_si256(split, feature_mask), 4);
-            __m256 less = _mm256_cmp_ps(x, threshold, _CMP_LT_OQ);
-            __m256 nan = _mm256_cmp_ps(x, x, _CMP_UNORD_Q);
-            __m256i default_left = _mm256_srai_epi32(_mm256_slli_epi32(split, 1), 31);
-            __m256i go_left = _mm256_or_si256(_mm256_castps_si256(less),
-                                              _mm256_and_si256(_mm256_castps_si256(nan), default_left));
-            __m256i index = _mm256_or_si256(_mm256_and_si256(go_left, four),
-                                            _mm256_and_si256(_mm256_srli_epi32(split, 28), three));
-            __m256i code = _mm256_permutevar8x32_epi32(table, index);
-            __m256i successor = _mm256_srai_epi32(_mm256_slli_epi32(code, 31), 31);
-            __m256i add = _mm256_and_si256(_mm256_srli_epi32(code, 1), one);
-            __m256i target = _mm256_blendv_epi8(_mm256_add_epi32(child, add),
-                                                _mm256_add_epi32(i, one), successor);
-            target = _mm256_or_si256(target, _mm256_and_si256(code, tag));
-            p[g] = _mm256_blendv_epi8(target, p[g], done);
+            p[g] = avx2_advance(f->nodes, row, p[g], base[g], _mm256_setzero_si256());
         }
     }
     for (int g = 0; g < TREE_GROUPS; g++) {

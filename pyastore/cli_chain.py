@@ -15,7 +15,6 @@ import argparse
 import json
 import os
 import sys
-from pathlib import Path
 
 from pyastore.errors import PyastoreError, UsageError
 
@@ -233,17 +232,9 @@ def _cmd_checkpoint(args) -> int:
 
 
 def _write_file(path: str, data: bytes) -> None:
-    target = Path(path)
-    temporary = target.with_name(target.name + ".tmp")
-    try:
-        with open(temporary, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, target)
-    except OSError as exc:
-        temporary.unlink(missing_ok=True)
-        raise UsageError(f"{path}: cannot write: {exc.strerror}") from None
+    from pyastore.format import write_file
+
+    write_file(path, data)
 
 
 def _cmd_prove(args) -> int:
