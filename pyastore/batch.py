@@ -118,6 +118,8 @@ class BatchScorer:
         self.task = model.meta["score_rules"]["task"]
         self.labels = labels
         self.cutoff = model.meta["score_rules"].get("cutoff", 0.5)
+        if with_label and self.task not in ("binary", "multiclass", "regression"):
+            raise UsageError(f"--label: a {self.task} model has no labels to decide")
         self.output_columns = self.keep + list(model.output_names) + (["label"] if with_label else [])
 
     def check_columns(self, columns: list[str], where: str) -> list[int]:
