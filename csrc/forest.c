@@ -421,9 +421,25 @@ static void score_one_row_by_trees(const astore_forest *f, const float *row, dou
     }
     post_transform(f, out, 1);
 }
-#else
-#define score_one_row_by_trees(f, row, out) ((void)0)
 #endif
+
+/* Walks every row of a block down one tree: pos[r] ends as LEAF_TAG | leaf. Each step moves
+ * every unfinished row one level down; children follow parents, so this ends within n_nodes
+ * steps. Full blocks take the AVX2 step where the CPU has it. */
+static inline void walk_block(const astore_tree_node *nodes, const float *rows, size_t n_cols,
+                              size_t block, uint32_t *pos, int use_avx2) {
+#ifdef ASTORE_HAVE_AVX2_PATH
+    if (use_avx2 && block == ROW_BLOCK) {
+        while (!step_block_avx2(nodes, rows, n_cols, block, pos)) {
+        }
+        return;
+    }
+#else
+    (void)use_avx2;
+#endif
+    while (!step_block(nodes, rows, n_cols, block, pos)) {
+    }
+}
 
 void astore_forest_score_rows(const astore_forest *f, const float *x, size_t n_rows,
                               size_t n_cols, double *out) {
@@ -434,14 +450,16 @@ void astore_forest_score_rows(const astore_forest *f, const float *x, size_t n_r
     int use_avx2 = cpu_has_avx2() && n_cols < (size_t)(INT32_MAX / ROW_BLOCK);
 #else
     const int use_avx2 = 0;
-#define step_block_avx2 step_block
 #endif
     memset(out, 0, sizeof(double) * n_rows * n_out);
+#ifdef ASTORE_HAVE_AVX2_PATH
     /* gathers index nodes with 32-bit word offsets (3 words a node) */
-    if (use_avx2 && n_rows == 1 && f->n_trees >= 8 * TREE_GROUPS && f->n_nodes_total < (uint32_t)(INT32_MAX / 3)) {
+    if (use_avx2 && n_rows == 1 && f->n_trees >= 8 * TREE_GROUPS &&
+        f->n_nodes_total < (uint32_t)(INT32_MAX / 3)) {
         score_one_row_by_trees(f, x, out);
         return;
     }
+#endif
     for (size_t start = 0; start < n_rows; start += ROW_BLOCK) {
         size_t block = n_rows - start < ROW_BLOCK ? n_rows - start : ROW_BLOCK;
         const float *rows = x + start * n_cols;
@@ -454,15 +472,7 @@ void astore_forest_score_rows(const astore_forest *f, const float *x, size_t n_r
             } else {
                 const astore_tree_node *nodes = f->nodes + tree->first_node;
                 memset(pos, 0, sizeof(uint32_t) * block);
-                /* each step moves every unfinished row one level down; trees are finite
-                 * (children follow parents), so this ends within n_nodes steps */
-                if (use_avx2 && block == ROW_BLOCK) {
-                    while (!step_block_avx2(nodes, rows, n_cols, block, pos)) {
-                    }
-                } else {
-                    while (!step_block(nodes, rows, n_cols, block, pos)) {
-                    }
-                }
+                walk_block(nodes, rows, n_cols, block, pos, use_avx2);
             }
             if (f->leaf_width == 1) {
                 double *target = acc + tree->output;

@@ -66,8 +66,6 @@ def _dataset(args: argparse.Namespace):
         from dataclasses import replace
 
         return replace(dataset, source="bundled:fraud-default-v1", sha256=hashlib.sha256(raw).hexdigest())
-    if args.target is None:
-        raise UsageError("--data needs --target COLUMN")
     return data.load_csv(args.data, args.target, tuple(args.drop))
 
 
