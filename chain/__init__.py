@@ -14,6 +14,8 @@ Modules, each owning one thing:
 in ``docs/CHAIN.md``.
 """
 
+from __future__ import annotations
+
 from chain.errors import (
     DuplicateRecordError,
     LogCorruptionError,
@@ -21,6 +23,10 @@ from chain.errors import (
     RevokedError,
 )
 from chain.proof import ProofBundle, Verdict, verify_bundle
+
+TYPE_CHECKING = False  # not typing.TYPE_CHECKING: `typing` stays off the device's import path
+if TYPE_CHECKING:
+    from chain.log import Log
 
 __all__ = [
     "DuplicateRecordError",
@@ -33,7 +39,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> type[Log]:
     if name == "Log":  # lazy: keeps sqlite3 and the storage code off the device's import path
         from chain.log import Log
 

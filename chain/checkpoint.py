@@ -104,7 +104,7 @@ class Checkpoint:
         return "\n".join(lines + list(self.extensions)) + "\n"
 
     @classmethod
-    def parse_body(cls, text: str) -> "Checkpoint":
+    def parse_body(cls, text: str) -> Checkpoint:
         if not text.endswith("\n"):
             raise ProofError("checkpoint: note text must end with a newline")
         lines = text[:-1].split("\n")

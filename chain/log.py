@@ -46,9 +46,9 @@ from chain.records import (
     KIND_REVOKE,
     Record,
     RecordError,
-    is_subject,
+    parse_subject,
 )
-from chain.storage import AppendContext, SQLiteStorage, Storage
+from chain.storage import AppendContext, SQLiteStorage, Storage, StoredCheckpoint
 from pyastore import keys
 from pyastore.errors import KeyFileError, LogError, UsageError
 
@@ -58,16 +58,6 @@ _ORIGIN_BAD = re.compile(r"[\s+\x00-\x1f\x7f]")
 def utc_now() -> str:
     """The current UTC time as ISO-8601 with a ``Z``, second precision."""
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def normalize_subject(store_key: str) -> str:
-    """Lowercase a store key or ``sha256:`` digest; a ``UsageError`` for anything else."""
-    text = store_key.strip().lower() if isinstance(store_key, str) else ""
-    if not is_subject(text):
-        raise UsageError(
-            f"{store_key!r} is not a store key (64 hex characters) or a sha256:<64 hex> digest"
-        )
-    return text
 
 
 @dataclass(frozen=True)
@@ -120,7 +110,7 @@ class Log:
         log_signing_key: keys.SigningKey | str | os.PathLike[str],
         *,
         origin: str | None = None,
-    ) -> "Log":
+    ) -> Log:
         """Create a new, empty log file; refuses to overwrite anything."""
         key_path = None
         if not isinstance(log_signing_key, keys.SigningKey):
@@ -150,7 +140,7 @@ class Log:
         *,
         log_key: keys.SigningKey | str | os.PathLike[str] | None = None,
         readonly: bool = False,
-    ) -> "Log":
+    ) -> Log:
         """Open an existing log. ``LogError`` when the file is not a log of a known version."""
         storage = SQLiteStorage.open(path, readonly=readonly)
         try:
@@ -162,7 +152,7 @@ class Log:
     def close(self) -> None:
         self.storage.close()
 
-    def __enter__(self) -> "Log":
+    def __enter__(self) -> Log:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -255,7 +245,7 @@ class Log:
         time: str | None = None,
     ) -> Record:
         """Publish a store key. Refuses a key the log already holds."""
-        subject = normalize_subject(store_key)
+        subject = parse_subject(store_key)
         when = time or utc_now()
 
         def make(context: AppendContext) -> Record:
@@ -278,7 +268,7 @@ class Log:
         self, store_key: str, reason: str, submitter: keys.SigningKey, *, time: str | None = None
     ) -> Record:
         """Revoke a published key; only its publisher or the log key may do so, once."""
-        subject = normalize_subject(store_key)
+        subject = parse_subject(store_key)
         if not reason or not reason.strip():
             raise UsageError("a revocation needs a reason (--reason)")
         when = time or utc_now()
@@ -321,7 +311,7 @@ class Log:
         """Append a record of another kind (receipts, shares, blobs); no policy is applied."""
         if kind in (KIND_MODEL, KIND_REVOKE):
             raise UsageError(f"use append_model / revoke for {kind!r} records")
-        subject = normalize_subject(subject)
+        subject = parse_subject(subject)
         when = time or utc_now()
         return self._append(
             lambda context: self._new_record(
@@ -341,7 +331,7 @@ class Log:
             yield stored.record()
 
     def status(self, store_key: str) -> KeyStatus:
-        return self._status_in(self.storage, normalize_subject(store_key))
+        return self._status_in(self.storage, parse_subject(store_key))
 
     def root(self, size: int | None = None) -> bytes:
         current = self.size
@@ -416,7 +406,7 @@ class Log:
                 ) from None
             signed = checkpoints.parse(latest.note)
         size = signed.size
-        revocations = ()
+        revocations: tuple[ProofEntry, ...] = ()
         if status.revoked is not None and status.revoked.index < size:
             revocations = (self._entry(status.revoked, size),)
         return ProofBundle(signed.text, self._entry(status.published, size), revocations)
@@ -599,7 +589,9 @@ class Log:
                 )
             revoked.add(record.subject)
 
-    def _check_stored_checkpoint(self, stored, size: int, roots_at: dict[int, bytes]) -> None:
+    def _check_stored_checkpoint(
+        self, stored: StoredCheckpoint, size: int, roots_at: dict[int, bytes]
+    ) -> None:
         if stored.size > size:
             raise LogCorruptionError(
                 f"the log signed a checkpoint for {stored.size} records but holds only {size}: "

@@ -172,7 +172,7 @@ class RootAccumulator:
         self.size = 0
 
     @classmethod
-    def resume(cls, source: NodeSource, size: int) -> "RootAccumulator":
+    def resume(cls, source: NodeSource, size: int) -> RootAccumulator:
         """An accumulator positioned after the first ``size`` leaves of ``source``."""
         accumulator = cls()
         start = 0

@@ -34,18 +34,17 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import re
 from dataclasses import dataclass
 
 from chain import checkpoint as checkpoints
 from chain import merkle
 from chain.errors import ProofError, RevokedError
-from chain.records import KIND_MODEL, KIND_REVOKE, Record, RecordError
+from chain.records import KIND_MODEL, KIND_REVOKE, Record, RecordError, parse_subject
+from pyastore import keys
 
 BUNDLE_FORMAT = "pyastore-proof-bundle-v1"
 MAX_BUNDLE_BYTES = 1 << 20
 MAX_REVOCATIONS = 64
-_HEX64 = re.compile(r"[0-9a-f]{64}")
 
 
 @dataclass(frozen=True)
@@ -56,7 +55,7 @@ class ProofEntry:
     leaf: bytes
     inclusion_proof: tuple[bytes, ...]
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, object]:
         return {
             "index": self.index,
             "leaf": base64.b64encode(self.leaf).decode("ascii"),
@@ -64,7 +63,7 @@ class ProofEntry:
         }
 
     @classmethod
-    def from_json(cls, value: object, where: str) -> "ProofEntry":
+    def from_json(cls, value: object, where: str) -> ProofEntry:
         if not isinstance(value, dict) or set(value) != {"index", "leaf", "inclusion_proof"}:
             raise ProofError(
                 f"proof bundle: {where} must have exactly index, leaf, inclusion_proof"
@@ -82,7 +81,7 @@ class ProofEntry:
             raise ProofError(f"proof bundle: {where}.inclusion_proof must be a list of hashes")
         hashes = []
         for position, item in enumerate(path):
-            if not isinstance(item, str) or not _HEX64.fullmatch(item):
+            if not keys.is_hex(item, keys.SHA256_HEX_LENGTH):
                 raise ProofError(
                     f"proof bundle: {where}.inclusion_proof[{position}] is not 64 lowercase hex"
                 )
@@ -108,7 +107,7 @@ class ProofBundle:
         return (json.dumps(value, indent=1, ensure_ascii=False) + "\n").encode("utf-8")
 
     @classmethod
-    def from_bytes(cls, data: bytes) -> "ProofBundle":
+    def from_bytes(cls, data: bytes) -> ProofBundle:
         data = bytes(data)
         if len(data) > MAX_BUNDLE_BYTES:
             raise ProofError(f"proof bundle is {len(data)} bytes (limit {MAX_BUNDLE_BYTES})")
@@ -215,13 +214,6 @@ def _check_entry(entry: ProofEntry, tree: checkpoints.Checkpoint, what: str) -> 
     return record
 
 
-def normalize_store_key(store_key: str) -> str:
-    text = store_key.strip().lower() if isinstance(store_key, str) else ""
-    if not (_HEX64.fullmatch(text) or re.fullmatch(r"sha256:[0-9a-f]{64}", text)):
-        raise ProofError(f"{store_key!r} is not a store key (64 hex) or sha256:<64 hex> digest")
-    return text
-
-
 def verify_bundle(
     bundle_bytes: bytes,
     store_key_hex: str,
@@ -237,7 +229,7 @@ def verify_bundle(
     Raises :class:`ProofError` (a ``LogError``) for any failure and :class:`RevokedError`
     when the bundle itself shows a revocation.
     """
-    store_key = normalize_store_key(store_key_hex)
+    store_key = parse_subject(store_key_hex, ProofError)
     bundle = ProofBundle.from_bytes(bundle_bytes)
     signed = checkpoints.verify(bundle.checkpoint, trusted_log_public_key, origin=origin)
     tree = signed.checkpoint

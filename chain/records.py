@@ -8,7 +8,8 @@ these types)::
     [ 1,              # record format version (int)
       index,          # position in the log, 0-based (int)
       kind,           # "model", "revoke", or a later kind (str)
-      subject,        # 64 lowercase hex store key, or "sha256:<64 hex>" payload digest
+      subject,        # what the record is about: a container's store key (64 lowercase
+                      # hex, bare), or a "sha256:<64 hex>" payload digest (docs/CHAIN.md)
       name,           # str, may be empty
       description,    # str, may be empty
       time,           # UTC ISO-8601 ending in "Z", e.g. "2025-01-31T12:00:00Z"
@@ -45,6 +46,7 @@ import msgpack
 from chain import merkle
 from chain.errors import LogCorruptionError
 from pyastore import keys
+from pyastore.errors import PyastoreError, UsageError
 
 FORMAT_VERSION = 1
 SIGNING_DOMAIN = b"pyastore-chain-record-v1\n"
@@ -57,9 +59,6 @@ MAX_DESCRIPTION = 4096
 MAX_REASON = 1024
 MAX_ENCODED = 16384
 
-_HEX64 = re.compile(r"[0-9a-f]{64}")
-_HEX128 = re.compile(r"[0-9a-f]{128}")
-_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 _KIND = re.compile(r"[a-z][a-z0-9-]{0,31}")
 _TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z")
 
@@ -70,7 +69,22 @@ class RecordError(LogCorruptionError):
 
 def is_subject(text: object) -> bool:
     """True for a store key (64 lowercase hex) or a ``sha256:<64 hex>`` payload digest."""
-    return isinstance(text, str) and bool(_HEX64.fullmatch(text) or _DIGEST.fullmatch(text))
+    return keys.is_store_key(text) or keys.is_payload_digest(text)
+
+
+def parse_subject(text: object, error: type[PyastoreError] = UsageError) -> str:
+    """A subject as a person or caller gives it, in its stored form; ``error`` if it is none.
+
+    Blanks around it are dropped and hex is lowercased. ``sha256:<hex>`` stays a payload
+    digest: the prefix is never stripped to make a store key of it (see docs/CHAIN.md).
+    """
+    candidate = text.strip().lower() if isinstance(text, str) else ""
+    if not is_subject(candidate):
+        raise error(
+            f"{text!r} is not a store key (64 hex characters) or a payload digest "
+            "(sha256:<64 hex>)"
+        )
+    return candidate
 
 
 def _check_text(value: object, field: str, limit: int) -> None:
@@ -110,12 +124,14 @@ class Record:
         _check_text(self.reason, "reason", MAX_REASON)
         if type(self.time) is not str or not _TIME.fullmatch(self.time):
             raise RecordError(f"record time {self.time!r} is not UTC ISO-8601 ending in 'Z'")
-        for field, pattern in (("submitter", _HEX64), ("prev_hash", _HEX64)):
-            value = getattr(self, field)
-            if type(value) is not str or not pattern.fullmatch(value):
-                raise RecordError(f"record field {field!r} must be 64 lowercase hex")
+        if type(self.submitter) is not str or not keys.is_public_key_hex(self.submitter):
+            raise RecordError("record field 'submitter' must be 64 lowercase hex")
+        if type(self.prev_hash) is not str or not keys.is_hex(
+            self.prev_hash, keys.SHA256_HEX_LENGTH
+        ):
+            raise RecordError("record field 'prev_hash' must be 64 lowercase hex")
         if type(self.signature) is not str or not (
-            self.signature == "" or _HEX128.fullmatch(self.signature)
+            self.signature == "" or keys.is_signature_hex(self.signature)
         ):
             raise RecordError("record signature must be 128 lowercase hex (or empty if unsigned)")
 
@@ -139,19 +155,21 @@ class Record:
 
     def signing_message(self) -> bytes:
         """The bytes the submitter signs: the domain string, then every field but the signature."""
-        return SIGNING_DOMAIN + msgpack.packb(self._fields(), use_bin_type=True)
+        fields: bytes = msgpack.packb(self._fields(), use_bin_type=True)
+        return SIGNING_DOMAIN + fields
 
     def encode(self) -> bytes:
         """The canonical bytes (the Merkle leaf). Refuses an unsigned record."""
         if not self.signature:
             raise RecordError(f"record {self.index} is not signed")
-        return msgpack.packb(self._fields() + [self.signature], use_bin_type=True)
+        encoded: bytes = msgpack.packb(self._fields() + [self.signature], use_bin_type=True)
+        return encoded
 
     def record_hash(self) -> bytes:
         """SHA-256(0x00 || encode()): the Merkle leaf hash, also the hash-chain link."""
         return merkle.leaf_hash(self.encode())
 
-    def signed(self, signing_key: keys.SigningKey) -> "Record":
+    def signed(self, signing_key: keys.SigningKey) -> Record:
         """This record with ``submitter`` set to the key's public key and signed by it."""
         unsigned = dataclasses.replace(
             self, submitter=keys.public_key_hex(signing_key.public_key), signature=""
@@ -167,7 +185,7 @@ class Record:
         )
 
     @classmethod
-    def decode(cls, data: bytes) -> "Record":
+    def decode(cls, data: bytes) -> Record:
         """Parse canonical bytes; a :class:`RecordError` for anything else."""
         data = bytes(data)
         if len(data) > MAX_ENCODED:

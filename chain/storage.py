@@ -46,7 +46,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol, TypeVar, cast
 
 from chain import merkle
 from chain.errors import LogCorruptionError
@@ -120,7 +120,7 @@ class AppendContext:
 
     index: int
     prev_hash: str
-    storage: "Storage"
+    storage: Storage
 
 
 @dataclass(frozen=True)
@@ -180,17 +180,20 @@ def _tip_nodes(
     return completed
 
 
-def _database_errors(method):
+_Method = TypeVar("_Method", bound=Callable[..., Any])
+
+
+def _database_errors(method: _Method) -> _Method:
     """Turn SQLite's own failures (disk full, I/O error, malformed file) into ``LogError``."""
 
     @functools.wraps(method)
-    def wrapper(self, *args, **kwargs):
+    def wrapper(self: SQLiteStorage, *args: Any, **kwargs: Any) -> Any:
         try:
             return method(self, *args, **kwargs)
         except sqlite3.Error as exc:
             raise LogError(f"{self.path}: database error: {exc}") from None
 
-    return wrapper
+    return cast(_Method, wrapper)
 
 
 class SQLiteStorage:
@@ -228,7 +231,7 @@ class SQLiteStorage:
         log_public_key: bytes,
         log_key_path: str | None,
         created: str,
-    ) -> "SQLiteStorage":
+    ) -> SQLiteStorage:
         path = Path(path)
         if path.exists() or path.is_symlink():
             raise UsageError(f"{path}: already exists; refusing to overwrite it with a new log")
@@ -258,7 +261,7 @@ class SQLiteStorage:
         return cls(db, path)
 
     @classmethod
-    def open(cls, path: str | os.PathLike[str], *, readonly: bool = False) -> "SQLiteStorage":
+    def open(cls, path: str | os.PathLike[str], *, readonly: bool = False) -> SQLiteStorage:
         path = Path(path)
         try:
             with open(path, "rb") as handle:
@@ -397,7 +400,7 @@ class SQLiteStorage:
             index, prev_hash = self._tip()
             frontier = merkle.RootAccumulator.resume(self, index)
             start = index
-            rows: list[tuple] = []
+            rows: list[tuple[int, str, str, bytes, bytes]] = []
             node_rows: list[tuple[int, int, bytes]] = []
             for record in records:
                 if record.index != index or record.prev_hash != prev_hash:
@@ -422,7 +425,11 @@ class SQLiteStorage:
         self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
         return index - start
 
-    def _flush_import(self, rows: list, node_rows: list) -> None:
+    def _flush_import(
+        self,
+        rows: list[tuple[int, str, str, bytes, bytes]],
+        node_rows: list[tuple[int, int, bytes]],
+    ) -> None:
         self._db.executemany(
             "INSERT INTO records (idx, kind, subject, body, leaf_hash) VALUES (?, ?, ?, ?, ?)", rows
         )
@@ -455,10 +462,11 @@ class SQLiteStorage:
 
     @_database_errors
     def row_count(self) -> int:
-        return self._db.execute("SELECT count(*) FROM records").fetchone()[0]
+        count: int = self._db.execute("SELECT count(*) FROM records").fetchone()[0]
+        return count
 
     @staticmethod
-    def _row(row: tuple) -> StoredRecord:
+    def _row(row: tuple[Any, ...]) -> StoredRecord:
         # Every column is read as a BLOB (see _RECORD_COLUMNS) and decoded here, so a row
         # whose column type was changed behind our back still reaches verify() and is
         # reported with its index instead of failing inside the SQLite driver.
@@ -527,7 +535,8 @@ class SQLiteStorage:
 
     @_database_errors
     def node_count(self) -> int:
-        return self._db.execute("SELECT count(*) FROM nodes").fetchone()[0]
+        count: int = self._db.execute("SELECT count(*) FROM nodes").fetchone()[0]
+        return count
 
     @_database_errors
     def checkpoints(self) -> list[StoredCheckpoint]:

@@ -9,6 +9,12 @@ A public key is also accepted as bare 64-character hex wherever a key is asked f
 (``--trust``, ``PYASTORE_TRUSTED_KEYS``). Reading a secret key where a public one is
 expected (or the reverse) is a ``KeyFileError`` naming the file, never a silent success.
 
+The same module says what the hex text of every value pyastore and its log exchange looks
+like -- store keys, payload digests, public keys, signatures, hashes -- so that the loader,
+the trust list and the log (``chain``) all check it one way: :func:`is_hex`,
+:func:`is_store_key`, :func:`is_payload_digest`, :func:`is_public_key_hex`,
+:func:`is_signature_hex`.
+
 Verification is on the device's hot path (a fresh process that loads one container), so
 ``verify`` calls libsodium's ``crypto_sign_open`` through PyNaCl's compiled
 module directly when it is there (1-2 ms to import, against ~30 ms for ``nacl.signing``)
@@ -22,15 +28,54 @@ import os
 
 from pyastore.errors import KeyFileError, UsageError
 
+TYPE_CHECKING = False  # not typing.TYPE_CHECKING: `typing` stays off the device's import path
+if TYPE_CHECKING:
+    from pathlib import Path
+
 PUBLIC_PREFIX = "ed25519-public:"
 SECRET_PREFIX = "ed25519-secret:"
 PUBLIC_KEY_BYTES = 32
 SIGNATURE_BYTES = 64
+SHA256_HEX_LENGTH = 64
+DIGEST_PREFIX = "sha256:"
 _HEX_DIGITS = frozenset("0123456789abcdef")
 
 
-def _is_hex64(text: str) -> bool:
-    return len(text) == 64 and _HEX_DIGITS.issuperset(text)
+def is_hex(text: object, length: int) -> bool:
+    """True for text of exactly ``length`` lowercase hex characters (the only spelling stored)."""
+    return isinstance(text, str) and len(text) == length and _HEX_DIGITS.issuperset(text)
+
+
+def is_store_key(text: object) -> bool:
+    """True for a store key: a SHA-256, 64 lowercase hex characters.
+
+    Every other SHA-256 value written as text (log record hashes, Merkle proof hashes) has
+    the same form.
+    """
+    return is_hex(text, SHA256_HEX_LENGTH)
+
+
+def is_payload_digest(text: object) -> bool:
+    """True for ``sha256:<64 lowercase hex>``: the SHA-256 of a payload that is not a container.
+
+    The prefix names the algorithm and keeps such digests apart from store keys, which are
+    always bare hex where they are stored.
+    """
+    return (
+        isinstance(text, str)
+        and text.startswith(DIGEST_PREFIX)
+        and is_hex(text[len(DIGEST_PREFIX):], SHA256_HEX_LENGTH)
+    )
+
+
+def is_public_key_hex(text: object) -> bool:
+    """True for an Ed25519 public key (or seed) as text: 64 lowercase hex characters."""
+    return is_hex(text, 2 * PUBLIC_KEY_BYTES)
+
+
+def is_signature_hex(text: object) -> bool:
+    """True for an Ed25519 signature as text: 128 lowercase hex characters."""
+    return is_hex(text, 2 * SIGNATURE_BYTES)
 
 
 def _parse_key_line(text: str, prefix: str, other_prefix: str, source: str) -> bytes:
@@ -40,9 +85,9 @@ def _parse_key_line(text: str, prefix: str, other_prefix: str, source: str) -> b
         wanted = "public" if kind == "secret" else "secret"
         raise KeyFileError(f"{source}: is an Ed25519 {kind} key, expected a {wanted} key")
     body = line[len(prefix):] if line.startswith(prefix) else None
-    if body is None and prefix == PUBLIC_PREFIX and _is_hex64(line.lower()):
+    if body is None and prefix == PUBLIC_PREFIX and is_public_key_hex(line.lower()):
         body = line.lower()
-    if body is None or not _is_hex64(body):
+    if body is None or not is_public_key_hex(body):
         raise KeyFileError(
             f"{source}: not a pyastore key (expected one line '{prefix}<64 lowercase hex>')"
         )
@@ -105,11 +150,11 @@ class SigningKey:
         self.public_key: bytes = bytes(self._key.verify_key)
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> "SigningKey":
+    def load(cls, path: str | os.PathLike[str]) -> SigningKey:
         return cls(load_secret_seed(path))
 
     @classmethod
-    def generate(cls) -> "SigningKey":
+    def generate(cls) -> SigningKey:
         return cls(os.urandom(32))
 
     @property
@@ -121,7 +166,7 @@ class SigningKey:
         return bytes(self._key.sign(bytes(message)).signature)
 
 
-def keygen(name: str | os.PathLike[str]):
+def keygen(name: str | os.PathLike[str]) -> tuple[Path, Path]:
     """Create ``NAME.key`` (mode 0600) and ``NAME.pub``; refuse to overwrite either.
 
     Returns the two paths. The secret file is created with ``O_EXCL`` and mode 0600 from
@@ -167,7 +212,8 @@ def _verify_fast(public_key: bytes, message: bytes, signature: bytes) -> bool | 
     signed = signature + message
     opened = ffi.new("unsigned char[]", len(signed))
     opened_length = ffi.new("unsigned long long *")
-    return lib.crypto_sign_open(opened, opened_length, signed, len(signed), public_key) == 0
+    status: int = lib.crypto_sign_open(opened, opened_length, signed, len(signed), public_key)
+    return status == 0
 
 
 def _verify_public_api(public_key: bytes, message: bytes, signature: bytes) -> bool:

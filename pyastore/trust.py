@@ -17,7 +17,15 @@ from __future__ import annotations
 import os
 
 from pyastore.errors import KeyFileError
-from pyastore.keys import PUBLIC_KEY_BYTES, load_public_key, parse_public_key
+from pyastore.keys import PUBLIC_KEY_BYTES, is_public_key_hex, load_public_key, parse_public_key
+
+TYPE_CHECKING = False  # not typing.TYPE_CHECKING: `typing` stays off the device's import path
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+    from typing import Union
+
+    # One trusted key as a caller gives it: raw bytes, key text (hex or a key line), or a path.
+    KeySource = Union[bytes, bytearray, memoryview, str, os.PathLike[str]]
 
 ENV_TRUSTED_KEYS = "PYASTORE_TRUSTED_KEYS"
 ENV_CONFIG_DIR = "PYASTORE_CONFIG_DIR"
@@ -33,7 +41,7 @@ def config_dir() -> str:
     return os.path.join(base, "pyastore")
 
 
-def _one_key(source: "bytes | str | os.PathLike[str]", origin: str) -> bytes:
+def _one_key(source: KeySource, origin: str) -> bytes:
     if isinstance(source, (bytes, bytearray, memoryview)):
         key = bytes(source)
         if len(key) != PUBLIC_KEY_BYTES:
@@ -41,14 +49,14 @@ def _one_key(source: "bytes | str | os.PathLike[str]", origin: str) -> bytes:
         return key
     text = os.fspath(source)
     stripped = text.strip()
-    if len(stripped) == 64 and all(c in "0123456789abcdefABCDEF" for c in stripped):
-        return parse_public_key(stripped, origin)
-    if stripped.startswith("ed25519-"):
+    if is_public_key_hex(stripped.lower()) or stripped.startswith("ed25519-"):
         return parse_public_key(stripped, origin)
     return load_public_key(text)
 
 
-def resolve(trusted_keys=None, *, use_defaults: bool = True) -> set[bytes]:
+def resolve(
+    trusted_keys: Iterable[KeySource] | None = None, *, use_defaults: bool = True
+) -> set[bytes]:
     """The set of trusted public keys (32 raw bytes each)."""
     keys: set[bytes] = set()
     for source in trusted_keys or ():

@@ -78,3 +78,37 @@ def test_fast_and_public_verification_agree():
         assert keys._verify_public_api(key.public_key, message, bytes(forged)) is False
     assert keys.verify(key.public_key, message + b"x", signature) is False
     assert keys.verify(key.public_key[:31], message, signature) is False
+
+
+HEX64 = "0123456789abcdef" * 4
+
+
+@pytest.mark.parametrize(
+    "text, store_key, payload_digest, public_key",
+    [
+        (HEX64, True, False, True),
+        ("sha256:" + HEX64, False, True, False),
+        (HEX64.upper(), False, False, False),  # stored text is lowercase only
+        ("sha256:" + HEX64.upper(), False, False, False),
+        ("SHA256:" + HEX64, False, False, False),
+        (HEX64[:-1], False, False, False),
+        (HEX64 + "0", False, False, False),
+        (HEX64[:-1] + "g", False, False, False),
+        (" " + HEX64[1:], False, False, False),
+        ("sha512:" + HEX64, False, False, False),
+        ("", False, False, False),
+        (HEX64.encode(), False, False, False),  # bytes are not text
+        (None, False, False, False),
+    ],
+)
+def test_hex_text_checks(text, store_key, payload_digest, public_key):
+    assert keys.is_store_key(text) is store_key
+    assert keys.is_payload_digest(text) is payload_digest
+    assert keys.is_public_key_hex(text) is public_key
+
+
+def test_signature_hex_is_128_lowercase_hex():
+    assert keys.is_signature_hex(HEX64 * 2)
+    assert not keys.is_signature_hex(HEX64)
+    assert not keys.is_signature_hex((HEX64 * 2).upper())
+    assert keys.is_hex("", 0) and keys.is_hex("ab", 2) and not keys.is_hex("AB", 2)

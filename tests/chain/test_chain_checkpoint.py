@@ -87,7 +87,9 @@ def test_unknown_key_refused():
     "mutate",
     [
         lambda t: t.replace("\n5\n", "\n6\n", 1),
-        lambda t: t.replace(base64.b64encode(ROOT).decode(), base64.b64encode(leaf_hash(b"x")).decode()),
+        lambda t: t.replace(
+            base64.b64encode(ROOT).decode(), base64.b64encode(leaf_hash(b"x")).decode()
+        ),
         lambda t: t.replace("\n\n", "\nextra\n\n", 1),
     ],
     ids=["size", "root", "extension"],

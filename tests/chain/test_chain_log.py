@@ -12,8 +12,14 @@ from chain import merkle
 from chain.errors import DuplicateRecordError, ProofError, RevokedError
 from chain.log import Log
 from chain.proof import ProofBundle, verify_bundle
-from chain_testlib import key_files, log_key, new_log, submitter  # noqa: F401 (fixtures)
-from chain_testlib import seeded_key, store_key
+from chain_testlib import (
+    key_files,  # noqa: F401 (a fixture)
+    log_key,  # noqa: F401 (a fixture)
+    new_log,  # noqa: F401 (a fixture)
+    seeded_key,
+    store_key,
+    submitter,  # noqa: F401 (a fixture)
+)
 from pyastore.errors import KeyFileError, LogError, UsageError
 
 
@@ -106,7 +112,8 @@ def test_consistency_between_sizes(new_log, submitter):
     _, log = new_log(records=9)
     for old in range(0, 10):
         for new in range(old, 10):
-            merkle.verify_consistency(old, new, log.root(old), log.root(new), log.consistency(old, new))
+            proof = log.consistency(old, new)
+            merkle.verify_consistency(old, new, log.root(old), log.root(new), proof)
     with pytest.raises(UsageError):
         log.consistency(5, 20)
 
@@ -190,7 +197,10 @@ def _edit(data: bytes, change) -> bytes:
         (lambda v: v.__setitem__("extra", 1), "unknown"),
         (lambda v: v.pop("revocations"), "missing"),
         (lambda v: v["record"].__setitem__("leaf", "AAAA"), "not a valid log record"),
-        (lambda v: v.__setitem__("checkpoint", v["checkpoint"].replace("\n5\n", "\n6\n")), "invalid"),
+        (
+            lambda v: v.__setitem__("checkpoint", v["checkpoint"].replace("\n5\n", "\n6\n")),
+            "invalid",
+        ),
     ],
     ids=["short", "long", "flipped", "index", "format", "extra", "missing", "leaf", "forged-size"],
 )

@@ -11,8 +11,17 @@ import time
 import pytest
 
 from chain.log import Log
-from chain_testlib import key_files, log_key, new_log, submitter  # noqa: F401 (fixtures)
-from chain_testlib import PYTHON, WORKER, child_env, seeded_key, store_key
+from chain_testlib import (
+    PYTHON,
+    WORKER,
+    child_env,
+    key_files,  # noqa: F401 (a fixture)
+    log_key,  # noqa: F401 (a fixture)
+    new_log,  # noqa: F401 (a fixture)
+    seeded_key,
+    store_key,
+    submitter,  # noqa: F401 (a fixture)
+)
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="needs fork/exec and SIGKILL")
 
@@ -21,8 +30,9 @@ CRASH_BUDGET_S = 40.0
 
 
 def _start(path, label: str, first: int, count: int, wait: bool = False) -> subprocess.Popen:
+    argv = [PYTHON, str(WORKER), str(path), label, str(first), str(count)]
     return subprocess.Popen(
-        [PYTHON, str(WORKER), str(path), label, str(first), str(count)] + (["wait"] if wait else []),
+        argv + (["wait"] if wait else []),
         stdin=subprocess.PIPE if wait else subprocess.DEVNULL, stdout=subprocess.PIPE,
         stderr=subprocess.PIPE, text=True, env=child_env(), cwd=WORKER.parent,
     )

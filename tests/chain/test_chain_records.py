@@ -9,14 +9,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from chain.errors import ProofError
 from chain.proof import ProofBundle, ProofEntry
 from chain.records import (
     GENESIS_PREV_HASH,
     SIGNING_DOMAIN,
     Record,
     RecordError,
+    parse_subject,
 )
 from chain_testlib import seeded_key, store_key
+from pyastore.errors import UsageError
 
 HEX = "0123456789abcdef"
 hex64 = st.text(alphabet=HEX, min_size=64, max_size=64)
@@ -110,7 +113,8 @@ def test_decode_refuses_non_canonical_and_garbage():
     data = record.encode()
     fields = msgpack.unpackb(data)
     # the same value with a non-minimal integer encoding (uint64 for the index)
-    non_canonical = b"\x9b" + b"\x01" + b"\xcf" + (0).to_bytes(8, "big") + msgpack.packb(fields[2:])[1:]
+    uint64_index = b"\xcf" + (0).to_bytes(8, "big")
+    non_canonical = b"\x9b" + b"\x01" + uint64_index + msgpack.packb(fields[2:])[1:]
     with pytest.raises(RecordError):
         Record.decode(non_canonical)
     with pytest.raises(RecordError, match="canonical"):
@@ -139,3 +143,15 @@ entries = st.builds(
 def test_proof_bundle_round_trip(checkpoint_text, record, revocations):
     bundle = ProofBundle(checkpoint_text, record, tuple(revocations))
     assert ProofBundle.from_bytes(bundle.to_bytes()) == bundle
+
+
+def test_parse_subject_normalizes_and_keeps_the_digest_prefix():
+    key = "ab" * 32
+    assert parse_subject(f"  {key.upper()}\n") == key
+    assert parse_subject(f"SHA256:{key.upper()}") == f"sha256:{key}"  # a digest stays a digest
+    with pytest.raises(UsageError, match="is not a store key"):
+        parse_subject(key[:-2])
+    with pytest.raises(ProofError, match="or a payload digest"):
+        parse_subject(f"sha512:{key}", ProofError)
+    with pytest.raises(UsageError):
+        parse_subject(None)

@@ -10,8 +10,14 @@ from chain.errors import LogCorruptionError
 from chain.log import Log
 from chain.merkle import leaf_hash
 from chain.records import Record
-from chain_testlib import key_files, log_key, new_log, submitter  # noqa: F401 (fixtures)
-from chain_testlib import seeded_key, store_key
+from chain_testlib import (
+    key_files,  # noqa: F401 (a fixture)
+    log_key,  # noqa: F401 (a fixture)
+    new_log,  # noqa: F401 (a fixture)
+    seeded_key,
+    store_key,
+    submitter,  # noqa: F401 (a fixture)
+)
 
 RECORDS = 12
 

@@ -70,14 +70,18 @@ NODE_VECTORS = (
 )
 
 # Tree size -> root hash, with the command that reproduces it.
+EMPTY_ROOT_HEX = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 ROOT_VECTORS = [
-    (0, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855", "printf '' | sha256sum"),
+    (0, EMPTY_ROOT_HEX, "printf '' | sha256sum"),
     (1, L0[0], _leaf_cmd(LEAVES[0])),
     (2, L1[0], _node_cmd(L0[0], L0[1])),
-    (3, "aeb6bcfe274b70a14fb067a5e5578264db0fa9b51af5e0ba159158f329e06e77", _node_cmd(L1[0], L0[2])),
+    (3, "aeb6bcfe274b70a14fb067a5e5578264db0fa9b51af5e0ba159158f329e06e77",
+     _node_cmd(L1[0], L0[2])),
     (4, L2[0], _node_cmd(L1[0], L1[1])),
-    (5, "4e3bbb1f7b478dcfe71fb631631519a3bca12c9aefca1612bfce4c13a86264d4", _node_cmd(L2[0], L0[4])),
-    (6, "76e67dadbcdf1e10e1b74ddc608abd2f98dfb16fbce75277b5232a127f2087ef", _node_cmd(L2[0], L1[2])),
+    (5, "4e3bbb1f7b478dcfe71fb631631519a3bca12c9aefca1612bfce4c13a86264d4",
+     _node_cmd(L2[0], L0[4])),
+    (6, "76e67dadbcdf1e10e1b74ddc608abd2f98dfb16fbce75277b5232a127f2087ef",
+     _node_cmd(L2[0], L1[2])),
     (
         7,
         "ddb89be403809e325750d3d263cd78929c2942b7942a34b77e122c9594a74c8c",
