@@ -17,8 +17,10 @@ rebuild of the tree. Any MTH of a range is assembled from at most 2 log2(n) such
 
 Verification (:func:`verify_inclusion`, :func:`verify_consistency`) is pure: hashes in,
 ``None`` or a :class:`~chain.errors.ProofError` out, no storage. It follows the algorithms of
-RFC 9162 sections 2.1.3.2 and 2.1.4.2 step by step, and each failure carries the expected and
-the computed value.
+RFC 9162 sections 2.1.3.2 and 2.1.4.2 step by step. The two algorithms climb a path the
+same way, so one walk (``_path_sides``) says on which side each path hash joins and how many
+there must be; a proof of the wrong length is refused before anything is hashed. Each failure
+carries the expected and the computed value (root hashes as hex, path lengths as ints).
 """
 
 from __future__ import annotations
@@ -210,6 +212,55 @@ def _check_hash(value: bytes, what: str) -> None:
         raise ProofError(f"{what} must be a {HASH_SIZE}-byte hash (got {got})")
 
 
+def _check_hashes(values: Sequence[bytes], what: str) -> None:
+    for position, value in enumerate(values):
+        _check_hash(value, f"{what} element {position}")
+
+
+def _root_mismatch(what: str, expected: bytes, computed: bytes) -> ProofError:
+    """The error for a root that is not the one expected: both go into the message and onto
+    the error, as hex."""
+    return ProofError(
+        f"{what}: expected root {expected.hex()}, computed {computed.hex()}",
+        expected=expected.hex(),
+        computed=computed.hex(),
+    )
+
+
+def _path_sides(fn: int, sn: int) -> list[bool]:
+    """Where each hash of a proof path joins, walking up from node ``fn`` to the root.
+
+    ``fn`` is the position of the starting node among the ``sn + 1`` nodes of its level
+    (RFC 9162 section 2.1.3.2 steps 2-5, which section 2.1.4.2 step 6 repeats). ``True``:
+    the path hash is the left sibling (``node_hash(path hash, current)``); ``False``: the
+    right one. The list is exactly as long as a valid path, so a proof of any other length
+    is refused before anything is hashed.
+    """
+    sides: list[bool] = []
+    while sn != 0:
+        if fn & 1 or fn == sn:
+            sides.append(True)
+            if not fn & 1:  # the last node of its level: skip the levels it is promoted through
+                while fn and not fn & 1:
+                    fn >>= 1
+                    sn >>= 1
+        else:
+            sides.append(False)
+        fn >>= 1
+        sn >>= 1
+    return sides
+
+
+def _check_length(what: str, expected: int, proof: Sequence[bytes]) -> None:
+    if len(proof) != expected:
+        problem = "too long" if len(proof) > expected else "too short"
+        raise ProofError(
+            f"{what} is {problem}: expected {expected} hashes, got {len(proof)}",
+            expected=expected,
+            computed=len(proof),
+        )
+
+
 def root_from_inclusion_proof(
     index: int, size: int, leaf: bytes, proof: Sequence[bytes]
 ) -> bytes:
@@ -222,46 +273,13 @@ def root_from_inclusion_proof(
             f"leaf index {index} is outside a tree of size {size}", expected=size, computed=index
         )
     _check_hash(leaf, "leaf hash")
-    for position, item in enumerate(proof):
-        _check_hash(item, f"inclusion proof element {position}")
-    fn, sn = index, size - 1
+    _check_hashes(proof, "inclusion proof")
+    sides = _path_sides(index, size - 1)
+    _check_length(f"inclusion proof for leaf {index} in a tree of size {size}", len(sides), proof)
     result = bytes(leaf)
-    for item in proof:
-        if sn == 0:
-            raise ProofError(
-                f"inclusion proof too long for leaf {index} in a tree of size {size}",
-                expected=_inclusion_length(index, size),
-                computed=len(proof),
-            )
-        if fn & 1 or fn == sn:
-            result = node_hash(item, result)
-            if not fn & 1:
-                while fn and not fn & 1:
-                    fn >>= 1
-                    sn >>= 1
-        else:
-            result = node_hash(result, item)
-        fn >>= 1
-        sn >>= 1
-    if sn != 0:
-        raise ProofError(
-            f"inclusion proof too short for leaf {index} in a tree of size {size}",
-            expected=_inclusion_length(index, size),
-            computed=len(proof),
-        )
+    for item, on_left in zip(proof, sides):
+        result = node_hash(item, result) if on_left else node_hash(result, item)
     return result
-
-
-def _inclusion_length(index: int, size: int) -> int:
-    length, start, end = 0, 0, size
-    while end - start > 1:
-        k = split_point(end - start)
-        if index < start + k:
-            end = start + k
-        else:
-            start += k
-        length += 1
-    return length
 
 
 def verify_inclusion(
@@ -271,12 +289,43 @@ def verify_inclusion(
     _check_hash(root, "root hash")
     computed = root_from_inclusion_proof(index, size, leaf, proof)
     if computed != root:
-        raise ProofError(
+        raise _root_mismatch(
             f"inclusion proof for leaf {index} does not lead to the root of the tree of size "
-            f"{size}: expected root {root.hex()}, computed {computed.hex()}",
-            expected=root.hex(),
-            computed=computed.hex(),
+            f"{size}",
+            bytes(root),
+            computed,
         )
+
+
+def roots_from_consistency_proof(
+    old_size: int, new_size: int, old_root: bytes, proof: Sequence[bytes]
+) -> tuple[bytes, bytes]:
+    """The old and new roots implied by a consistency proof (RFC 9162 section 2.1.4.2,
+    steps 1-7), for ``0 < old_size < new_size``.
+
+    Raises :class:`ProofError` when the proof has the wrong length for the two sizes.
+    """
+    old_is_perfect = old_size & (old_size - 1) == 0
+    # step 2: a perfect old tree is a subtree of the new one; the path starts at its root
+    path = [bytes(old_root), *proof] if old_is_perfect else list(proof)
+    fn, sn = old_size - 1, new_size - 1  # step 3
+    while fn & 1:  # step 4
+        fn >>= 1
+        sn >>= 1
+    sides = _path_sides(fn, sn)  # steps 1 and 7: the length the walk needs
+    _check_length(
+        f"consistency proof from size {old_size} to {new_size}",
+        len(sides) + (0 if old_is_perfect else 1),
+        proof,
+    )
+    first_root = second_root = path[0]  # step 5
+    for item, on_left in zip(path[1:], sides):  # step 6
+        if on_left:
+            first_root = node_hash(item, first_root)
+            second_root = node_hash(item, second_root)
+        else:
+            second_root = node_hash(second_root, item)
+    return first_root, second_root
 
 
 def verify_consistency(
@@ -289,84 +338,28 @@ def verify_consistency(
     """
     _check_hash(old_root, "old root hash")
     _check_hash(new_root, "new root hash")
-    for position, item in enumerate(proof):
-        _check_hash(item, f"consistency proof element {position}")
+    _check_hashes(proof, "consistency proof")
     if not 0 <= old_size <= new_size:
         raise ProofError(
             f"tree size went backwards: {old_size} -> {new_size}",
             expected=f"<= {new_size}",
             computed=old_size,
         )
-    if old_size == new_size:
-        if proof:
-            raise ProofError(
-                "a consistency proof between equal sizes must be empty",
-                expected=0,
-                computed=len(proof),
-            )
-        if old_root != new_root:
-            raise ProofError(
-                f"two different roots for tree size {old_size}: {old_root.hex()} and "
-                f"{new_root.hex()}",
-                expected=old_root.hex(),
-                computed=new_root.hex(),
-            )
+    if old_size == 0 or old_size == new_size:
+        start = "the empty tree" if old_size == 0 else "a tree to one of the same size"
+        _check_length(f"a consistency proof from {start}", 0, proof)
+        if old_size == new_size and old_root != new_root:
+            what = f"two different roots for tree size {old_size}"
+            raise _root_mismatch(what, old_root, new_root)
         return
-    if old_size == 0:
-        if proof:
-            raise ProofError(
-                "a consistency proof from the empty tree must be empty",
-                expected=0,
-                computed=len(proof),
+    first_root, second_root = roots_from_consistency_proof(old_size, new_size, old_root, proof)
+    for computed, expected, which, size in (
+        (first_root, old_root, "old", old_size),
+        (second_root, new_root, "new", new_size),
+    ):
+        if computed != expected:  # step 8
+            raise _root_mismatch(
+                f"consistency proof does not lead to the {which} root (size {size})",
+                bytes(expected),
+                computed,
             )
-        return
-    if not proof:  # step 1
-        raise ProofError(
-            f"empty consistency proof from size {old_size} to size {new_size}",
-            expected="non-empty",
-            computed=0,
-        )
-    path = list(proof)
-    if old_size & (old_size - 1) == 0:  # step 2: old tree is a perfect subtree
-        path.insert(0, bytes(old_root))
-    fn, sn = old_size - 1, new_size - 1  # step 3
-    while fn & 1:  # step 4
-        fn >>= 1
-        sn >>= 1
-    first_root = second_root = path[0]  # step 5
-    for item in path[1:]:  # step 6
-        if sn == 0:
-            raise ProofError(
-                f"consistency proof from size {old_size} to {new_size} is too long",
-                computed=len(proof),
-            )
-        if fn & 1 or fn == sn:
-            first_root = node_hash(item, first_root)
-            second_root = node_hash(item, second_root)
-            if not fn & 1:
-                while fn and not fn & 1:
-                    fn >>= 1
-                    sn >>= 1
-        else:
-            second_root = node_hash(second_root, item)
-        fn >>= 1
-        sn >>= 1
-    if sn != 0:  # step 7
-        raise ProofError(
-            f"consistency proof from size {old_size} to {new_size} is too short",
-            computed=len(proof),
-        )
-    if first_root != old_root:
-        raise ProofError(
-            f"consistency proof does not lead to the old root (size {old_size}): expected "
-            f"{old_root.hex()}, computed {first_root.hex()}",
-            expected=old_root.hex(),
-            computed=first_root.hex(),
-        )
-    if second_root != new_root:
-        raise ProofError(
-            f"consistency proof does not lead to the new root (size {new_size}): expected "
-            f"{new_root.hex()}, computed {second_root.hex()}",
-            expected=new_root.hex(),
-            computed=second_root.hex(),
-        )

@@ -240,6 +240,19 @@ def test_proof_error_carries_expected_and_computed():
     assert ROOTS[3].hex() in str(caught.value) and ROOTS[2].hex() in str(caught.value)
 
 
+@pytest.mark.parametrize("old,new,path", [v for v in CONSISTENCY_VECTORS if v[2]])
+def test_consistency_errors_carry_expected_and_computed(old, new, path):
+    proof = [bytes.fromhex(h) for h in path]
+    for wrong_length in (proof[:-1], proof + [proof[0]]):
+        with pytest.raises(ProofError, match="too (short|long)") as caught:
+            merkle.verify_consistency(old, new, ROOTS[old], ROOTS[new], wrong_length)
+        assert (caught.value.expected, caught.value.computed) == (len(proof), len(wrong_length))
+    wrong_root = merkle.leaf_hash(b"WrongRoot")
+    with pytest.raises(ProofError, match="new root") as caught:
+        merkle.verify_consistency(old, new, ROOTS[old], wrong_root, proof)
+    assert (caught.value.expected, caught.value.computed) == (wrong_root.hex(), ROOTS[new].hex())
+
+
 _HAVE_TOOLS = all(shutil.which(tool) for tool in ("bash", "xxd", "sha256sum", "cut"))
 
 
