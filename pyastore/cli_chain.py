@@ -105,6 +105,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
     p = _sub(commands, "verify", "recompute every hash, link, signature and root of a log")
     p.add_argument("log", metavar="LOG")
+
+    from pyastore import cli_provenance
+
+    cli_provenance.add_parser(commands)
     return chain_parser
 
 
@@ -290,7 +294,14 @@ _COMMANDS = {
     "checkpoint": _cmd_checkpoint,
     "prove": _cmd_prove,
     "verify": _cmd_verify,
+    "provenance": lambda args: _provenance_run(args),
 }
+
+
+def _provenance_run(args) -> int:
+    from pyastore import cli_provenance
+
+    return cli_provenance.run(args)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -88,3 +88,29 @@ def brute_force_kernel(a: Tree, b: Tree) -> float:
             if common:
                 total += a.threshold[i] * b.threshold[j] * common
     return total
+
+
+def agent_parts(n_agents: int, rows: int = 260, seed: int = 0, no_fraud_agent: int | None = 0):
+    """Private training rows for ``n_agents`` (the ``no_fraud_agent`` has no frauds)."""
+    from trainer.federated.agent import AgentData
+
+    parts = []
+    for k in range(n_agents):
+        x, y = fraud_like(rows + 37 * k, seed=1000 * seed + k, fraud_rate=0.08)
+        if k == no_fraud_agent:
+            x, y = x[y == 0], y[y == 0]
+        parts.append(AgentData(x, y, list(FEATURES)))
+    return parts
+
+
+def small_federation(tmp_path: Path, *, n_agents: int = 4, topology: str = "ring",
+                     ranking: str = "kernel", rounds: int = 2, schedule: str = "sync",
+                     n_new: int = 3, n_max: int | None = 6, n_share: int = 2, seed: int = 0):
+    """A seeded federation run in ``tmp_path`` (keys derived from the seed: tests only)."""
+    from trainer.federated.agent import FederationParams
+    from trainer.federated.simulation import simulate
+
+    params = FederationParams(n_new=n_new, n_max=n_max, n_share=n_share, rounds=rounds,
+                              topology=topology, ranking=ranking, schedule=schedule, seed=seed)
+    return simulate(agent_parts(n_agents, seed=seed), params, out_dir=tmp_path / "out",
+                    log_path=tmp_path / "fed.log", key_seed=f"test-{seed}".encode())
