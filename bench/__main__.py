@@ -54,7 +54,8 @@ def main(argv: list[str] | None = None) -> int:
         log(f"[bench] warning: 1-minute load average {os.getloadavg()[0]:.2f}: other work is "
             "running, numbers will be noisy")
     engines = tuple(e.strip() for e in args.engines.split(",")) if args.engines else None
-    results = harness.run(profile, args.cache, models, engines, cold=not args.no_cold_start, log=log)
+    results = harness.run(profile, args.cache, models, engines, cold=not args.no_cold_start,
+                          log=log)
     out = args.json or Path(args.cache) / profile.name / "results.json"
     harness.write_results(results, out)
     print(harness.render_summary(results))

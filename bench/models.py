@@ -1,6 +1,6 @@
 """The standard bench models and data, built reproducibly and cached.
 
-Every number in ``docs/PERFORMANCE.md`` is measured on these models (issue 7):
+Every side-by-side number in ``docs/PERFORMANCE.md`` is measured on these models:
 
 * **M1** XGBoost ``binary:logistic``, 100 trees, ``max_depth`` 6, 30 features, trained on
   200,000 fraud-like rows with 0.5% positives (``fraud_like``);
@@ -10,10 +10,11 @@ Every number in ``docs/PERFORMANCE.md`` is measured on these models (issue 7):
 * **M3** scikit-learn ``RandomForestClassifier``, 100 trees, ``max_depth`` 12, same data;
 * **M4a / M4b** scikit-learn ``MLPClassifier`` 10-10-20-10-1 and 30-128-64-1 (relu, logistic
   output), on the same data without missing values (an MLP does not take NaN);
-* **M5** the README's main job: ``trainer.fraud.run_variant`` on the bundled data
-  (``trainer.data.bundled_fraud_csv``), XGBoost 100 trees depth 6 with CapsNet-generated
-  frauds -- with ``epochs=30`` instead of the README's 250 (the generator's quality does not
-  change the shape of the scoring work, and 250 epochs would take most of the time budget);
+* **M5** the fraud pipeline (``pyastore-train fraud``): ``trainer.fraud.run_variant`` on the
+  bundled data (``trainer.data.bundled_fraud_csv``), XGBoost 100 trees depth 6 with
+  CapsNet-generated frauds -- with ``epochs=30`` instead of the default 250 (the generator's
+  quality does not change the shape of the scoring work, and 250 epochs would take most of the
+  time budget);
 * **M1-lgbm** LightGBM with M1's size (100 trees, ``max_depth`` 6, up to 63 leaves) on M1's
   data: the model ``lleaves`` compiles, since lleaves only reads LightGBM models.
 
@@ -60,7 +61,7 @@ def bench_key():
 
 @dataclass(frozen=True)
 class Profile:
-    """The sizes of one bench run: ``FULL`` (the issue's numbers) or ``QUICK`` (smoke test)."""
+    """The sizes of one bench run: ``FULL`` (docs/PERFORMANCE.md's numbers) or ``QUICK`` (smoke)."""
 
     name: str
     train_rows: int
@@ -71,7 +72,7 @@ class Profile:
     m1: tuple[int, int]  # trees, depth
     m2: tuple[int, int]
     m3: tuple[int, int]
-    m5: tuple[int, int]  # the main job's trees, depth (the README's: 100, 6)
+    m5: tuple[int, int]  # the fraud pipeline's trees, depth (the README's: 100, 6)
     mlp_small: tuple[int, ...]  # n_features, hidden..., as in 10-10-20-10-1
     mlp_wide: tuple[int, ...]
     mlp_max_iter: int
@@ -281,7 +282,8 @@ class ModelBuilder:
                 self._train = fraud_like(self.profile.train_rows, BENCH_SEED)
             return self._train
         if self._train_clean is None:
-            self._train_clean = fraud_like(self.profile.mlp_train_rows, BENCH_SEED + 1, missing=False)
+            self._train_clean = fraud_like(self.profile.mlp_train_rows, BENCH_SEED + 1,
+                                           missing=False)
         return self._train_clean
 
     def batch(self, kind: str, rows: int | None = None) -> BatchData:
@@ -289,7 +291,7 @@ class ModelBuilder:
         if kind == "fraud_like":
             data = _batch_data(self.root / "batch_fraud_like.f32",
                                lambda: fraud_like(n, BENCH_SEED + 7)[0])
-            if rows is not None and rows < data.n_rows:  # the first rows, same file for the C driver
+            if rows is not None and rows < data.n_rows:  # the first rows; the C driver: same file
                 data = BatchData(data.x[:rows], data.raw_path)
             return data
         if kind.startswith("clean"):
@@ -336,9 +338,10 @@ class ModelBuilder:
         model.astore = None if error else path
 
     # -- the models
-    def xgboost_model(self, key: str, trees: int, depth: int, batch_rows: int | None = None) -> BenchModel:
-        recipe = {"kind": "xgboost", "trees": trees, "depth": depth, "rows": self.profile.train_rows,
-                  "seed": BENCH_SEED}
+    def xgboost_model(self, key: str, trees: int, depth: int,
+                      batch_rows: int | None = None) -> BenchModel:
+        recipe = {"kind": "xgboost", "trees": trees, "depth": depth,
+                  "rows": self.profile.train_rows, "seed": BENCH_SEED}
 
         def build(directory: Path) -> dict[str, Any]:
             from xgboost import XGBClassifier
@@ -379,7 +382,8 @@ class ModelBuilder:
             with open(directory / "model.pkl", "wb") as handle:
                 pickle.dump(rf, handle, protocol=pickle.HIGHEST_PROTOCOL)
             return {"nodes": int(sum(e.tree_.node_count for e in rf.estimators_)),
-                    "internal": int(sum(int((e.tree_.children_left != -1).sum()) for e in rf.estimators_))}
+                    "internal": int(sum(int((e.tree_.children_left != -1).sum())
+                                        for e in rf.estimators_))}
 
         directory = self.root / key
         info = self._cached(key, recipe, build)
@@ -417,7 +421,8 @@ class ModelBuilder:
         directory = self.root / key
         info = self._cached(key, recipe, build)
         label = "-".join(str(s) for s in shape) + "-1"
-        model = BenchModel(key=key, title=f"scikit-learn MLPClassifier {label} (relu, logistic output)",
+        title = f"scikit-learn MLPClassifier {label} (relu, logistic output)"
+        model = BenchModel(key=key, title=title,
                            family="sklearn_mlp", directory=directory, n_features=n_in,
                            files={"pickle": directory / "model.pkl"},
                            batch=self.batch(f"clean{n_in}"), n_params=info["params"])
@@ -466,9 +471,9 @@ class ModelBuilder:
                             lambda: pool[rng.integers(0, len(pool), self.profile.batch_rows)])
         files = {"xgboost JSON": directory / "model.json", "xgboost UBJ": directory / "model.ubj"}
         n_trees, nodes, internal = _count_xgboost(files["xgboost JSON"])
-        model = BenchModel(key=key, title=f"README main job: XGBoost {n_trees} trees depth {depth} on the "
-                                          f"bundled data + CapsNet frauds ({epochs} epochs), "
-                                          f"{pool.shape[1]} features",
+        title = (f"fraud pipeline: XGBoost {n_trees} trees depth {depth} on the bundled data + "
+                 f"CapsNet frauds ({epochs} epochs), {pool.shape[1]} features")
+        model = BenchModel(key=key, title=title,
                            family="xgboost", directory=directory, n_features=int(pool.shape[1]),
                            files=files, batch=batch, n_trees=n_trees, n_nodes=nodes,
                            n_internal=internal)
@@ -483,8 +488,9 @@ class ModelBuilder:
             return f"lightgbm is not installed ({exc})"
         trees, depth = self.profile.m1
         key = f"{of.key}-lgbm"
-        recipe = {"kind": "lightgbm", "trees": trees, "depth": depth, "rows": self.profile.train_rows,
-                  "seed": BENCH_SEED, "lightgbm": lightgbm.__version__}
+        recipe = {"kind": "lightgbm", "trees": trees, "depth": depth,
+                  "rows": self.profile.train_rows, "seed": BENCH_SEED,
+                  "lightgbm": lightgbm.__version__}
 
         def build(directory: Path) -> dict[str, Any]:
             x, y = self.train_data()

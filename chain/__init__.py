@@ -1,4 +1,4 @@
-"""The append-only verifiable log that anchors store keys (issue 5).
+"""The append-only verifiable log that anchors store keys.
 
 Modules, each owning one thing:
 

@@ -1,4 +1,4 @@
-"""The main job: a fraud model from scarce labels, optionally enriched with synthetic frauds.
+"""The fraud pipeline: a fraud model from scarce labels, optionally enriched with synthetic frauds.
 
 The pipeline, one named pass each:
 

@@ -1,4 +1,4 @@
-"""The Log API and offline proof bundles: happy paths and every refusal the issue lists."""
+"""The Log API and offline proof bundles: happy paths and every refusal the log makes."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The trainer's main job: data loading, honesty of the split, generators, metrics, CLI."""
+"""The fraud pipeline: data loading, honesty of the split, generators, metrics, CLI."""
 
 from __future__ import annotations
 
