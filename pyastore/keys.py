@@ -1,4 +1,4 @@
-"""Ed25519 key files and signature verification.
+"""Ed25519 key files, signature verification, and the text form of every hex value.
 
 Key files are one line of text, so they can be read, diffed and pasted:
 
