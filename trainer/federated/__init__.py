@@ -16,12 +16,16 @@ Modules, one concern each:
   linear regression (supervised), none (most recent first);
 * :mod:`trainer.federated.containers` -- one-tree signed containers and the agents' final
   containers (every tree's origin in META);
-* :mod:`trainer.federated.logbook`   -- the federation's records in the log: process, fit,
-  share, status;
+* :mod:`trainer.federated.logbook`   -- the federation's records in the log (process, fit,
+  share, status) and an agent's incremental index of them;
 * :mod:`trainer.federated.registry`  -- registry slots (one bounded, overwritten slot per
   directed edge) and GET's acceptance rules;
 * :mod:`trainer.federated.agent`     -- one agent: FIT, SHARE, GET, CROP, its final model;
-* :mod:`trainer.federated.schedules` -- topologies and the ``sync`` and ``async`` schedules;
+* :mod:`trainer.federated.schedules` -- topologies and the ``sync`` schedule;
+* :mod:`trainer.federated.simulation` -- a whole federation on one machine (the Python API
+  behind ``pyastore-train federated``);
+* :mod:`trainer.federated.worker`    -- one agent as its own OS process (``federated-agent``)
+  and the ``async`` schedule made of such processes;
 * :mod:`trainer.federated.experiment` -- data partition, metrics, seeds, plots and the report;
 * :mod:`trainer.federated.cli`       -- ``pyastore-train federated`` and ``federated-agent``.
 """

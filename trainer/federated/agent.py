@@ -49,7 +49,7 @@ class FederationParams:
     ranking: str = "kernel"
     schedule: str = "sync"
     seed: int = 0
-    kernel_normalized: bool = True
+    kernel_normalized: bool = False
     kernel_decay: float = 1.0
     pgreedy_rest: str = "recent"
     pgreedy_tolerance: float = 1e-10
@@ -123,6 +123,8 @@ class Agent:
         self.refusals: list[tuple[int, Refusal]] = []
         self.stats = AgentStats()
         self._verified: dict[bytes, Verified | Refusal] = {}
+        self._index = logbook.LogIndex(process)
+        self._anchored: set[tuple[str, int]] = set()  # (store key, sender) already proven
 
     # ---- ranking -----------------------------------------------------------------------
 
@@ -206,12 +208,14 @@ class Agent:
         top = [self.ensemble[i] for i in self.rank_top(self.params.n_share)]
         written = 0
         for neighbour in neighbours:
-            written += self.registry.write_slot(self.id, neighbour, round_,
-                                                [t.container for t in top])
+            # the share records go first: a receiver reading the slot at any moment finds
+            # every tree in it already addressed to it in the log (async schedule)
             for tree in top:
                 logbook.append_share(self.log, self.process, self.key, sender=self.id,
                                      receiver=neighbour, round_=round_,
                                      store_key=tree.store_key, tree=tree.tree_id.text)
+            written += self.registry.write_slot(self.id, neighbour, round_,
+                                                [t.container for t in top])
         self.stats.bytes_shared += written
         self.stats.trees_shared += len(top) * len(neighbours)
         logbook.append_status(self.log, self.process, self.key, agent=self.id, round_=round_,
@@ -221,6 +225,7 @@ class Agent:
     def get(self, round_: int) -> int:
         """GET: accept the verified, anchored, addressed trees; returns how many were added."""
         slots, refusals = self.registry.read_slots(self.id)
+        self._index.refresh(self.log)
         accepted: list[FedTree] = []
         for slot in slots:
             for data in slot.containers:
@@ -232,10 +237,14 @@ class Agent:
                     refusals.append(Refusal(slot.sender, verified.reason, verified.detail,
                                             verified.store_key, verified.tree))
                     continue
-                refusal = check_anchored(self.log, self.process, verified, slot.sender, self.id)
-                if refusal is not None:
-                    refusals.append(refusal)
-                    continue
+                proven = (verified.fed_tree.store_key, slot.sender)
+                if proven not in self._anchored:  # the log only grows: a proof stays valid
+                    refusal = check_anchored(self.log, self._index, self.process, verified,
+                                             slot.sender, self.id)
+                    if refusal is not None:
+                        refusals.append(refusal)
+                        continue
+                    self._anchored.add(proven)
                 accepted.append(verified.fed_tree)
         self.stats.trees_received += len(accepted)
         added = self._add(accepted)

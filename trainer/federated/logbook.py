@@ -145,15 +145,63 @@ def append_status(log, process: Process, agent_key: keys.SigningKey, *, agent: i
                              name=f"agent {agent} round {round_} {phase}", description=text)
 
 
-def records_for(log, store_key: str, kind: str) -> list:
-    """The records of ``kind`` whose subject is ``store_key``, in log order."""
-    found = [stored.record() for stored in log.storage.find_by_subject(store_key)]
-    return sorted((r for r in found if r.kind == kind), key=lambda r: r.index)
-
-
 def parse_description(record) -> dict[str, Any]:
     try:
         value = json.loads(record.description)
     except ValueError:
         return {}
     return value if isinstance(value, dict) else {}
+
+
+@dataclass(frozen=True)
+class IndexedRecord:
+    """A fit or share record as the index saw it (index, submitter, parsed description)."""
+
+    index: int
+    submitter: str
+    body: dict[str, Any]
+
+
+class LogIndex:
+    """An agent's incremental index of one process's fit and share records.
+
+    GET looks up "the fit record of this store key" and "a share record of this key from this
+    sender to me" for every container in every slot, every round; a popular tree gathers
+    hundreds of share records, so looking them up by subject (decoding each) would cost
+    O(records) per container. The index reads each new record once (``refresh``), unpacking
+    only its MessagePack fields; the one record a decision relies on is then decoded in full
+    and its signature checked (``verified``), so the index never decides on an unchecked record.
+    """
+
+    def __init__(self, process: Process):
+        self.process = process
+        self.cursor = process.index + 1
+        self.fits: dict[str, list[IndexedRecord]] = {}
+        self.shares: dict[tuple[str, int, int], list[IndexedRecord]] = {}
+
+    def refresh(self, log) -> None:
+        import msgpack
+
+        for stored in log.storage.iterate(self.cursor):
+            self.cursor = stored.index + 1
+            if stored.kind not in (KIND_FIT, KIND_SHARE):
+                continue
+            try:
+                fields = msgpack.unpackb(stored.body, raw=False)
+                body = json.loads(fields[5])
+            except (ValueError, TypeError, IndexError, msgpack.UnpackException):
+                continue
+            if not isinstance(body, dict) or body.get("process") != self.process.process_id:
+                continue
+            entry = IndexedRecord(stored.index, str(fields[7]), body)
+            if stored.kind == KIND_FIT:
+                self.fits.setdefault(stored.subject, []).append(entry)
+            elif isinstance(body.get("from"), int) and isinstance(body.get("to"), int):
+                key = (stored.subject, body["from"], body["to"])
+                self.shares.setdefault(key, []).append(entry)
+
+    @staticmethod
+    def verified(log, entry: IndexedRecord) -> bool:
+        """The full record behind an index entry decodes and its signature verifies."""
+        record = log.record(entry.index)
+        return record.submitter == entry.submitter and record.signature_valid()

@@ -36,7 +36,6 @@ from pathlib import Path
 
 import msgpack
 
-from chain.records import KIND_FIT, KIND_SHARE
 from pyastore import format as fmt
 from pyastore.errors import (
     FormatError,
@@ -46,7 +45,7 @@ from pyastore.errors import (
     UntrustedSignerError,
     UsageError,
 )
-from trainer.federated.logbook import Process, parse_description, records_for
+from trainer.federated.logbook import LogIndex, Process
 from trainer.federated.trees import FedTree, TreeId
 
 REASONS = ("malformed", "altered", "forged", "non-member", "unanchored", "misaddressed")
@@ -193,33 +192,34 @@ def verify_container(data: bytes, process: Process, sender: int) -> Verified | R
     return Verified(FedTree(tree_id, trees[0], store_key, bytes(data), digest, round_), signer)
 
 
-def check_anchored(log, process: Process, verified: Verified, sender: int,
+def check_anchored(log, index: LogIndex, process: Process, verified: Verified, sender: int,
                    receiver: int) -> Refusal | None:
-    """Steps 4-5 of GET: the fit record and a share record addressed to ``receiver``."""
+    """Steps 4-5 of GET: the fit record and a share record addressed to ``receiver``.
+
+    ``index`` must be refreshed by the caller; every record relied on is decoded and its
+    signature checked.
+    """
     tree = verified.fed_tree
     creator_key = process.members[tree.tree_id.creator].hex()
-    fits = [r for r in records_for(log, tree.store_key, KIND_FIT)
-            if r.submitter == creator_key and r.signature_valid()]
-    fits = [(r, parse_description(r)) for r in fits]
-    fits = [(r, d) for r, d in fits if d.get("process") == process.process_id
-            and d.get("creator") == tree.tree_id.creator
-            and d.get("counter") == tree.tree_id.counter]
+    fits = [e for e in index.fits.get(tree.store_key, [])
+            if e.submitter == creator_key and e.body.get("creator") == tree.tree_id.creator
+            and e.body.get("counter") == tree.tree_id.counter]
     if not fits:
         return Refusal(sender, "unanchored", f"no fit record by creator {tree.tree_id.creator} "
                        f"for store key {tree.store_key}", tree.store_key, tree.tree_id.text)
-    if not any(d.get("tree_sha256") == tree.digest for _, d in fits):
+    matching = [e for e in fits if e.body.get("tree_sha256") == tree.digest]
+    if not matching:
         return Refusal(sender, "altered", "the tree digest differs from its fit record",
+                       tree.store_key, tree.tree_id.text)
+    if not any(index.verified(log, e) for e in matching):
+        return Refusal(sender, "unanchored", "the fit record's signature does not verify",
                        tree.store_key, tree.tree_id.text)
     if not 0 <= sender < len(process.members):
         return Refusal(sender, "misaddressed", f"slot sender {sender} is not a member",
                        tree.store_key, tree.tree_id.text)
     sender_key = process.members[sender].hex()
-    for record in records_for(log, tree.store_key, KIND_SHARE):
-        if record.submitter != sender_key:
-            continue
-        body = parse_description(record)
-        if body.get("process") == process.process_id and body.get("from") == sender \
-                and body.get("to") == receiver and record.signature_valid():
+    for entry in index.shares.get((tree.store_key, sender, receiver), []):
+        if entry.submitter == sender_key and index.verified(log, entry):
             return None
     return Refusal(sender, "misaddressed", f"no share record from {sender} to {receiver} for "
                    f"this tree", tree.store_key, tree.tree_id.text)

@@ -56,26 +56,28 @@ class RoundLog:
 
 
 def run_sync(agents: list, topology: str, rounds: int, *, progress: bool = False) -> list[RoundLog]:
-    """Run ``rounds`` rounds of (FIT, SHARE, GET) in lock step; returns the timings."""
+    """Run ``rounds`` rounds of (FIT, SHARE, GET) in lock step; returns the timings.
+
+    ``progress`` shows one bar per round (on stderr), advancing per agent and phase.
+    """
     graph = neighbours(topology, len(agents))
     connected = any(graph.values())
+    phases = ("fit", "share", "get") if connected else ("fit",)
     timings = []
-    bar = None
-    if progress:
-        from tqdm import tqdm
+    for round_ in range(1, rounds + 1):
+        timing = RoundLog(round_)
+        started = time.perf_counter()
+        bar = None
+        if progress:
+            from tqdm import tqdm
 
-        phases_per_round = 3 if connected else 1
-        bar = tqdm(total=rounds * len(agents) * phases_per_round, unit="step", leave=False,
-                   dynamic_ncols=True)
-    try:
-        for round_ in range(1, rounds + 1):
-            timing = RoundLog(round_)
-            started = time.perf_counter()
-            phases = ("fit", "share", "get") if connected else ("fit",)
+            bar = tqdm(total=len(agents) * len(phases), unit="step", leave=True,
+                       dynamic_ncols=True, desc=f"round {round_}/{rounds}")
+        try:
             for phase in phases:
                 phase_started = time.perf_counter()
                 if bar is not None:
-                    bar.set_description(f"round {round_}/{rounds} {phase}")
+                    bar.set_postfix_str(phase)
                 for agent in agents:
                     if phase == "fit":
                         agent.fit(round_)
@@ -86,9 +88,9 @@ def run_sync(agents: list, topology: str, rounds: int, *, progress: bool = False
                     if bar is not None:
                         bar.update(1)
                 timing.phases[phase] = time.perf_counter() - phase_started
-            timing.seconds = time.perf_counter() - started
-            timings.append(timing)
-    finally:
-        if bar is not None:
-            bar.close()
+        finally:
+            if bar is not None:
+                bar.close()
+        timing.seconds = time.perf_counter() - started
+        timings.append(timing)
     return timings
