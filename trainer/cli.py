@@ -192,6 +192,10 @@ def build_parser() -> argparse.ArgumentParser:
     bundled.add_argument("--force", action="store_true", help="overwrite an existing file")
     bundled.set_defaults(handler=cmd_bundled_data)
 
+    from trainer.vertical.cli import add_commands as add_vertical_commands
+
+    add_vertical_commands(commands, raw)
+
     from trainer.federated.cli import add_parsers as add_federated_parsers
 
     add_federated_parsers(commands, raw)

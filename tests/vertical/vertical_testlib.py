@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import subprocess
 import sys
 import threading
 from dataclasses import dataclass
@@ -121,3 +122,30 @@ def child_env() -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = str(REPO_ROOT) + os.pathsep + env.get("PYTHONPATH", "")
     return env
+
+
+def write_key_files(fed: Federation, folder: Path) -> dict[str, Path]:
+    """The federation's keys as the files the command line takes, and its roster."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths: dict[str, Path] = {}
+    for name, key in fed.signing.items():
+        secret = folder / f"{name}.key"
+        secret.write_text(keys.SECRET_PREFIX + key.seed.hex() + "\n")
+        secret.chmod(0o600)
+        (folder / f"{name}.pub").write_text(keys.public_key_line(key.public_key) + "\n")
+        box = folder / f"{name}.box.key"
+        box.write_text(crypto.BOX_SECRET_PREFIX + fed.boxes[name].secret.hex() + "\n")
+        box.chmod(0o600)
+        (folder / f"{name}.box.pub").write_text(
+            crypto.BOX_PUBLIC_PREFIX + fed.boxes[name].public.hex() + "\n")
+        paths[name] = secret
+    fed.id_key.write(folder / "ids.key")
+    paths["ids"] = folder / "ids.key"
+    paths["roster"] = folder / "roster.json"
+    paths["roster"].write_text(fed.roster.to_json())
+    return paths
+
+
+def run_cli(*args: str, timeout: float = 240) -> subprocess.CompletedProcess:
+    return subprocess.run([PYTHON, "-m", "trainer.cli", *args], capture_output=True, text=True,
+                          env=child_env(), timeout=timeout, stdin=subprocess.DEVNULL)
