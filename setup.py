@@ -1,6 +1,8 @@
-"""Build of the pybind11 extension pyastore._core: the C core (csrc/*.c) with explicit C
-flags, plus the C++ binding. No compiler probing, no downloads at build time.
+"""Build of the pybind11 extension pyastore._core: the C core with explicit C flags, plus the
+C++ binding. No compiler probing, no downloads at build time.
 
+The C sources and flags come from csrc/libastore.mk, the one build definition, which
+csrc/Makefile includes too (tests/test_c_core.py checks this parser reads it as make does).
 PYASTORE_SANITIZE=1 builds with AddressSanitizer + UBSan (used by CI's sanitizer job)."""
 
 import os
@@ -8,12 +10,28 @@ import os
 from pybind11.setup_helpers import Pybind11Extension, build_ext
 from setuptools import setup
 
-C_SOURCES = ["csrc/sha256.c", "csrc/container.c", "csrc/forest.c", "csrc/mlp.c",
-             "csrc/transform.c", "csrc/model.c"]
-C_FLAGS = ["-std=c99", "-O2", "-fPIC", "-Wall", "-Wextra", "-Werror", "-fno-fast-math",
-           "-ffp-contract=off", "-D_POSIX_C_SOURCE=200809L"]
-SANITIZE = ["-fsanitize=address,undefined", "-fno-sanitize-recover=undefined",
-            "-fno-omit-frame-pointer", "-g"]
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def read_build_definition(path=os.path.join(HERE, "csrc", "libastore.mk")):
+    """``NAME = words`` lines of libastore.mk -> {NAME: [words]}; comments, blanks skipped."""
+    definition = {}
+    with open(path, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, 1):
+            line = line.strip()
+            if not line or line.startswith("#"):
+                continue
+            name, equals, words = line.partition(" = ")
+            if not equals or not name.isidentifier() or "$" in words:
+                raise ValueError(f"{path}:{number}: not a plain `NAME = words` line: {line!r}")
+            definition[name] = words.split()
+    return definition
+
+
+BUILD = read_build_definition()
+C_SOURCES = ["csrc/" + source for source in BUILD["ASTORE_SOURCES"]]
+C_FLAGS = BUILD["ASTORE_CFLAGS"] + BUILD["ASTORE_PIC"]
+SANITIZE = BUILD["ASTORE_SANITIZE"]
 
 
 class BuildWithCCore(build_ext):
@@ -29,7 +47,7 @@ class BuildWithCCore(build_ext):
         ext.extra_objects = list(objects)
         if sanitize:
             ext.extra_compile_args = list(ext.extra_compile_args) + SANITIZE
-            ext.extra_link_args = list(ext.extra_link_args) + ["-fsanitize=address,undefined"]
+            ext.extra_link_args = list(ext.extra_link_args) + BUILD["ASTORE_SANITIZE_LDFLAGS"]
         super().build_extension(ext)
 
 
@@ -38,7 +56,7 @@ core = Pybind11Extension(
     ["csrc/bindings.cpp"],
     include_dirs=["csrc"],
     cxx_std=17,
-    extra_compile_args=["-O2", "-fno-fast-math", "-ffp-contract=off"],
+    extra_compile_args=BUILD["ASTORE_BINDING_CXXFLAGS"],
     libraries=["m", "pthread"],
 )
 

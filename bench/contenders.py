@@ -235,48 +235,46 @@ class PyastoreNoNumpyEngine(PyastoreEngine):
 # ---- pyastore through the C API (bench/c/bench_engine.c) -------------------------------------
 
 
-def build_c_driver(out_dir: Path, log=print) -> tuple[Path | None, str]:
-    """Build bench_engine against libastore; (path, how it was built) or (None, why not).
+class CBuildError(RuntimeError):
+    """The working tree's csrc/ does not build: the C numbers cannot be measured honestly."""
 
-    The working tree's csrc/ is built with its Makefile (what the brief prescribes); when that
-    fails (csrc/ half-way through someone's edit), the committed csrc/ of HEAD is built instead,
-    and the returned description says so.
+
+def build_c_driver(out_dir: Path, log=print) -> tuple[Path | None, str]:
+    """Build bench_engine against the working tree's libastore; (path, how it was built), or
+    (None, why not) when there is no C compiler or make.
+
+    libastore is built by csrc/Makefile into ``out_dir`` and bench_engine.c is compiled with
+    the flags of csrc/libastore.mk (read through ``make print-ASTORE_CFLAGS``), so the
+    benchmark measures the code and flags of the tree it runs in. A tree that does not build raises
+    ``CBuildError`` with make's output: there is no fallback to another revision.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     driver = out_dir / "bench_engine"
     source = ROOT / "bench" / "c" / "bench_engine.c"
+    csrc = ROOT / "csrc"
     cc = os.environ.get("CC", "cc")
     if shutil.which(cc) is None or shutil.which("make") is None:
         return None, f"no C compiler or make on PATH ({cc})"
-    attempts = []
-    built = subprocess.run(["make", "-s", "-C", str(ROOT / "csrc"), "build/libastore.a"],
-                           capture_output=True, text=True)
-    if built.returncode == 0:
-        csrc, how = ROOT / "csrc", "working tree csrc/"
-    else:
-        attempts.append("working tree: " + (built.stderr.strip().splitlines() or ["make failed"])[-1])
-        snapshot = out_dir / "csrc-HEAD"
-        shutil.rmtree(snapshot, ignore_errors=True)
-        snapshot.mkdir()
-        archive = subprocess.run(f"git -C {ROOT} archive HEAD csrc | tar -x -C {snapshot}",
-                                 shell=True, capture_output=True, text=True)
-        csrc = snapshot / "csrc"
-        built = subprocess.run(["make", "-s", "-C", str(csrc), "build/libastore.a"],
-                               capture_output=True, text=True) if archive.returncode == 0 else archive
-        if built.returncode != 0:
-            attempts.append("HEAD: " + (built.stderr.strip().splitlines() or ["failed"])[-1])
-            return None, "cannot build libastore: " + "; ".join(attempts)
-        commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
-                                capture_output=True, text=True).stdout.strip()
-        how = f"HEAD {commit} csrc/ (the working tree did not build: {attempts[0]})"
-        log(f"[bench] C driver: {how}")
+    build = out_dir / "libastore"
+    make = ["make", "-s", "-C", str(csrc), f"CC={cc}", f"BUILD={build}"]
+    built = subprocess.run([*make, f"{build}/libastore.a"], capture_output=True, text=True)
+    if built.returncode != 0:
+        raise CBuildError("the working tree's csrc/ does not build (make "
+                          f"{build}/libastore.a):\n{built.stdout}{built.stderr}")
+    flags = {}
+    for name in ("ASTORE_CFLAGS", "ASTORE_LIBS"):
+        printed = subprocess.run([*make, f"print-{name}"], capture_output=True, text=True)
+        if printed.returncode != 0 or not printed.stdout.split():
+            raise CBuildError(f"make print-{name} failed: {printed.stderr.strip()}")
+        flags[name] = printed.stdout.split()
     compiled = subprocess.run(
-        [cc, "-std=c99", "-O2", "-D_POSIX_C_SOURCE=200809L", f"-I{csrc}", str(source),
-         str(csrc / "build" / "libastore.a"), "-lm", "-lpthread", "-o", str(driver)],
+        [cc, *flags["ASTORE_CFLAGS"], f"-I{csrc}", str(source), str(build / "libastore.a"),
+         *flags["ASTORE_LIBS"], "-o", str(driver)],
         capture_output=True, text=True)
     if compiled.returncode != 0:
-        return None, "cannot compile bench_engine.c: " + compiled.stderr.strip()[-300:]
-    return driver, how
+        raise CBuildError("bench/c/bench_engine.c does not compile against the working "
+                          f"tree's libastore:\n{compiled.stderr}")
+    return driver, "working tree csrc/"
 
 
 class CDriverScorer(Scorer):

@@ -10,23 +10,26 @@
 #   --no-clang  skip the clang build (default: built and checked when clang is installed)
 #   --wheel     build and check the wheel (also with --quick)
 #   --no-wheel  skip the wheel
-#   --no-corpus skip the C corpus test (csrc/tests/test_corpus.c)
+#   --no-corpus skip the C tests (csrc/tests/test_meta.c, csrc/tests/test_corpus.c)
 #   --no-run    build only: no test runs, no qemu needed
 #
 # Outputs, under ${CROSS_OUT:-cross/out}/TARGET/:
-#   gcc/, clang/      objects, libastore.a/.so, test_corpus, score_example, golden_scores
+#   gcc/, clang/      objects, libastore.a/.so, test_meta, test_corpus, score_example,
+#                     golden_scores
 #   lib/              the stripped libastore.so and libastore.a (gcc), astore.h
-#   results/COMPILER/ golden score outputs (NAME.f64), score_example.N.txt, test_corpus.log
+#   results/COMPILER/ golden score outputs (NAME.f64), score_example.N.txt, test_meta.log,
+#                     test_corpus.log
 #   wheel/            pyastore-VERSION-cpXY-cpXY-linux_ARCH.whl (the pybind11 extension)
 #
 # Every check prints one line "RESULT <check> ok|FAIL [detail]", then a summary line
 # "cross TARGET: N passed, M failed"; the exit status is 1 when a check failed, 77 when the
 # toolchain for TARGET is missing (the line to install it is printed).
 #
-# C flags: the csrc/Makefile's (-std=c99 -O2 -Wall -Wextra -Werror -pedantic -fno-fast-math
-# -ffp-contract=off) plus the target's baseline ISA, so binaries run on every device of the
-# class: armv8-a for aarch64 (Pi 3/4/5), armv7-a + vfpv3-d16 hard-float for armv7 (Pi 2,
-# Zero 2 and later on a 32-bit OS).
+# C flags: csrc/libastore.mk's, through csrc/Makefile, which builds every program here
+# (-std=c99 -O2 -Wall -Wextra -Werror -pedantic -fno-fast-math -ffp-contract=off ...), plus
+# the target's baseline ISA, so binaries run on every device of the class: armv8-a for
+# aarch64 (Pi 3/4/5), armv7-a + vfpv3-d16 hard-float for armv7 (Pi 2, Zero 2 and later on a
+# 32-bit OS).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -122,7 +125,6 @@ result() { # result CHECK ok|FAIL [detail]
 }
 step() { echo "== $TARGET: $*"; }
 
-STRICT_CFLAGS="-std=c99 -O2 -Wall -Wextra -Werror -pedantic -fno-fast-math -ffp-contract=off"
 mkdir -p "$OUT"
 
 # ---- 1. libastore, the C test programs and golden_scores, per compiler ---------------------
@@ -131,10 +133,8 @@ build_c() { # build_c COMPILER-NAME CC-COMMAND [EXTRA-FLAGS]
     rm -rf "$dir"
     step "build libastore with $cc $flags"
     if ! $NICE make -s -C "$ROOT/csrc" CC="$cc" AR="$AR" CFLAGS="$flags" BUILD="$dir" \
-        all "$dir/test_corpus" >"$OUT/$name.build.log" 2>&1 ||
-        ! $NICE $cc $STRICT_CFLAGS $flags -I"$ROOT/csrc" \
-            "$ROOT/tests/golden_scores/golden_scores.c" "$dir/libastore.a" -lm -lpthread \
-            -o "$dir/golden_scores" >>"$OUT/$name.build.log" 2>&1; then
+        all "$dir/test_meta" "$dir/test_corpus" "$dir/golden_scores" \
+        >"$OUT/$name.build.log" 2>&1; then
         cat "$OUT/$name.build.log"
         result "build-$name" FAIL "see $OUT/$name.build.log"
         return 1
@@ -147,27 +147,29 @@ build_c() { # build_c COMPILER-NAME CC-COMMAND [EXTRA-FLAGS]
 # the qemu runner put before each program.
 run_checks() { # run_checks COMPILER-NAME WITH-CORPUS(0|1) EXTRA-FLAGS
     local name=$1 corpus=$2 flags="$ARCH_FLAGS${3:+ $3}" dir=$OUT/$1 results=$OUT/results/$1
-    local line status summary runner="$NICE ${RUNNER[*]}" n=0
+    local line status summary program runner="$NICE ${RUNNER[*]}" n=0
     mkdir -p "$results"
     local recipe
     recipe=$(make -n -s -C "$ROOT/csrc" check CC="$GCC" AR="$AR" CFLAGS="$flags" BUILD="$dir" |
-        grep -E "^$dir/test_corpus |\\| $dir/score_example " || true)
+        grep -E "^$dir/test_[a-z]+( |\$)|\\| $dir/score_example " || true)
     [ -n "$recipe" ] || result "make-check-recipe-$name" FAIL "make -n check printed no test"
     while IFS= read -r line; do
         [ -n "$line" ] || continue
-        if [[ "$line" == "$dir/test_corpus "* ]]; then
+        if [[ "$line" == "$dir/test_"* ]]; then
             [ "$corpus" = 1 ] || continue
-            step "test_corpus ($name)${RUNNER:+ under ${RUNNER[*]}}"
+            program=${line#"$dir/"}
+            program=${program%% *}
+            step "$program ($name)${RUNNER:+ under ${RUNNER[*]}}"
             set +e
-            (cd "$ROOT/csrc" && eval "$runner $line") >"$results/test_corpus.log" 2>&1
+            (cd "$ROOT/csrc" && eval "$runner $line") >"$results/$program.log" 2>&1
             status=$?
             set -e
-            summary=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$results/test_corpus.log" | tail -1 || true)
+            summary=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$results/$program.log" | tail -1 || true)
             if [ $status -eq 0 ]; then
-                result "test_corpus-$name" ok "$summary"
+                result "$program-$name" ok "$summary"
             else
-                tail -5 "$results/test_corpus.log"
-                result "test_corpus-$name" FAIL "exit $status${summary:+, $summary}"
+                tail -5 "$results/$program.log"
+                result "$program-$name" FAIL "exit $status${summary:+, $summary}"
             fi
         else
             n=$((n + 1))

@@ -90,8 +90,7 @@ def main() -> int:
 
     result("cffi-import", True,
            f"libastore {_cffi_core.LIBRARY_VERSION} from {_cffi_core.LIBRARY_PATH}")
-    result("status-table", _cffi_core.STATUS_ERRORS == _core.STATUS_ERRORS and
-           _cffi_core.STATUS_NAMES == _core.STATUS_NAMES)
+    result("status-names", _cffi_core.STATUS_NAMES == _core.STATUS_NAMES)
 
     with open(os.path.join(root, "tests", "golden_scores", "manifest.json")) as handle:
         golden = json.load(handle)["golden"]

@@ -20,9 +20,27 @@
 #define ASTORE_PRINTF(fmt, args)
 #endif
 
+/* Resets `err` (when not NULL) to "no error": what every public entry point does first. */
+void astore_error_reset(astore_error *err);
+
 /* Records the first error only (first error wins) and returns its status. */
 astore_status astore_fail(astore_error *err, astore_status status, uint64_t offset,
                           const char *format, ...) ASTORE_PRINTF(4, 5);
+
+/* astore_fail for an error about one cell of the scored rows: also sets row and column. */
+astore_status astore_fail_cell(astore_error *err, astore_status status, uint64_t row,
+                               uint32_t column, const char *format, ...) ASTORE_PRINTF(5, 6);
+
+/* True when all `count` bytes are zero: the check of every reserved field. */
+static inline bool astore_all_zero(const uint8_t *bytes, size_t count) {
+    for (size_t i = 0; i < count; i++) {
+        if (bytes[i] != 0) return false;
+    }
+    return true;
+}
+
+/* `count` bytes as lowercase hex into `out` (2 * count + 1 chars, NUL-terminated). */
+void astore_to_hex(const uint8_t *bytes, size_t count, char *out);
 
 /*
  * A read cursor over [data, data + length) that always knows how many bytes are left.
@@ -161,5 +179,77 @@ void astore_transform_release(astore_transform *transform);
 /* Raw rows (n_rows x n_inputs) -> model rows (n_rows x n_columns), both row-major float32. */
 void astore_transform_rows(const astore_transform *transform, const float *x, size_t n_rows,
                            float *out);
+
+/* ---- META (meta.c): a bounded MessagePack reader and the fields scoring relies on ---- */
+
+/* Containers (arrays and maps) open at once at most, as msgpack-python's unpacker allows. */
+#define ASTORE_MSGPACK_MAX_DEPTH 1024
+
+typedef enum astore_msgpack_kind {
+    ASTORE_MSGPACK_NIL,
+    ASTORE_MSGPACK_BOOL,
+    ASTORE_MSGPACK_INT, /* positive and negative fixint, uint8..64, int8..64 */
+    ASTORE_MSGPACK_FLOAT,
+    ASTORE_MSGPACK_STR,
+    ASTORE_MSGPACK_BIN,
+    ASTORE_MSGPACK_EXT,
+    ASTORE_MSGPACK_ARRAY,
+    ASTORE_MSGPACK_MAP
+} astore_msgpack_kind;
+
+/* One msgpack item: a scalar whole, or the header of an array or map. */
+typedef struct astore_msgpack_item {
+    astore_msgpack_kind kind;
+    uint64_t offset;     /* of the item's first byte, in the container                    */
+    uint32_t count;      /* STR/BIN/EXT: bytes of data; ARRAY: items; MAP: key/value pairs  */
+    const uint8_t *data; /* STR/BIN/EXT: the `count` bytes, inside the cursor's buffer      */
+} astore_msgpack_item;
+
+/*
+ * Reads one item at the cursor: a scalar with its data (strings checked to be UTF-8 as
+ * Python decodes it, extension types checked as msgpack-python does), or only the
+ * header of an array or map, whose elements follow. Every length is checked against the
+ * bytes left, and an array or map can announce no more elements than bytes are left. Any
+ * malformation is ASTORE_ERR_FORMAT with the offset of the item.
+ */
+ASTORE_MUST_CHECK astore_status astore_msgpack_read(astore_cursor *cursor,
+                                                    astore_msgpack_item *item,
+                                                    astore_error *err);
+
+/*
+ * Skips one whole value (nested arrays and maps included, without recursion), checking it
+ * as astore_msgpack_read checks each item, that map keys are strings or binary (as
+ * msgpack-python's strict_map_key requires), and that at most ASTORE_MSGPACK_MAX_DEPTH
+ * containers are open at once, counting the `open` ones around the value.
+ */
+ASTORE_MUST_CHECK astore_status astore_msgpack_skip(astore_cursor *cursor, unsigned open,
+                                                    astore_error *err);
+
+/* What astore_model_open takes from META: one record per input, the output count. */
+typedef struct astore_meta {
+    size_t n_inputs;
+    size_t n_outputs;
+    uint64_t inputs_offset;   /* of the `inputs` array, for messages  */
+    uint64_t outputs_offset;  /* of the `outputs` array, for messages */
+    astore_input_info *inputs; /* owned; names point into the parsed bytes */
+    uint32_t *refused;        /* owned: the inputs whose policy is ASTORE_MISSING_ERROR */
+    size_t n_refused;
+} astore_meta;
+
+/*
+ * Parses a META body of `length` bytes at container offset `base` (docs/FORMAT.md): exactly
+ * one valid msgpack value (no trailing bytes), a map holding the fields listed at
+ * astore_model_open in astore.h. ASTORE_ERR_FORMAT (or NOMEM) otherwise; `meta` is then
+ * left empty. Release with astore_meta_release.
+ */
+ASTORE_MUST_CHECK astore_status astore_meta_parse(const uint8_t *body, size_t length,
+                                                  uint64_t base, astore_meta *meta,
+                                                  astore_error *err);
+void astore_meta_release(astore_meta *meta);
+
+/* A name (UTF-8, `length` bytes) for a message: at most ASTORE_QUOTED_NAME_SIZE - 4 bytes,
+ * cut between UTF-8 characters so the message stays UTF-8, then "..." when cut; NUL-ended. */
+#define ASTORE_QUOTED_NAME_SIZE 52
+void astore_quote_name(const char *name, size_t length, char out[ASTORE_QUOTED_NAME_SIZE]);
 
 #endif /* ASTORE_INTERNAL_H */

@@ -1,13 +1,16 @@
 // bindings.cpp -- pyastore._core: the pybind11 binding of libastore.
 //
-// The one place where astore_status becomes a Python exception (STATUS_ERRORS below maps
-// every status to a class of pyastore.errors; a test checks the mapping is total). Batch
-// scoring takes buffer-protocol objects (numpy arrays, array.array, memoryview), so the
-// binding itself never needs numpy, and releases the GIL while the C core works.
+// Where astore_status becomes a Python exception: the status's C name (astore_status_name)
+// goes to pyastore.errors.error_from_status, whose name-keyed STATUS_ERRORS is the one table
+// of status -> exception (pyastore/_cffi_core.py does the same). Batch scoring takes
+// buffer-protocol objects (numpy arrays, array.array, memoryview), so the binding itself
+// never needs numpy, and releases the GIL while the C core works.
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
 #include <cmath>
+#include <cstdarg>
+#include <cstdio>
 #include <cstring>
 #include <string>
 #include <utility>
@@ -21,31 +24,18 @@ namespace py = pybind11;
 
 namespace {
 
-const char *const STATUS_ERRORS[ASTORE_STATUS_COUNT] = {
-    nullptr,                    // ASTORE_OK
-    "InternalError",            // ASTORE_ERR_ARGUMENT: the binding passed a bad argument
-    "FormatError",              // ASTORE_ERR_TRUNCATED
-    "FormatError",              // ASTORE_ERR_FORMAT
-    "UnsupportedVersionError",  // ASTORE_ERR_VERSION
-    "IntegrityError",           // ASTORE_ERR_INTEGRITY
-    "UnsupportedVersionError",  // ASTORE_ERR_UNSUPPORTED: unknown critical section or feature
-    "OutOfMemoryError",         // ASTORE_ERR_NOMEM
-    "InputError",               // ASTORE_ERR_INPUT
-};
+py::object none_or(uint64_t value, uint64_t none) {
+    return value == none ? py::object(py::none()) : py::object(py::int_(value));
+}
 
 [[noreturn]] void raise_status(const astore_error &err) {
-    unsigned index = static_cast<unsigned>(err.status);
-    const char *name = index < ASTORE_STATUS_COUNT && STATUS_ERRORS[index] != nullptr
-                           ? STATUS_ERRORS[index]
-                           : "InternalError";
     py::object errors = py::module_::import("pyastore.errors");
-    py::object cls = errors.attr(name);
-    py::object offset = py::none();
-    if (err.offset != UINT64_MAX) offset = py::int_(err.offset);
-    py::dict kwargs;
-    kwargs["offset"] = offset;
-    py::object exc = cls(std::string(err.message), **kwargs);
-    PyErr_SetObject(cls.ptr(), exc.ptr());
+    py::object exc = errors.attr("error_from_status")(
+        astore_status_name(err.status), std::string(err.message),
+        py::arg("offset") = none_or(err.offset, UINT64_MAX),
+        py::arg("row") = none_or(err.row, ASTORE_NO_ROW),
+        py::arg("column") = none_or(err.column, ASTORE_NO_COLUMN));
+    PyErr_SetObject(reinterpret_cast<PyObject *>(Py_TYPE(exc.ptr())), exc.ptr());
     throw py::error_already_set();
 }
 
@@ -53,14 +43,14 @@ void check(astore_status status, const astore_error &err) {
     if (status != ASTORE_OK) raise_status(err);
 }
 
-std::string to_hex(const uint8_t *bytes, size_t n) {
-    static const char digits[] = "0123456789abcdef";
-    std::string out(2 * n, '0');
-    for (size_t i = 0; i < n; i++) {
-        out[2 * i] = digits[bytes[i] >> 4];
-        out[2 * i + 1] = digits[bytes[i] & 15];
-    }
-    return out;
+// An ASTORE_ERR_INPUT about the call's arguments (no offset, row or column).
+[[noreturn]] void raise_input_error(const char *format, ...) {
+    astore_error err{ASTORE_ERR_INPUT, UINT64_MAX, ASTORE_NO_ROW, ASTORE_NO_COLUMN, {0}};
+    va_list args;
+    va_start(args, format);
+    std::vsnprintf(err.message, sizeof err.message, format, args);
+    va_end(args);
+    raise_status(err);
 }
 
 class Container {
@@ -80,10 +70,10 @@ class Container {
     Container(const Container &) = delete;
     Container &operator=(const Container &) = delete;
 
-    std::string store_key() const {
+    py::object store_key() const {
         uint8_t key[32];
         astore_container_store_key(handle_, key);
-        return to_hex(key, 32);
+        return py::bytes(reinterpret_cast<const char *>(key), 32).attr("hex")();
     }
     py::tuple format_version() const {
         uint16_t major = 0, minor = 0;
@@ -147,6 +137,17 @@ class Model {
         check(astore_model_open(c.handle(), &handle_, &err), err);
         n_inputs_ = astore_model_n_inputs(handle_);
         n_outputs_ = astore_model_n_outputs(handle_);
+        py::list names, accepts;
+        for (size_t i = 0; i < n_inputs_; i++) {
+            astore_input_info info;
+            if (astore_model_input(handle_, i, &info) != ASTORE_OK) {
+                throw std::logic_error("astore_model_input failed for an input in range");
+            }
+            names.append(py::str(info.name, info.name_length));
+            accepts.append(py::bool_(info.accepts_missing != 0));
+        }
+        input_names_ = py::tuple(names);
+        accepts_missing_ = py::tuple(accepts);
     }
     ~Model() { astore_model_close(handle_); }
     Model(const Model &) = delete;
@@ -154,6 +155,8 @@ class Model {
 
     size_t n_inputs() const { return n_inputs_; }
     size_t n_outputs() const { return n_outputs_; }
+    py::tuple input_names() const { return input_names_; }
+    py::tuple accepts_missing() const { return accepts_missing_; }
 
     // One event: a sequence of numbers (None = missing). No numpy, no GIL release: the
     // call is shorter than the release would be.
@@ -163,10 +166,7 @@ class Model {
         py::object guard = py::reinterpret_steal<py::object>(fast);
         Py_ssize_t length = PySequence_Fast_GET_SIZE(fast);
         if (static_cast<size_t>(length) != n_inputs_) {
-            astore_error err{ASTORE_ERR_INPUT, UINT64_MAX, {0}};
-            std::snprintf(err.message, sizeof err.message,
-                          "the row has %zd values, the model takes %zu", length, n_inputs_);
-            raise_status(err);
+            raise_input_error("the row has %zd values, the model takes %zu", length, n_inputs_);
         }
         float stack_row[64];
         double stack_out[16];
@@ -192,10 +192,7 @@ class Model {
             double value = PyFloat_AsDouble(item);
             if (value == -1.0 && PyErr_Occurred()) {
                 PyErr_Clear();
-                astore_error err{ASTORE_ERR_INPUT, UINT64_MAX, {0}};
-                std::snprintf(err.message, sizeof err.message,
-                              "value %zd of the row is not a number", i);
-                raise_status(err);
+                raise_input_error("value %zd of the row is not a number", i);
             }
             x[i] = static_cast<float>(value);
         }
@@ -213,23 +210,14 @@ class Model {
     void score_into(py::buffer x, py::buffer out, unsigned n_threads) const {
         py::buffer_info xin = x.request();
         py::buffer_info yout = out.request(true);
-        if (xin.itemsize != 4 || xin.format != py::format_descriptor<float>::format()) {
-            throw py::type_error("score_into: x must be a float32 buffer");
-        }
+        check_rows_buffer(xin, "score_into");
         if (yout.itemsize != 8 || yout.format != py::format_descriptor<double>::format()) {
             throw py::type_error("score_into: out must be a float64 buffer");
         }
-        if (!is_c_contiguous(xin) || !is_c_contiguous(yout)) {
+        if (!is_c_contiguous(yout)) {
             throw py::type_error("score_into: buffers must be C-contiguous");
         }
-        size_t x_count = static_cast<size_t>(xin.size);
-        if (n_inputs_ == 0 || x_count % n_inputs_ != 0) {
-            astore_error err{ASTORE_ERR_INPUT, UINT64_MAX, {0}};
-            std::snprintf(err.message, sizeof err.message,
-                          "%zu values do not make whole rows of %zu columns", x_count, n_inputs_);
-            raise_status(err);
-        }
-        size_t n_rows = x_count / n_inputs_;
+        size_t n_rows = rows_of(xin);
         astore_error err;
         astore_status status;
         {
@@ -238,6 +226,30 @@ class Model {
                                         n_inputs_, static_cast<double *>(yout.ptr),
                                         static_cast<size_t>(yout.size), n_threads, &err);
         }
+        check(status, err);
+    }
+
+    // The rows of `x` from `start` on, checked against the inputs' missing-value policies:
+    // the InputError of the first refused row (its `row` indexes `x`), or None.
+    void check_rows(py::buffer x, size_t start) const {
+        py::buffer_info xin = x.request();
+        check_rows_buffer(xin, "check_rows");
+        size_t n_rows = rows_of(xin);
+        if (start > n_rows) {
+            throw py::value_error("check_rows: start " + std::to_string(start) +
+                                  " is past the " + std::to_string(n_rows) + " rows");
+        }
+        astore_error err;
+        astore_status status;
+        size_t first_invalid = 0;
+        {
+            py::gil_scoped_release release;
+            status = astore_model_check_rows(handle_,
+                                             static_cast<const float *>(xin.ptr) +
+                                                 start * n_inputs_,
+                                             n_rows - start, n_inputs_, &first_invalid, &err);
+        }
+        if (status != ASTORE_OK && err.row != ASTORE_NO_ROW) err.row += start;
         check(status, err);
     }
 
@@ -251,10 +263,31 @@ class Model {
         return true;
     }
 
+    static void check_rows_buffer(const py::buffer_info &xin, const char *method) {
+        if (xin.itemsize != 4 || xin.format != py::format_descriptor<float>::format()) {
+            throw py::type_error(std::string(method) + ": x must be a float32 buffer");
+        }
+        if (!is_c_contiguous(xin)) {
+            throw py::type_error(std::string(method) + ": buffers must be C-contiguous");
+        }
+    }
+
+    // Whole rows of n_inputs values in `xin`.
+    size_t rows_of(const py::buffer_info &xin) const {
+        size_t x_count = static_cast<size_t>(xin.size);
+        if (n_inputs_ == 0 || x_count % n_inputs_ != 0) {
+            raise_input_error("%zu values do not make whole rows of %zu columns", x_count,
+                              n_inputs_);
+        }
+        return x_count / n_inputs_;
+    }
+
     py::object container_;  // keeps the container (and its bytes) alive
     astore_model *handle_ = nullptr;
     size_t n_inputs_ = 0;
     size_t n_outputs_ = 0;
+    py::tuple input_names_;
+    py::tuple accepts_missing_;
 };
 
 }  // namespace
@@ -267,14 +300,10 @@ PYBIND11_MODULE(_core, m) {
     m.attr("FORMAT_VERSION") = py::make_tuple(major, minor);
 
     py::list status_names;
-    py::list status_errors;
     for (unsigned s = 0; s < ASTORE_STATUS_COUNT; s++) {
         status_names.append(astore_status_name(static_cast<astore_status>(s)));
-        status_errors.append(STATUS_ERRORS[s] ? py::cast(std::string(STATUS_ERRORS[s]))
-                                              : py::none());
     }
     m.attr("STATUS_NAMES") = py::tuple(status_names);
-    m.attr("STATUS_ERRORS") = py::tuple(status_errors);
 
     py::class_<Container>(m, "Container")
         .def(py::init<py::bytes>(), py::arg("data"))
@@ -292,6 +321,9 @@ PYBIND11_MODULE(_core, m) {
         .def(py::init<py::object>(), py::arg("container"))
         .def_property_readonly("n_inputs", &Model::n_inputs)
         .def_property_readonly("n_outputs", &Model::n_outputs)
+        .def_property_readonly("input_names", &Model::input_names)
+        .def_property_readonly("accepts_missing", &Model::accepts_missing)
+        .def("check_rows", &Model::check_rows, py::arg("x"), py::arg("start") = 0)
         .def("score_one", &Model::score_one, py::arg("row"))
         .def("score_into", &Model::score_into, py::arg("x"), py::arg("out"),
              py::arg("n_threads") = 1);

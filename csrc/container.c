@@ -13,13 +13,26 @@
 
 #define ASTORE_LIBRARY_VERSION "1.0.0"
 
-static const char *const status_names[ASTORE_STATUS_COUNT] = {
-    "ASTORE_OK",        "ASTORE_ERR_ARGUMENT",  "ASTORE_ERR_TRUNCATED",
-    "ASTORE_ERR_FORMAT", "ASTORE_ERR_VERSION",   "ASTORE_ERR_INTEGRITY",
-    "ASTORE_ERR_UNSUPPORTED", "ASTORE_ERR_NOMEM", "ASTORE_ERR_INPUT"};
+/* Indexed by status, by name: an entry cannot drift to another status. */
+static const char *const status_names[] = {
+    [ASTORE_OK] = "ASTORE_OK",
+    [ASTORE_ERR_ARGUMENT] = "ASTORE_ERR_ARGUMENT",
+    [ASTORE_ERR_TRUNCATED] = "ASTORE_ERR_TRUNCATED",
+    [ASTORE_ERR_FORMAT] = "ASTORE_ERR_FORMAT",
+    [ASTORE_ERR_VERSION] = "ASTORE_ERR_VERSION",
+    [ASTORE_ERR_INTEGRITY] = "ASTORE_ERR_INTEGRITY",
+    [ASTORE_ERR_UNSUPPORTED] = "ASTORE_ERR_UNSUPPORTED",
+    [ASTORE_ERR_NOMEM] = "ASTORE_ERR_NOMEM",
+    [ASTORE_ERR_INPUT] = "ASTORE_ERR_INPUT",
+};
+
+ASTORE_STATIC_ASSERT(sizeof status_names / sizeof status_names[0] == ASTORE_STATUS_COUNT,
+                     one_status_name_per_status);
 
 const char *astore_status_name(astore_status status) {
-    if ((unsigned)status >= ASTORE_STATUS_COUNT) return "ASTORE_ERR_UNKNOWN";
+    if ((unsigned)status >= ASTORE_STATUS_COUNT || status_names[status] == NULL) {
+        return "ASTORE_ERR_UNKNOWN";
+    }
     return status_names[status];
 }
 
@@ -30,23 +43,52 @@ void astore_format_version(uint16_t *major, uint16_t *minor) {
     if (minor) *minor = ASTORE_FORMAT_MINOR;
 }
 
-astore_status astore_fail(astore_error *err, astore_status status, uint64_t offset,
-                          const char *format, ...) {
-    if (err == NULL || err->status != ASTORE_OK) return status;
+void astore_error_reset(astore_error *err) {
+    if (err == NULL) return;
+    err->status = ASTORE_OK;
+    err->offset = ASTORE_NO_OFFSET;
+    err->row = ASTORE_NO_ROW;
+    err->column = ASTORE_NO_COLUMN;
+    err->message[0] = '\0';
+}
+
+static bool record_first(astore_error *err, astore_status status, uint64_t offset,
+                         const char *format, va_list args) {
+    if (err == NULL || err->status != ASTORE_OK) return false;
     err->status = status;
     err->offset = offset;
+    vsnprintf(err->message, sizeof err->message, format, args);
+    return true;
+}
+
+astore_status astore_fail(astore_error *err, astore_status status, uint64_t offset,
+                          const char *format, ...) {
     va_list args;
     va_start(args, format);
-    vsnprintf(err->message, sizeof err->message, format, args);
+    record_first(err, status, offset, format, args);
     va_end(args);
     return status;
 }
 
-static void error_reset(astore_error *err) {
-    if (err == NULL) return;
-    err->status = ASTORE_OK;
-    err->offset = ASTORE_NO_OFFSET;
-    err->message[0] = '\0';
+astore_status astore_fail_cell(astore_error *err, astore_status status, uint64_t row,
+                               uint32_t column, const char *format, ...) {
+    va_list args;
+    va_start(args, format);
+    if (record_first(err, status, ASTORE_NO_OFFSET, format, args)) {
+        err->row = row;
+        err->column = column;
+    }
+    va_end(args);
+    return status;
+}
+
+void astore_to_hex(const uint8_t *bytes, size_t count, char *out) {
+    static const char digits[] = "0123456789abcdef";
+    for (size_t i = 0; i < count; i++) {
+        out[2 * i] = digits[bytes[i] >> 4];
+        out[2 * i + 1] = digits[bytes[i] & 15];
+    }
+    out[2 * count] = '\0';
 }
 
 /* ---- the little-endian cursor ---------------------------------------------------------- */
@@ -90,13 +132,6 @@ bool astore_read_f64(astore_cursor *cursor, double *out) {
     uint64_t bits;
     if (!astore_read_u64(cursor, &bits)) return false;
     memcpy(out, &bits, sizeof bits);
-    return true;
-}
-
-static bool all_zero(const uint8_t *bytes, size_t count) {
-    for (size_t i = 0; i < count; i++) {
-        if (bytes[i] != 0) return false;
-    }
     return true;
 }
 
@@ -169,91 +204,108 @@ static astore_status parse_header(astore_container *c, astore_cursor *cursor,
                            "section table offset is %u, expected 64", (unsigned)table_offset);
     }
     if (flags != 0) {
-        return astore_fail(err, ASTORE_ERR_UNSUPPORTED, 32, "unknown header flags 0x%08x",
+        return astore_fail(err, ASTORE_ERR_VERSION, 32,
+                           "unknown header flags 0x%08x (written by a newer version?)",
                            (unsigned)flags);
     }
-    if (!all_zero(reserved, sizeof reserved)) {
+    if (!astore_all_zero(reserved, sizeof reserved)) {
         return astore_fail(err, ASTORE_ERR_FORMAT, 36, "reserved header bytes are not zero");
     }
     return ASTORE_OK;
 }
 
-static astore_status parse_section_table(astore_container *c, astore_cursor *cursor,
-                                         uint32_t count, astore_error *err) {
-    uint64_t table_end = sizeof(astore_file_header) + (uint64_t)count * 32u;
-    uint64_t previous_end = table_end;
-    for (uint32_t i = 0; i < count; i++) {
-        uint64_t entry_offset = astore_cursor_offset(cursor);
-        uint8_t type[4];
-        uint32_t flags = 0;
-        uint64_t offset = 0, length = 0, reserved = 0;
-        if (!astore_read_bytes(cursor, type, 4) || !astore_read_u32(cursor, &flags) ||
-            !astore_read_u64(cursor, &offset) || !astore_read_u64(cursor, &length) ||
-            !astore_read_u64(cursor, &reserved)) {
-            return astore_fail(err, ASTORE_ERR_TRUNCATED, entry_offset,
-                               "file ends inside section table entry %u", (unsigned)i);
-        }
-        astore_section *s = &c->sections[i];
-        if (!is_printable_type(type)) {
-            return astore_fail(err, ASTORE_ERR_FORMAT, entry_offset,
-                               "section %u has a non-ASCII type", (unsigned)i);
-        }
-        memcpy(s->type, type, 4);
-        s->type[4] = '\0';
-        s->flags = flags;
-        s->offset = offset;
-        s->length = length;
-        if ((flags & ~ASTORE_SECTION_CRITICAL) != 0 || reserved != 0) {
-            return astore_fail(err, ASTORE_ERR_FORMAT, entry_offset,
-                               "section %u (%s) has unknown flags or reserved bits set",
-                               (unsigned)i, s->type);
-        }
-        if (offset % ASTORE_ALIGN != 0) {
-            return astore_fail(err, ASTORE_ERR_FORMAT, entry_offset + 8,
-                               "section %u (%s) offset %llu is not a multiple of 64",
-                               (unsigned)i, s->type, (unsigned long long)offset);
-        }
-        if (offset < previous_end) {
-            return astore_fail(err, ASTORE_ERR_FORMAT, entry_offset + 8,
-                               "section %u (%s) at offset %llu overlaps what precedes it "
-                               "(which ends at %llu)",
-                               (unsigned)i, s->type, (unsigned long long)offset,
-                               (unsigned long long)previous_end);
-        }
-        if (offset > (uint64_t)c->length || length > (uint64_t)c->length - offset) {
-            return astore_fail(err, ASTORE_ERR_TRUNCATED, entry_offset + 16,
-                               "section %u (%s) [%llu, +%llu) extends past the end of the "
-                               "%zu-byte file",
-                               (unsigned)i, s->type, (unsigned long long)offset,
-                               (unsigned long long)length, c->length);
-        }
-        if (!all_zero(c->data + previous_end, (size_t)(offset - previous_end))) {
-            return astore_fail(err, ASTORE_ERR_FORMAT, previous_end,
-                               "padding before section %u (%s) is not zero", (unsigned)i,
-                               s->type);
-        }
-        for (uint32_t j = 0; j < i; j++) {
-            if (memcmp(c->sections[j].type, s->type, 4) == 0) {
-                return astore_fail(err, ASTORE_ERR_FORMAT, entry_offset,
-                                   "section type %s appears twice", s->type);
-            }
-        }
-        if (!is_known_section(s->type) && (flags & ASTORE_SECTION_CRITICAL)) {
-            return astore_fail(err, ASTORE_ERR_UNSUPPORTED, entry_offset,
-                               "unknown critical section %s (written by a newer version?)",
-                               s->type);
-        }
-        previous_end = offset + length;
+/* Reads table entry `i` into c->sections[i]: its fields, a printable type, known flags. */
+static astore_status read_section_entry(astore_container *c, astore_cursor *cursor, uint32_t i,
+                                        astore_error *err) {
+    uint64_t entry_offset = astore_cursor_offset(cursor);
+    uint8_t type[4];
+    uint32_t flags = 0;
+    uint64_t offset = 0, length = 0, reserved = 0;
+    if (!astore_read_bytes(cursor, type, 4) || !astore_read_u32(cursor, &flags) ||
+        !astore_read_u64(cursor, &offset) || !astore_read_u64(cursor, &length) ||
+        !astore_read_u64(cursor, &reserved)) {
+        return astore_fail(err, ASTORE_ERR_TRUNCATED, entry_offset,
+                           "file ends inside section table entry %u", (unsigned)i);
     }
-    c->section_count = count;
-    const astore_section *last = &c->sections[count - 1];
+    astore_section *s = &c->sections[i];
+    if (!is_printable_type(type)) {
+        return astore_fail(err, ASTORE_ERR_FORMAT, entry_offset,
+                           "section %u has a non-ASCII type", (unsigned)i);
+    }
+    memcpy(s->type, type, 4);
+    s->type[4] = '\0';
+    s->flags = flags;
+    s->offset = offset;
+    s->length = length;
+    if ((flags & ~ASTORE_SECTION_CRITICAL) != 0 || reserved != 0) {
+        return astore_fail(err, ASTORE_ERR_FORMAT, entry_offset,
+                           "section %u (%s) has unknown flags or reserved bits set",
+                           (unsigned)i, s->type);
+    }
+    return ASTORE_OK;
+}
+
+/* Section `i` lies inside the file, 64-aligned, after what precedes it (`previous_end`),
+ * with zero padding in between. */
+static astore_status check_section_bounds(const astore_container *c, uint32_t i,
+                                          uint64_t entry_offset, uint64_t previous_end,
+                                          astore_error *err) {
+    const astore_section *s = &c->sections[i];
+    if (s->offset % ASTORE_ALIGN != 0) {
+        return astore_fail(err, ASTORE_ERR_FORMAT, entry_offset + 8,
+                           "section %u (%s) offset %llu is not a multiple of 64", (unsigned)i,
+                           s->type, (unsigned long long)s->offset);
+    }
+    if (s->offset < previous_end) {
+        return astore_fail(err, ASTORE_ERR_FORMAT, entry_offset + 8,
+                           "section %u (%s) at offset %llu overlaps what precedes it "
+                           "(which ends at %llu)",
+                           (unsigned)i, s->type, (unsigned long long)s->offset,
+                           (unsigned long long)previous_end);
+    }
+    if (s->offset > (uint64_t)c->length || s->length > (uint64_t)c->length - s->offset) {
+        return astore_fail(err, ASTORE_ERR_TRUNCATED, entry_offset + 16,
+                           "section %u (%s) [%llu, +%llu) extends past the end of the "
+                           "%zu-byte file",
+                           (unsigned)i, s->type, (unsigned long long)s->offset,
+                           (unsigned long long)s->length, c->length);
+    }
+    if (!astore_all_zero(c->data + previous_end, (size_t)(s->offset - previous_end))) {
+        return astore_fail(err, ASTORE_ERR_FORMAT, previous_end,
+                           "padding before section %u (%s) is not zero", (unsigned)i, s->type);
+    }
+    return ASTORE_OK;
+}
+
+/* Section `i`'s type appears once, and is known when the section is critical. */
+static astore_status check_section_type(const astore_container *c, uint32_t i,
+                                        uint64_t entry_offset, astore_error *err) {
+    const astore_section *s = &c->sections[i];
+    for (uint32_t j = 0; j < i; j++) {
+        if (memcmp(c->sections[j].type, s->type, 4) == 0) {
+            return astore_fail(err, ASTORE_ERR_FORMAT, entry_offset,
+                               "section type %s appears twice", s->type);
+        }
+    }
+    if (!is_known_section(s->type) && (s->flags & ASTORE_SECTION_CRITICAL)) {
+        return astore_fail(err, ASTORE_ERR_VERSION, entry_offset,
+                           "unknown critical section %s (written by a newer version?)",
+                           s->type);
+    }
+    return ASTORE_OK;
+}
+
+/* SIGN is the last section, and only there: critical, 136 bytes, ending the file. */
+static astore_status check_signature_placement(const astore_container *c, astore_error *err) {
+    const uint64_t table_end = sizeof(astore_file_header) + 32u * (uint64_t)c->section_count;
+    const astore_section *last = &c->sections[c->section_count - 1];
     if (memcmp(last->type, ASTORE_SECTION_SIGNATURE, 4) != 0) {
         return astore_fail(err, ASTORE_ERR_FORMAT, table_end - 32,
                            "the last section is %s, expected SIGN", last->type);
     }
-    for (uint32_t i = 0; i + 1 < count; i++) {
+    for (size_t i = 0; i + 1 < c->section_count; i++) {
         if (memcmp(c->sections[i].type, ASTORE_SECTION_SIGNATURE, 4) == 0) {
-            return astore_fail(err, ASTORE_ERR_FORMAT, 64 + 32u * i,
+            return astore_fail(err, ASTORE_ERR_FORMAT, 64 + 32u * (uint64_t)i,
                                "SIGN must be the last section");
         }
     }
@@ -270,14 +322,22 @@ static astore_status parse_section_table(astore_container *c, astore_cursor *cur
     return ASTORE_OK;
 }
 
-static const char hex_digits[] = "0123456789abcdef";
-
-static void to_hex(const uint8_t *bytes, size_t count, char *out) {
-    for (size_t i = 0; i < count; i++) {
-        out[2 * i] = hex_digits[bytes[i] >> 4];
-        out[2 * i + 1] = hex_digits[bytes[i] & 15];
+/* The section table: each entry read and checked in file order, then SIGN's placement. */
+static astore_status parse_section_table(astore_container *c, astore_cursor *cursor,
+                                         uint32_t count, astore_error *err) {
+    uint64_t previous_end = sizeof(astore_file_header) + (uint64_t)count * 32u;
+    for (uint32_t i = 0; i < count; i++) {
+        uint64_t entry_offset = astore_cursor_offset(cursor);
+        astore_status status = read_section_entry(c, cursor, i, err);
+        if (status == ASTORE_OK) {
+            status = check_section_bounds(c, i, entry_offset, previous_end, err);
+        }
+        if (status == ASTORE_OK) status = check_section_type(c, i, entry_offset, err);
+        if (status != ASTORE_OK) return status;
+        previous_end = c->sections[i].offset + c->sections[i].length;
     }
-    out[2 * count] = '\0';
+    c->section_count = count;
+    return check_signature_placement(c, err);
 }
 
 static astore_status parse_signature(astore_container *c, astore_error *err) {
@@ -296,23 +356,24 @@ static astore_status parse_signature(astore_container *c, astore_error *err) {
     astore_sha256(c->data, (size_t)sign->offset, c->store_key);
     if (memcmp(recorded_key, c->store_key, 32) != 0) {
         char expected[65], computed[65];
-        to_hex(recorded_key, 32, expected);
-        to_hex(c->store_key, 32, computed);
+        astore_to_hex(recorded_key, 32, expected);
+        astore_to_hex(c->store_key, 32, computed);
         return astore_fail(err, ASTORE_ERR_INTEGRITY, sign->offset + 8,
                            "store key mismatch: the container records %s but its bytes hash "
                            "to %s (the file was altered or damaged)",
                            expected, computed);
     }
     if (c->signature_algorithm > ASTORE_SIGNATURE_ED25519) {
-        return astore_fail(err, ASTORE_ERR_UNSUPPORTED, sign->offset,
-                           "unknown signature algorithm %u", (unsigned)c->signature_algorithm);
+        return astore_fail(err, ASTORE_ERR_VERSION, sign->offset,
+                           "unknown signature algorithm %u (written by a newer version?)",
+                           (unsigned)c->signature_algorithm);
     }
     if (reserved != 0) {
         return astore_fail(err, ASTORE_ERR_FORMAT, sign->offset + 4,
                            "reserved SIGN bytes are not zero");
     }
     if (c->signature_algorithm == ASTORE_SIGNATURE_NONE &&
-        (!all_zero(c->public_key, 32) || !all_zero(c->signature, 64))) {
+        (!astore_all_zero(c->public_key, 32) || !astore_all_zero(c->signature, 64))) {
         return astore_fail(err, ASTORE_ERR_FORMAT, sign->offset + 40,
                            "unsigned container carries a public key or signature");
     }
@@ -321,7 +382,7 @@ static astore_status parse_signature(astore_container *c, astore_error *err) {
 
 astore_status astore_container_open(const uint8_t *data, size_t length,
                                     astore_container **out, astore_error *err) {
-    error_reset(err);
+    astore_error_reset(err);
     if (out == NULL || (data == NULL && length > 0)) {
         return astore_fail(err, ASTORE_ERR_ARGUMENT, ASTORE_NO_OFFSET, "NULL argument");
     }
@@ -382,7 +443,7 @@ size_t astore_container_signed_message(const astore_container *container, uint8_
                                        size_t capacity) {
     char key_hex[65];
     char message[160];
-    to_hex(container->store_key, 32, key_hex);
+    astore_to_hex(container->store_key, 32, key_hex);
     int written = snprintf(message, sizeof message,
                            "pyastore container signature v1\nformat: %u.%u\n"
                            "store-key: sha256:%s\n",
@@ -408,7 +469,7 @@ static void fill_info(const astore_container *c, const astore_section *s,
 
 astore_status astore_container_section(const astore_container *container, size_t index,
                                        astore_section_info *info, astore_error *err) {
-    error_reset(err);
+    astore_error_reset(err);
     if (container == NULL || info == NULL || index >= container->section_count) {
         return astore_fail(err, ASTORE_ERR_ARGUMENT, ASTORE_NO_OFFSET,
                            "no section with index %zu", index);
@@ -419,7 +480,7 @@ astore_status astore_container_section(const astore_container *container, size_t
 
 astore_status astore_container_find(const astore_container *container, const char *type,
                                     astore_section_info *info, astore_error *err) {
-    error_reset(err);
+    astore_error_reset(err);
     if (container == NULL || type == NULL || info == NULL || strlen(type) != 4) {
         return astore_fail(err, ASTORE_ERR_ARGUMENT, ASTORE_NO_OFFSET,
                            "a section type is 4 characters");

@@ -140,6 +140,10 @@ astore_status astore_forest_load(const astore_container *container,
                            "FRST section is %llu bytes, shorter than its 64-byte header",
                            (unsigned long long)section->length);
     }
+    if (!astore_all_zero(h.reserved, sizeof h.reserved)) {
+        return astore_fail(err, ASTORE_ERR_FORMAT, section->offset + 52,
+                           "FRST reserved header bytes are not zero");
+    }
     if (h.n_trees == 0 || h.n_features == 0 || h.n_features > ASTORE_NODE_FEATURE_MASK ||
         h.n_outputs == 0 || h.n_outputs > 65536u) {
         return astore_fail(err, ASTORE_ERR_FORMAT, section->offset,

@@ -51,13 +51,6 @@ static bool all_finite(const float *values, size_t count) {
     return true;
 }
 
-static bool bytes_zero(const uint8_t *bytes, size_t count) {
-    for (size_t i = 0; i < count; i++) {
-        if (bytes[i] != 0) return false;
-    }
-    return true;
-}
-
 /* Checks one array of `count` floats at `offset`: 64-aligned, at or after `*previous_end`
  * (arrays are in file order and disjoint), inside the section. Advances `*previous_end`. */
 static bool array_ok(const astore_section *section, uint32_t offset, uint64_t count,
@@ -81,120 +74,126 @@ static void decode_floats(const uint8_t *source, size_t count, float *target) {
 
 static void choose_kernel(astore_mlp *m);
 
-astore_status astore_mlp_load(const astore_container *container, const astore_section *section,
-                              astore_mlp *m, astore_error *err) {
-    memset(m, 0, sizeof *m);
-    const uint8_t *body = container->data + section->offset;
-    astore_cursor cursor = astore_cursor_make(body, (size_t)section->length, section->offset);
-    astore_mlp_header h;
-    if (!astore_read_u32(&cursor, &h.n_layers) || !astore_read_u32(&cursor, &h.n_features) ||
-        !astore_read_u32(&cursor, &h.n_outputs) || !astore_read_u32(&cursor, &h.layers_offset) ||
-        !astore_read_u32(&cursor, &h.flags) ||
-        !astore_read_bytes(&cursor, h.reserved, sizeof h.reserved)) {
+/* Pass 1: the 64-byte header, and where the layer table lies. */
+static astore_status read_header(const astore_section *section, astore_cursor *cursor,
+                                 astore_mlp_header *h, astore_error *err) {
+    if (!astore_read_u32(cursor, &h->n_layers) || !astore_read_u32(cursor, &h->n_features) ||
+        !astore_read_u32(cursor, &h->n_outputs) || !astore_read_u32(cursor, &h->layers_offset) ||
+        !astore_read_u32(cursor, &h->flags) ||
+        !astore_read_bytes(cursor, h->reserved, sizeof h->reserved)) {
         return astore_fail(err, ASTORE_ERR_FORMAT, section->offset,
                            "MLP_ section is %llu bytes, shorter than its 64-byte header",
                            (unsigned long long)section->length);
     }
-    if (h.flags != 0) {
+    if (h->flags != 0) {
         return astore_fail(err, ASTORE_ERR_UNSUPPORTED, section->offset + 16,
-                           "MLP_ flags 0x%x unknown", (unsigned)h.flags);
+                           "MLP_ flags 0x%x unknown", (unsigned)h->flags);
     }
-    if (!bytes_zero(h.reserved, sizeof h.reserved)) {
+    if (!astore_all_zero(h->reserved, sizeof h->reserved)) {
         return astore_fail(err, ASTORE_ERR_FORMAT, section->offset + 20,
                            "MLP_ reserved header bytes are not zero");
     }
-    if (h.n_layers == 0 || h.n_features == 0 || h.n_outputs == 0) {
+    if (h->n_layers == 0 || h->n_features == 0 || h->n_outputs == 0) {
         return astore_fail(err, ASTORE_ERR_FORMAT, section->offset,
                            "MLP_ header: %u layers, %u features, %u outputs is not a network",
-                           (unsigned)h.n_layers, (unsigned)h.n_features, (unsigned)h.n_outputs);
+                           (unsigned)h->n_layers, (unsigned)h->n_features,
+                           (unsigned)h->n_outputs);
     }
-    uint64_t table_end = (uint64_t)h.layers_offset + 32u * (uint64_t)h.n_layers;
-    if (h.layers_offset % ASTORE_ALIGN != 0 || h.layers_offset < sizeof(astore_mlp_header) ||
+    uint64_t table_end = (uint64_t)h->layers_offset + 32u * (uint64_t)h->n_layers;
+    if (h->layers_offset % ASTORE_ALIGN != 0 || h->layers_offset < sizeof(astore_mlp_header) ||
         table_end > section->length) {
         return astore_fail(err, ASTORE_ERR_FORMAT, section->offset + 12,
                            "MLP_ layer table [%u, +%u) lies outside the %llu-byte section or "
                            "is misaligned",
-                           (unsigned)h.layers_offset, (unsigned)(32u * h.n_layers),
+                           (unsigned)h->layers_offset, (unsigned)(32u * h->n_layers),
                            (unsigned long long)section->length);
     }
-    if (h.n_layers > ASTORE_MLP_MAX_LAYERS) {
+    if (h->n_layers > ASTORE_MLP_MAX_LAYERS) {
         return astore_fail(err, ASTORE_ERR_UNSUPPORTED, section->offset,
                            "MLP_ has %u layers; this reader scores at most %u",
-                           (unsigned)h.n_layers, (unsigned)ASTORE_MLP_MAX_LAYERS);
+                           (unsigned)h->n_layers, (unsigned)ASTORE_MLP_MAX_LAYERS);
     }
-    astore_mlp_layer entries[ASTORE_MLP_MAX_LAYERS];
-    uint64_t previous_end = table_end;
+    return ASTORE_OK;
+}
+
+/* Layer k's table entry, checked against the layer before it; `previous_end` follows the
+ * arrays (in file order), `max_width` the widest layer. */
+static astore_status read_layer(const astore_section *section, const uint8_t *body,
+                                const astore_mlp_header *h, uint32_t k,
+                                astore_mlp_layer *entries, uint64_t *previous_end,
+                                uint32_t *max_width, astore_error *err) {
+    astore_mlp_layer *e = &entries[k];
+    astore_cursor c = astore_cursor_make(body + h->layers_offset + 32u * k, 32,
+                                         section->offset + h->layers_offset + 32u * k);
+    bool ok = astore_read_u32(&c, &e->n_in) && astore_read_u32(&c, &e->n_out) &&
+              astore_read_u32(&c, &e->activation) && astore_read_f32(&c, &e->alpha) &&
+              astore_read_u32(&c, &e->weights_offset) && astore_read_u32(&c, &e->bias_offset) &&
+              astore_read_u32(&c, &e->reserved[0]) && astore_read_u32(&c, &e->reserved[1]);
+    (void)ok; /* the table lies inside the section (checked by read_header) */
+    uint32_t expected_in = k == 0 ? h->n_features : entries[k - 1].n_out;
+    if (e->n_in == 0 || e->n_out == 0) {
+        return mlp_fail(section, ASTORE_ERR_FORMAT, k, "zero inputs or outputs", err);
+    }
+    if (e->n_in != expected_in) {
+        return astore_fail(err, ASTORE_ERR_FORMAT, section->offset,
+                           "MLP_ layer %u takes %u inputs but %s gives %u", (unsigned)k,
+                           (unsigned)e->n_in, k == 0 ? "the header" : "the layer before",
+                           (unsigned)expected_in);
+    }
+    if (e->n_in > ASTORE_MLP_MAX_WIDTH || e->n_out > ASTORE_MLP_MAX_WIDTH) {
+        return astore_fail(err, ASTORE_ERR_UNSUPPORTED, section->offset,
+                           "MLP_ layer %u is %u x %u; this reader scores layers of at most "
+                           "%u units",
+                           (unsigned)k, (unsigned)e->n_in, (unsigned)e->n_out,
+                           (unsigned)ASTORE_MLP_MAX_WIDTH);
+    }
+    if (e->activation > ASTORE_ACTIVATION_SOFTMAX) {
+        return astore_fail(err, ASTORE_ERR_UNSUPPORTED, section->offset,
+                           "MLP_ layer %u: unknown activation %u", (unsigned)k,
+                           (unsigned)e->activation);
+    }
+    uint32_t alpha_bits;
+    memcpy(&alpha_bits, &e->alpha, sizeof alpha_bits);
+    if (e->activation == ASTORE_ACTIVATION_LEAKY_RELU ? !isfinite(e->alpha) : alpha_bits != 0) {
+        return mlp_fail(section, ASTORE_ERR_FORMAT, k,
+                        "alpha must be finite for leaky relu and 0 otherwise", err);
+    }
+    if (e->reserved[0] != 0 || e->reserved[1] != 0) {
+        return mlp_fail(section, ASTORE_ERR_FORMAT, k, "reserved fields are not zero", err);
+    }
+    uint64_t n_weights = (uint64_t)e->n_in * e->n_out;
+    if (!array_ok(section, e->weights_offset, n_weights, previous_end) ||
+        !array_ok(section, e->bias_offset, e->n_out, previous_end)) {
+        return mlp_fail(section, ASTORE_ERR_FORMAT, k,
+                        "weights or bias lie outside the section, overlap, are out of "
+                        "order or misaligned",
+                        err);
+    }
+    if (e->n_in > *max_width) *max_width = e->n_in;
+    if (e->n_out > *max_width) *max_width = e->n_out;
+    return ASTORE_OK;
+}
+
+/* Pass 3: the layer table of the model, its arrays used in place (little-endian host,
+ * aligned buffer) or decoded; every weight and bias finite. */
+static astore_status place_layers(astore_mlp *m, const astore_section *section,
+                                  const uint8_t *body, uint32_t n_layers,
+                                  const astore_mlp_layer *entries, astore_error *err) {
     uint64_t total_floats = 0;
-    uint32_t max_width = 0;
-    for (uint32_t k = 0; k < h.n_layers; k++) {
-        astore_mlp_layer *e = &entries[k];
-        astore_cursor c = astore_cursor_make(body + h.layers_offset + 32u * k, 32,
-                                             section->offset + h.layers_offset + 32u * k);
-        bool ok = astore_read_u32(&c, &e->n_in) && astore_read_u32(&c, &e->n_out) &&
-                  astore_read_u32(&c, &e->activation) && astore_read_f32(&c, &e->alpha) &&
-                  astore_read_u32(&c, &e->weights_offset) &&
-                  astore_read_u32(&c, &e->bias_offset) && astore_read_u32(&c, &e->reserved[0]) &&
-                  astore_read_u32(&c, &e->reserved[1]);
-        (void)ok; /* the table lies inside the section (checked above) */
-        uint32_t expected_in = k == 0 ? h.n_features : entries[k - 1].n_out;
-        if (e->n_in == 0 || e->n_out == 0) {
-            return mlp_fail(section, ASTORE_ERR_FORMAT, k, "zero inputs or outputs", err);
-        }
-        if (e->n_in != expected_in) {
-            return astore_fail(err, ASTORE_ERR_FORMAT, section->offset,
-                               "MLP_ layer %u takes %u inputs but %s gives %u", (unsigned)k,
-                               (unsigned)e->n_in, k == 0 ? "the header" : "the layer before",
-                               (unsigned)expected_in);
-        }
-        if (e->n_in > ASTORE_MLP_MAX_WIDTH || e->n_out > ASTORE_MLP_MAX_WIDTH) {
-            return astore_fail(err, ASTORE_ERR_UNSUPPORTED, section->offset,
-                               "MLP_ layer %u is %u x %u; this reader scores layers of at most "
-                               "%u units",
-                               (unsigned)k, (unsigned)e->n_in, (unsigned)e->n_out,
-                               (unsigned)ASTORE_MLP_MAX_WIDTH);
-        }
-        if (e->activation > ASTORE_ACTIVATION_SOFTMAX) {
-            return astore_fail(err, ASTORE_ERR_UNSUPPORTED, section->offset,
-                               "MLP_ layer %u: unknown activation %u", (unsigned)k,
-                               (unsigned)e->activation);
-        }
-        uint32_t alpha_bits;
-        memcpy(&alpha_bits, &e->alpha, sizeof alpha_bits);
-        if (e->activation == ASTORE_ACTIVATION_LEAKY_RELU ? !isfinite(e->alpha) : alpha_bits != 0) {
-            return mlp_fail(section, ASTORE_ERR_FORMAT, k,
-                            "alpha must be finite for leaky relu and 0 otherwise", err);
-        }
-        if (e->reserved[0] != 0 || e->reserved[1] != 0) {
-            return mlp_fail(section, ASTORE_ERR_FORMAT, k, "reserved fields are not zero", err);
-        }
-        uint64_t n_weights = (uint64_t)e->n_in * e->n_out;
-        if (!array_ok(section, e->weights_offset, n_weights, &previous_end) ||
-            !array_ok(section, e->bias_offset, e->n_out, &previous_end)) {
-            return mlp_fail(section, ASTORE_ERR_FORMAT, k,
-                            "weights or bias lie outside the section, overlap, are out of "
-                            "order or misaligned",
-                            err);
-        }
-        total_floats += n_weights + e->n_out;
-        if (e->n_in > max_width) max_width = e->n_in;
-        if (e->n_out > max_width) max_width = e->n_out;
-    }
-    if (entries[h.n_layers - 1].n_out != h.n_outputs) {
-        return astore_fail(err, ASTORE_ERR_FORMAT, section->offset + 8,
-                           "MLP_ header says %u outputs, the last layer gives %u",
-                           (unsigned)h.n_outputs, (unsigned)entries[h.n_layers - 1].n_out);
+    for (uint32_t k = 0; k < n_layers; k++) {
+        total_floats += (uint64_t)entries[k].n_in * entries[k].n_out + entries[k].n_out;
     }
     /* total_floats * 4 <= section length: the arrays are disjoint and inside it */
     bool in_place = astore_host_is_little_endian() && ((uintptr_t)body % 8u) == 0;
-    size_t bytes = sizeof(astore_dense) * h.n_layers +
+    size_t bytes = sizeof(astore_dense) * n_layers +
                    (in_place ? 0 : sizeof(float) * (size_t)total_floats);
     m->owned = malloc(bytes);
     if (m->owned == NULL) {
         return astore_fail(err, ASTORE_ERR_NOMEM, ASTORE_NO_OFFSET, "out of memory");
     }
     astore_dense *layers = m->owned;
-    float *decoded = (float *)(void *)(layers + h.n_layers);
-    for (uint32_t k = 0; k < h.n_layers; k++) {
+    float *decoded = (float *)(void *)(layers + n_layers);
+    for (uint32_t k = 0; k < n_layers; k++) {
         const astore_mlp_layer *e = &entries[k];
         size_t n_weights = (size_t)e->n_in * e->n_out;
         layers[k].n_in = e->n_in;
@@ -218,6 +217,32 @@ astore_status astore_mlp_load(const astore_container *container, const astore_se
         }
     }
     m->layers = layers;
+    return ASTORE_OK;
+}
+
+astore_status astore_mlp_load(const astore_container *container, const astore_section *section,
+                              astore_mlp *m, astore_error *err) {
+    memset(m, 0, sizeof *m);
+    const uint8_t *body = container->data + section->offset;
+    astore_cursor cursor = astore_cursor_make(body, (size_t)section->length, section->offset);
+    astore_mlp_header h;
+    astore_status status = read_header(section, &cursor, &h, err);
+    if (status != ASTORE_OK) return status;
+    /* Pass 2: the layer table, each layer chained to the one before. */
+    astore_mlp_layer entries[ASTORE_MLP_MAX_LAYERS];
+    uint64_t previous_end = (uint64_t)h.layers_offset + 32u * (uint64_t)h.n_layers;
+    uint32_t max_width = 0;
+    for (uint32_t k = 0; k < h.n_layers; k++) {
+        status = read_layer(section, body, &h, k, entries, &previous_end, &max_width, err);
+        if (status != ASTORE_OK) return status;
+    }
+    if (entries[h.n_layers - 1].n_out != h.n_outputs) {
+        return astore_fail(err, ASTORE_ERR_FORMAT, section->offset + 8,
+                           "MLP_ header says %u outputs, the last layer gives %u",
+                           (unsigned)h.n_outputs, (unsigned)entries[h.n_layers - 1].n_out);
+    }
+    status = place_layers(m, section, body, h.n_layers, entries, err);
+    if (status != ASTORE_OK) return status;
     m->n_layers = h.n_layers;
     m->n_features = h.n_features;
     m->n_outputs = h.n_outputs;

@@ -39,11 +39,9 @@ astore_status astore_transform_load(const astore_container *container,
         return astore_fail(err, ASTORE_ERR_UNSUPPORTED, section->offset + 12,
                            "XFRM flags 0x%x unknown", (unsigned)h.flags);
     }
-    for (size_t i = 0; i < sizeof h.reserved; i++) {
-        if (h.reserved[i] != 0) {
-            return astore_fail(err, ASTORE_ERR_FORMAT, section->offset + 16,
-                               "XFRM reserved header bytes are not zero");
-        }
+    if (!astore_all_zero(h.reserved, sizeof h.reserved)) {
+        return astore_fail(err, ASTORE_ERR_FORMAT, section->offset + 16,
+                           "XFRM reserved header bytes are not zero");
     }
     if (h.n_inputs == 0 || h.n_columns == 0) {
         return astore_fail(err, ASTORE_ERR_FORMAT, section->offset,

@@ -4,11 +4,12 @@ For devices that cannot build (or install) the pybind11 extension: this module o
 prebuilt ``libastore.so`` with ``ffi.dlopen`` -- no compiler needed, only cffi, which
 pyastore's dependency PyNaCl already requires. It offers what ``pyastore/_core.pyi``
 declares, with the same behaviour: the classes ``Container`` and ``Model``, the same
-properties and methods, the constants ``LIBRARY_VERSION``, ``FORMAT_VERSION``,
-``STATUS_NAMES`` and ``STATUS_ERRORS``, and the same ``pyastore.errors`` exception, message
-and byte offset for every ``astore_status`` (``STATUS_ERRORS`` below is
-``csrc/bindings.cpp``'s table; ``tests/cross/test_cffi_backend.py`` checks both agree and
-that both backends give the same bits and the same errors).
+properties and methods, the constants ``LIBRARY_VERSION``, ``FORMAT_VERSION`` and
+``STATUS_NAMES``, and the same ``pyastore.errors`` exception, message, byte offset, row and
+column for every failed call: like ``csrc/bindings.cpp``, it passes the status's C name
+(``astore_status_name``) to ``pyastore.errors.error_from_status``, the one status ->
+exception table (``tests/cross/test_cffi_backend.py`` checks that both backends give the
+same bits and the same errors).
 
 The library is looked for, in order:
 
@@ -55,6 +56,8 @@ typedef enum astore_status {
 typedef struct astore_error {
     astore_status status;
     uint64_t offset;
+    uint64_t row;
+    uint32_t column;
     char message[256];
 } astore_error;
 
@@ -94,6 +97,24 @@ astore_status astore_model_open(const astore_container *container, astore_model 
 void astore_model_close(astore_model *model);
 size_t astore_model_n_inputs(const astore_model *model);
 size_t astore_model_n_outputs(const astore_model *model);
+
+typedef enum astore_missing_policy {
+    ASTORE_MISSING_AS_MISSING = 0,
+    ASTORE_MISSING_IMPUTE = 1,
+    ASTORE_MISSING_ERROR = 2
+} astore_missing_policy;
+
+typedef struct astore_input_info {
+    const char *name;
+    size_t name_length;
+    astore_missing_policy missing_policy;
+    int accepts_missing;
+} astore_input_info;
+
+astore_status astore_model_input(const astore_model *model, size_t index,
+                                 astore_input_info *info);
+astore_status astore_model_check_rows(const astore_model *model, const float *x, size_t n_rows,
+                                      size_t n_cols, size_t *first_invalid, astore_error *err);
 astore_status astore_model_score(const astore_model *model, const float *x, size_t n_rows,
                                  size_t n_cols, double *out, size_t out_len, unsigned n_threads,
                                  astore_error *err);
@@ -101,19 +122,8 @@ astore_status astore_model_score(const astore_model *model, const float *x, size
 
 ASTORE_STATUS_COUNT = 9
 NO_OFFSET = (1 << 64) - 1
-
-# csrc/bindings.cpp's STATUS_ERRORS, index = astore_status.
-STATUS_ERRORS: tuple[str | None, ...] = (
-    None,                       # ASTORE_OK
-    "InternalError",            # ASTORE_ERR_ARGUMENT: the binding passed a bad argument
-    "FormatError",              # ASTORE_ERR_TRUNCATED
-    "FormatError",              # ASTORE_ERR_FORMAT
-    "UnsupportedVersionError",  # ASTORE_ERR_VERSION
-    "IntegrityError",           # ASTORE_ERR_INTEGRITY
-    "UnsupportedVersionError",  # ASTORE_ERR_UNSUPPORTED: unknown critical section or feature
-    "OutOfMemoryError",         # ASTORE_ERR_NOMEM
-    "InputError",               # ASTORE_ERR_INPUT
-)
+NO_ROW = (1 << 64) - 1  # ASTORE_NO_ROW
+NO_COLUMN = (1 << 32) - 1  # ASTORE_NO_COLUMN
 
 ffi = cffi.FFI()
 ffi.cdef(CDEF)
@@ -156,18 +166,27 @@ STATUS_NAMES: tuple[str, ...] = tuple(
     ffi.string(lib.astore_status_name(s)).decode("ascii") for s in range(ASTORE_STATUS_COUNT))
 
 
-def _error(status: int, message: str, offset: int):
-    """The pyastore.errors exception for a status, exactly as bindings.cpp builds it."""
+def _error(status: int, message: str, offset: int = NO_OFFSET, row: int = NO_ROW,
+           column: int = NO_COLUMN):
+    """The pyastore.errors exception for a failed call, exactly as bindings.cpp builds it."""
     from pyastore import errors
 
-    name = STATUS_ERRORS[status] if 0 <= status < ASTORE_STATUS_COUNT else None
-    cls = getattr(errors, name or "InternalError")
-    return cls(message, offset=None if offset == NO_OFFSET else int(offset))
+    return errors.error_from_status(
+        ffi.string(lib.astore_status_name(status)).decode("ascii"), message,
+        offset=None if offset == NO_OFFSET else int(offset),
+        row=None if row == NO_ROW else int(row),
+        column=None if column == NO_COLUMN else int(column))
+
+
+def _raise(err, row_shift: int = 0) -> None:
+    row = int(err.row)
+    raise _error(int(err.status), ffi.string(err.message).decode("utf-8"), int(err.offset),
+                 row if row == NO_ROW else row + row_shift, int(err.column))
 
 
 def _check(status: int, err) -> None:
     if status != lib.ASTORE_OK:
-        raise _error(int(err.status), ffi.string(err.message).decode("utf-8"), int(err.offset))
+        _raise(err)
 
 
 class Container:
@@ -259,7 +278,8 @@ def _as_double(item) -> float:
 class Model:
     """The scoring payload of a container, validated. Immutable; thread-safe."""
 
-    __slots__ = ("_container", "_handle", "_n_inputs", "_n_outputs", "__weakref__")
+    __slots__ = ("_container", "_handle", "_n_inputs", "_n_outputs", "_input_names",
+                 "_accepts_missing", "__weakref__")
 
     def __init__(self, container: Container) -> None:
         if not isinstance(container, Container):
@@ -277,6 +297,15 @@ class Model:
         self._handle = ffi.gc(out[0], close)
         self._n_inputs = int(lib.astore_model_n_inputs(self._handle))
         self._n_outputs = int(lib.astore_model_n_outputs(self._handle))
+        names, accepts = [], []
+        info = ffi.new("astore_input_info *")
+        for index in range(self._n_inputs):
+            if lib.astore_model_input(self._handle, index, info) != lib.ASTORE_OK:
+                raise RuntimeError("astore_model_input failed for an input in range")
+            names.append(ffi.unpack(info.name, info.name_length).decode("utf-8"))
+            accepts.append(info.accepts_missing != 0)
+        self._input_names = tuple(names)
+        self._accepts_missing = tuple(accepts)
 
     @property
     def n_inputs(self) -> int:
@@ -285,6 +314,14 @@ class Model:
     @property
     def n_outputs(self) -> int:
         return self._n_outputs
+
+    @property
+    def input_names(self) -> tuple[str, ...]:
+        return self._input_names
+
+    @property
+    def accepts_missing(self) -> tuple[bool, ...]:
+        return self._accepts_missing
 
     def score_one(self, row) -> list[float]:
         """One event: a sequence of numbers (None = missing)."""
@@ -295,8 +332,7 @@ class Model:
                 raise TypeError("a row must be a sequence of numbers") from None
         if len(row) != self._n_inputs:
             raise _error(lib.ASTORE_ERR_INPUT,
-                         f"the row has {len(row)} values, the model takes {self._n_inputs}",
-                         NO_OFFSET)
+                         f"the row has {len(row)} values, the model takes {self._n_inputs}")
         x = ffi.new("float[]", max(self._n_inputs, 1))
         for i, item in enumerate(row):
             if item is None:
@@ -305,13 +341,28 @@ class Model:
             try:
                 x[i] = _as_double(item)  # cffi rounds like C's (float) cast: overflow -> inf
             except Exception:
-                raise _error(lib.ASTORE_ERR_INPUT, f"value {i} of the row is not a number",
-                             NO_OFFSET) from None
+                raise _error(lib.ASTORE_ERR_INPUT, f"value {i} of the row is not a number") \
+                    from None
         out = ffi.new("double[]", max(self._n_outputs, 1))
         err = ffi.new("astore_error *")
         _check(lib.astore_model_score(self._handle, x, 1, self._n_inputs, out, self._n_outputs,
                                       1, err), err)
         return [out[k] for k in range(self._n_outputs)]
+
+    @staticmethod
+    def _check_rows_buffer(x_view: memoryview, method: str) -> None:
+        if x_view.itemsize != 4 or x_view.format != "f":
+            raise TypeError(f"{method}: x must be a float32 buffer")
+        if not x_view.c_contiguous:
+            raise TypeError(f"{method}: buffers must be C-contiguous")
+
+    def _rows(self, x_view: memoryview) -> int:
+        """Whole rows of n_inputs values in ``x_view``."""
+        x_count = x_view.nbytes // 4
+        if self._n_inputs == 0 or x_count % self._n_inputs != 0:
+            raise _error(lib.ASTORE_ERR_INPUT, f"{x_count} values do not make whole rows of "
+                         f"{self._n_inputs} columns")
+        return x_count // self._n_inputs
 
     def score_into(self, x, out, n_threads: int = 1) -> None:
         """Batch: ``x`` a C-contiguous float32 buffer of n_rows * n_inputs values, ``out`` a
@@ -327,17 +378,12 @@ class Model:
                             "an unsigned 32-bit integer)")
         if out_view.readonly:
             raise BufferError("Object is not writable.")
-        if x_view.itemsize != 4 or x_view.format != "f":
-            raise TypeError("score_into: x must be a float32 buffer")
+        self._check_rows_buffer(x_view, "score_into")
         if out_view.itemsize != 8 or out_view.format != "d":
             raise TypeError("score_into: out must be a float64 buffer")
-        if not x_view.c_contiguous or not out_view.c_contiguous:
+        if not out_view.c_contiguous:
             raise TypeError("score_into: buffers must be C-contiguous")
-        x_count = x_view.nbytes // 4
-        if self._n_inputs == 0 or x_count % self._n_inputs != 0:
-            raise _error(lib.ASTORE_ERR_INPUT, f"{x_count} values do not make whole rows of "
-                         f"{self._n_inputs} columns", NO_OFFSET)
-        n_rows = x_count // self._n_inputs
+        n_rows = self._rows(x_view)
         out_len = out_view.nbytes // 8
         x_pointer = ffi.from_buffer("float[]", x_view)
         out_pointer = ffi.from_buffer("double[]", out_view, require_writable=True)
@@ -345,3 +391,28 @@ class Model:
         status = lib.astore_model_score(self._handle, x_pointer, n_rows, self._n_inputs,
                                         out_pointer, out_len, n_threads, err)
         _check(status, err)
+
+    def check_rows(self, x, start: int = 0) -> None:
+        """The rows of ``x`` (as for score_into) from ``start`` on, checked against the
+        inputs' missing-value policies: raises the InputError of the first refused row (its
+        ``row`` indexes ``x``); returns None when every row may be scored."""
+        try:
+            start = operator.index(start)
+            x_view = memoryview(x)
+        except TypeError:
+            raise TypeError("check_rows(): incompatible function arguments (x: Buffer, "
+                            "start: int = 0)") from None
+        if start < 0:
+            raise TypeError("check_rows(): incompatible function arguments (start must be a "
+                            "non-negative integer)")
+        self._check_rows_buffer(x_view, "check_rows")
+        n_rows = self._rows(x_view)
+        if start > n_rows:
+            raise ValueError(f"check_rows: start {start} is past the {n_rows} rows")
+        x_pointer = ffi.from_buffer("float[]", x_view)
+        first_invalid = ffi.new("size_t *")
+        err = ffi.new("astore_error *")
+        status = lib.astore_model_check_rows(self._handle, x_pointer + start * self._n_inputs,
+                                             n_rows - start, self._n_inputs, first_invalid, err)
+        if status != lib.ASTORE_OK:
+            _raise(err, row_shift=start)

@@ -5,7 +5,6 @@ from typing import Any, Sequence
 LIBRARY_VERSION: str
 FORMAT_VERSION: tuple[int, int]
 STATUS_NAMES: tuple[str, ...]
-STATUS_ERRORS: tuple[str | None, ...]
 
 class Container:
     """A framed container: header, sections and store key checked. Borrows ``data``."""
@@ -36,5 +35,16 @@ class Model:
     def n_inputs(self) -> int: ...
     @property
     def n_outputs(self) -> int: ...
+    @property
+    def input_names(self) -> tuple[str, ...]:
+        """META's input names, in row order (checked by the C core against the payload)."""
+    @property
+    def accepts_missing(self) -> tuple[bool, ...]:
+        """Per input: False when its META missing-value policy is ``error``."""
     def score_one(self, row: Sequence[float | None]) -> list[float]: ...
     def score_into(self, x: Any, out: Any, n_threads: int = 1) -> None: ...
+    def check_rows(self, x: Any, start: int = 0) -> None:
+        """Rows of ``x`` (a float32 buffer, as for score_into) from row ``start`` on, checked
+        against the missing-value policies: raises the InputError of the first refused row,
+        with ``row`` an index into ``x`` and ``column`` the input; None when all are valid.
+        score_into and score_one make the same check and score nothing when it fails."""

@@ -64,11 +64,22 @@ int main(int argc, char **argv) {
     fprintf(stderr, "\n");
 
     size_t n_in = astore_model_n_inputs(model), n_out = astore_model_n_outputs(model);
+    static const char *const policies[] = {"as_missing", "impute", "error"};
+    fprintf(stderr, "inputs:");
+    for (size_t c = 0; c < n_in; c++) {
+        astore_input_info input;
+        if (astore_model_input(model, c, &input) != ASTORE_OK) break;
+        fprintf(stderr, " %.*s (missing: %s)", (int)input.name_length, input.name,
+                policies[input.missing_policy]);
+    }
+    fprintf(stderr, "\n");
     float *row = malloc(sizeof(float) * n_in);
     double *out = malloc(sizeof(double) * n_out);
     char line[65536];
     int status = 0;
+    unsigned long line_number = 0;
     while (row != NULL && out != NULL && fgets(line, sizeof line, stdin) != NULL) {
+        line_number++;
         char *cursor = line;
         for (size_t c = 0; c < n_in; c++) {
             char *end = cursor;
@@ -78,7 +89,8 @@ int main(int argc, char **argv) {
             cursor = cursor ? cursor + 1 : end;
         }
         if (astore_model_score(model, row, 1, n_in, out, n_out, 1, &err) != ASTORE_OK) {
-            fprintf(stderr, "score: %s\n", err.message);
+            fprintf(stderr, "line %lu: %s: %s\n", line_number, astore_status_name(err.status),
+                    err.message);
             status = 5;
             break;
         }

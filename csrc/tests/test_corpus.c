@@ -9,13 +9,17 @@
  * 2. each golden container opens and scores; every truncation (each length 0..n-1) fails;
  *    every single-bit flip before the signer fields fails (a flip in the public key or
  *    signature passes framing: that is for the signature check, which is not in C);
- * 3. mutation of every byte of each payload section (FRST, MLP_, XFRM) with the store key
- *    recomputed, so the mutated content reaches astore_model_open: it either rejects it or
- *    the model scores rows with NaN, infinities and large values without any out-of-bounds
- *    access.
+ * 3. mutation of every byte of META and of each payload section (FRST, MLP_, XFRM) with
+ *    the store key recomputed, so the mutated content reaches astore_model_open: it either
+ *    rejects it or the model scores rows with NaN, infinities and large values without any
+ *    out-of-bounds access;
+ * 4. the inputs META describes (astore_model_input) and the missing-value policy
+ *    (astore_model_check_rows, and astore_model_score refusing what it refuses), on the
+ *    corpus's input_refuses_missing.astore.
  * Prints "N passed, M failed" and exits non-zero on any failure.
  */
 #include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -97,8 +101,17 @@ static void score_probe(const astore_model *model) {
     for (size_t r = 0; r < rows; r++)
         for (size_t c = 0; c < n_in; c++) x[r * n_in + c] = specials[(r * 7 + c * 3) % 9];
     astore_error err;
+    size_t first_invalid = 0;
+    astore_status checked = astore_model_check_rows(model, x, rows, n_in, &first_invalid, &err);
     astore_status status = astore_model_score(model, x, rows, n_in, out, rows * n_out, 1, &err);
-    CHECK(status == ASTORE_OK, "scoring a model that opened failed: %s", err.message);
+    if (checked == ASTORE_ERR_INPUT) { /* an input refuses NaN: scoring must refuse the rows */
+        CHECK(status == ASTORE_ERR_INPUT && err.row == first_invalid,
+              "scoring did not refuse row %zu that check_rows refused", first_invalid);
+        status = ASTORE_ERR_INPUT;
+    } else {
+        CHECK(checked == ASTORE_OK && status == ASTORE_OK,
+              "scoring a model that opened failed: %s", err.message);
+    }
     for (size_t r = 0; status == ASTORE_OK && r < rows; r++) {
         CHECK(astore_model_score(model, x + r * n_in, 1, n_in, single, n_out, 1, &err) == ASTORE_OK,
               "single-row scoring failed");
@@ -234,10 +247,80 @@ static void test_golden_file(const char *path) {
     CHECK(golden != NULL, "cannot read %s", path);
     if (golden == NULL) return;
     test_golden(golden, length);
+    test_section_mutations(golden, length, "META");
     test_section_mutations(golden, length, "FRST");
     test_section_mutations(golden, length, "MLP_");
     test_section_mutations(golden, length, "XFRM");
     free(golden);
+}
+
+static bool input_is(const astore_model *model, size_t index, const char *name,
+                     astore_missing_policy policy) {
+    astore_input_info info;
+    return astore_model_input(model, index, &info) == ASTORE_OK &&
+           info.name_length == strlen(name) && memcmp(info.name, name, info.name_length) == 0 &&
+           info.missing_policy == policy &&
+           info.accepts_missing == (policy != ASTORE_MISSING_ERROR);
+}
+
+/* The golden forest with META's second input ("velocity") refusing missing values. */
+static void test_missing_policy(const char *dir) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/input_refuses_missing.astore", dir);
+    size_t length = 0;
+    uint8_t *data = read_file(path, &length);
+    CHECK(data != NULL, "cannot read %s", path);
+    if (data == NULL) return;
+    astore_status container_status;
+    astore_model *model = NULL;
+    astore_container *container = NULL;
+    CHECK(open_both(data, length, &container_status, &model, &container) == ASTORE_OK,
+          "%s does not open", path);
+    if (model == NULL) {
+        free(data);
+        return;
+    }
+    astore_input_info info;
+    CHECK(input_is(model, 0, "amount", ASTORE_MISSING_AS_MISSING), "input 0");
+    CHECK(input_is(model, 1, "velocity", ASTORE_MISSING_ERROR), "input 1");
+    CHECK(input_is(model, 2, "age_days", ASTORE_MISSING_AS_MISSING), "input 2");
+    CHECK(astore_model_input(model, 3, &info) == ASTORE_ERR_ARGUMENT, "input 3 exists");
+    CHECK(astore_model_input(model, 0, NULL) == ASTORE_ERR_ARGUMENT, "NULL info accepted");
+
+    /* rows 0-1 valid (a NaN where it is accepted), row 2 and 3 refused: row 2 is reported */
+    const float rows[4][3] = {{0, 0, 0}, {NAN, 1, NAN}, {1, NAN, 2}, {NAN, NAN, NAN}};
+    size_t first_invalid = 99;
+    astore_error err;
+    CHECK(astore_model_check_rows(model, &rows[0][0], 2, 3, &first_invalid, &err) == ASTORE_OK &&
+              first_invalid == 2 && err.row == ASTORE_NO_ROW && err.column == ASTORE_NO_COLUMN,
+          "valid rows refused: %s", err.message);
+    CHECK(astore_model_check_rows(model, &rows[0][0], 4, 3, &first_invalid, &err) ==
+                  ASTORE_ERR_INPUT &&
+              first_invalid == 2 && err.row == 2 && err.column == 1 &&
+              err.offset == UINT64_MAX,
+          "row 2 not reported: first %zu, row %llu, column %u", first_invalid,
+          (unsigned long long)err.row, (unsigned)err.column);
+    CHECK(strcmp(err.message, "column 'velocity': missing value, and this input does not "
+                              "accept missing values") == 0,
+          "message: %s", err.message);
+    CHECK(astore_model_check_rows(model, &rows[3][0], 1, 3, NULL, &err) == ASTORE_ERR_INPUT &&
+              err.row == 0 && err.column == 1,
+          "the lowest refused input of a row is reported");
+    CHECK(astore_model_check_rows(model, &rows[0][0], 1, 2, &first_invalid, &err) ==
+              ASTORE_ERR_INPUT && err.row == ASTORE_NO_ROW,
+          "wrong column count accepted by check_rows");
+    double out[4] = {-1, -1, -1, -1};
+    CHECK(astore_model_score(model, &rows[0][0], 4, 3, out, 4, 1, &err) == ASTORE_ERR_INPUT &&
+              err.row == 2 && err.column == 1,
+          "scoring did not refuse row 2");
+    CHECK(out[0] == -1 && out[1] == -1 && out[2] == -1 && out[3] == -1,
+          "a refused call wrote outputs");
+    CHECK(astore_model_score(model, &rows[0][0], 2, 3, out, 4, 1, &err) == ASTORE_OK &&
+              err.row == ASTORE_NO_ROW && out[0] != -1 && out[1] != -1,
+          "valid rows were not scored: %s", err.message);
+    astore_model_close(model);
+    astore_container_close(container);
+    free(data);
 }
 
 static void test_api_edges(void) {
@@ -266,6 +349,7 @@ int main(int argc, char **argv) {
     }
     test_api_edges();
     test_manifest(argv[2]);
+    test_missing_policy(argv[2]);
     test_golden_file(argv[1]);
     for (int i = 3; i < argc; i++) test_golden_file(argv[i]);
     printf("%d passed, %d failed\n", passed, failed);

@@ -138,6 +138,38 @@ def _meta_fewer_inputs() -> bytes:
     return fmt.encode_meta(meta)
 
 
+def _meta_changed(change) -> bytes:
+    """META with ``change(meta)`` applied, re-encoded canonically."""
+    meta = _meta_dict()
+    change(meta)
+    return fmt.encode_meta(meta)
+
+
+def _meta_with_raw(key: str, raw: bytes) -> bytes:
+    """META whose ``key`` holds the msgpack bytes ``raw`` (which encode_meta cannot write)."""
+    marker = "\x00raw-value-marker\x00"
+    encoded = fmt.encode_meta(_meta_dict() | {key: marker})
+    packed_marker = bytes([0xA0 | len(marker)]) + marker.encode()
+    assert encoded.count(packed_marker) == 1
+    return encoded.replace(packed_marker, raw)
+
+
+def _meta_with_integer_key() -> bytes:
+    """A top-level entry whose key is an integer (msgpack allows it; META does not)."""
+    encoded = fmt.encode_meta(_meta_dict())
+    assert 0x80 <= encoded[0] < 0x8F  # a fixmap with room for one more entry
+    return bytes([encoded[0] + 1]) + b"\x01\xc0" + encoded[1:]
+
+
+def _set_input(index: int, **fields):
+    def change(meta):
+        meta["inputs"][index].update(fields)
+        for key, value in fields.items():
+            if value is None:
+                del meta["inputs"][index][key]
+    return change
+
+
 OTHER_KEY = SigningKey(hashlib.sha256(b"an untrusted test key").digest())
 
 # name: (bytes, C container status, C model status, Python error, exit code)
@@ -154,7 +186,7 @@ CASES = {
     "crlf_mangled_magic": (GOLDEN.replace(b"\r\n", b"\n", 1), "FORMAT", "-", "FormatError", 3),
     "major_version_2": (patch(GOLDEN, 8, "<H", 2), "VERSION", "-", "UnsupportedVersionError", 3),
     "header_size_wrong": (patch(GOLDEN, 12, "<I", 128), "FORMAT", "-", "FormatError", 3),
-    "header_flags_unknown": (patch(GOLDEN, 32, "<I", 1), "UNSUPPORTED", "-", "UnsupportedVersionError", 3),
+    "header_flags_unknown": (patch(GOLDEN, 32, "<I", 1), "VERSION", "-", "UnsupportedVersionError", 3),
     "header_reserved_nonzero": (patch(GOLDEN, 40, "<B", 7), "FORMAT", "-", "FormatError", 3),
     "section_count_zero": (patch(GOLDEN, 24, "<I", 0), "FORMAT", "-", "FormatError", 3),
     "section_count_huge": (patch(GOLDEN, 24, "<I", 0xFFFFFFFF), "FORMAT", "-", "FormatError", 3),
@@ -173,7 +205,7 @@ CASES = {
     "padding_not_zero": (patch(GOLDEN, META_OFFSET + len(META), "<B", 1), "FORMAT", "-", "FormatError", 3),
     "unknown_critical_section": (
         resign([(b"META", META, True), (b"FRST", FRST, True), (b"ZZZZ", b"future", True)]),
-        "UNSUPPORTED", "-", "UnsupportedVersionError", 3),
+        "VERSION", "-", "UnsupportedVersionError", 3),
     "newer_minor_unknown_optional_section": (
         resign([(b"META", META, True), (b"NOTE", b"skipped by 1.0 readers", False),
                 (b"FRST", FRST, True)], minor=7),
@@ -185,7 +217,7 @@ CASES = {
     "recorded_key_altered": (patch(GOLDEN, SIGN_OFFSET + 8, "<B", GOLDEN[SIGN_OFFSET + 8] ^ 0x80),
                              "INTEGRITY", "-", "IntegrityError", 4),
     "sign_too_short": (patch(GOLDEN, TABLE + 64 + 16, "<Q", SIGN_LEN - 8), "FORMAT", "-", "FormatError", 3),
-    "signature_algorithm_unknown": (patch(GOLDEN, SIGN_OFFSET, "<I", 9), "UNSUPPORTED", "-", "UnsupportedVersionError", 3),
+    "signature_algorithm_unknown": (patch(GOLDEN, SIGN_OFFSET, "<I", 9), "VERSION", "-", "UnsupportedVersionError", 3),
     "unsigned_with_public_key": (patch(GOLDEN, SIGN_OFFSET, "<I", 0), "FORMAT", "-", "FormatError", 3),
     "unsigned": (rehash(GOLDEN), "OK", "OK", "SignatureError", 4),
     "signature_tampered": (patch(GOLDEN, len(GOLDEN) - 1, "<B", GOLDEN[-1] ^ 1), "OK", "OK", "SignatureError", 4),
@@ -199,23 +231,55 @@ CASES = {
     "forest_nan_threshold": (forest_with(first_node_offset() + 4, "<f", float("nan")), "OK", "FORMAT", "FormatError", 3),
     "forest_node_count_huge": (forest_with(24, "<I", 0x7FFFFFFF), "OK", "FORMAT", "FormatError", 3),
     "forest_tree_count_huge": (forest_with(0, "<I", 0xFFFFFFFF), "OK", "FORMAT", "FormatError", 3),
-    "forest_unknown_transform": (forest_with(16, "<I", 9), "OK", "UNSUPPORTED", "UnsupportedVersionError", 3),
+    "forest_unknown_transform": (forest_with(16, "<I", 9), "OK", "UNSUPPORTED", "UnsupportedModelError", 6),
     "forest_leaf_width_bad": (forest_with(12, "<I", 5), "OK", "FORMAT", "FormatError", 3),
     "forest_array_outside": (forest_with(40, "<I", 1 << 20), "OK", "FORMAT", "FormatError", 3),
     "forest_truncated_header": (resign([(b"META", META, True), (b"FRST", FRST[:40], True)]), "OK", "FORMAT", "FormatError", 3),
-    "no_payload": (resign([(b"META", META, True)]), "OK", "UNSUPPORTED", "UnsupportedVersionError", 3),
-    "meta_not_msgpack": (meta_with(b"\xc1\xc1\xc1 not msgpack"), "OK", "OK", "FormatError", 3),
-    "meta_not_a_map": (meta_with(fmt.encode_meta({"x": 1})[1:]), "OK", "OK", "FormatError", 3),
-    "meta_without_inputs": (meta_with(_meta_without("inputs")), "OK", "OK", "FormatError", 3),
-    "meta_inputs_disagree": (meta_with(_meta_fewer_inputs()), "OK", "OK", "FormatError", 3),
-    "no_meta": (resign([(b"FRST", FRST, True)]), "OK", "OK", "FormatError", 3),
+    "no_payload": (resign([(b"META", META, True)]), "OK", "UNSUPPORTED", "UnsupportedModelError", 6),
+    "meta_not_msgpack": (meta_with(b"\xc1\xc1\xc1 not msgpack"), "OK", "FORMAT", "FormatError", 3),
+    "meta_not_a_map": (meta_with(fmt.encode_meta({"x": 1})[1:]), "OK", "FORMAT", "FormatError", 3),
+    "meta_a_list": (meta_with(fmt.encode_meta({"x": [_meta_dict()]})[3:]), "OK", "FORMAT", "FormatError", 3),
+    "meta_without_inputs": (meta_with(_meta_without("inputs")), "OK", "FORMAT", "FormatError", 3),
+    "meta_without_created": (meta_with(_meta_without("created")), "OK", "FORMAT", "FormatError", 3),
+    "meta_inputs_disagree": (meta_with(_meta_fewer_inputs()), "OK", "FORMAT", "FormatError", 3),
+    "meta_outputs_disagree": (meta_with(_meta_changed(lambda m: m["outputs"].append(m["outputs"][0]))),
+                              "OK", "FORMAT", "FormatError", 3),
+    "meta_input_not_a_map": (meta_with(_meta_changed(lambda m: m["inputs"].__setitem__(1, "velocity"))),
+                             "OK", "FORMAT", "FormatError", 3),
+    "meta_input_name_not_a_string": (meta_with(_meta_changed(_set_input(0, name=7))),
+                                     "OK", "FORMAT", "FormatError", 3),
+    "meta_input_without_missing_policy": (meta_with(_meta_changed(_set_input(2, missing=None))),
+                                          "OK", "FORMAT", "FormatError", 3),
+    "meta_missing_policy_unknown": (meta_with(_meta_changed(_set_input(0, missing="sometimes"))),
+                                    "OK", "FORMAT", "FormatError", 3),
+    "meta_rules_without_task": (meta_with(_meta_changed(lambda m: m["score_rules"].pop("task"))),
+                                "OK", "FORMAT", "FormatError", 3),
+    "meta_trailing_bytes": (meta_with(META + b"\xc0"), "OK", "FORMAT", "FormatError", 3),
+    "meta_string_not_utf8": (meta_with(_meta_with_raw("description", b"\xa3\xed\xa0\x80")),
+                             "OK", "FORMAT", "FormatError", 3),
+    "meta_nested_too_deep": (meta_with(_meta_with_raw("training_params", b"\x91" * 1100 + b"\xc0")),
+                             "OK", "FORMAT", "FormatError", 3),
+    "meta_key_not_a_string": (meta_with(_meta_with_integer_key()), "OK", "FORMAT", "FormatError", 3),
+    "meta_bad_timestamp": (meta_with(_meta_with_raw("provenance", b"\xd5\xff\x00\x00")),
+                           "OK", "FORMAT", "FormatError", 3),
+    "meta_reserved_extension_type": (meta_with(_meta_with_raw("provenance", b"\xd4\xfe\x00")),
+                                     "OK", "FORMAT", "FormatError", 3),
+    "meta_unknown_types_skipped": (
+        meta_with(_meta_with_raw("provenance", b"\x83\xa1b\xc4\x02\x00\x01\xa1e\xd4\x07\x00"
+                                               b"\xa1t\xd6\xff\x00\x00\x00\x00")),
+        "OK", "OK", "OK", 0),
+    "meta_deepest_nesting": (meta_with(_meta_with_raw("training_params", b"\x91" * 1023 + b"\xc0")),
+                             "OK", "OK", "OK", 0),
+    "input_refuses_missing": (meta_with(_meta_changed(_set_input(1, missing="error"))),
+                              "OK", "OK", "OK", 0),
+    "no_meta": (resign([(b"FRST", FRST, True)]), "OK", "FORMAT", "FormatError", 3),
     "mlp_layers_do_not_chain": (mlp_with(layer_field(1, 0), "<I", 5), "OK", "FORMAT", "FormatError", 3),
     "mlp_weights_past_end": (mlp_with(layer_field(0, 16), "<I", 1 << 20), "OK", "FORMAT", "FormatError", 3),
     "mlp_arrays_overlap": (mlp_with(layer_field(0, 20), "<I", first_weight_offset()), "OK", "FORMAT", "FormatError", 3),
-    "mlp_unknown_activation": (mlp_with(layer_field(2, 8), "<I", 9), "OK", "UNSUPPORTED", "UnsupportedVersionError", 3),
+    "mlp_unknown_activation": (mlp_with(layer_field(2, 8), "<I", 9), "OK", "UNSUPPORTED", "UnsupportedModelError", 6),
     "mlp_layer_count_huge": (mlp_with(0, "<I", 0xFFFFFFFF), "OK", "FORMAT", "FormatError", 3),
     "mlp_too_wide": (resign(mlp_sections(mlp=patch(patch(MLP, 4, "<I", 2000), layer_field(0, 0), "<I", 2000)),
-                            minor=fmt.LATEST_MINOR), "OK", "UNSUPPORTED", "UnsupportedVersionError", 3),
+                            minor=fmt.LATEST_MINOR), "OK", "UNSUPPORTED", "UnsupportedModelError", 6),
     "mlp_nan_weight": (mlp_with(first_weight_offset(), "<f", float("nan")), "OK", "FORMAT", "FormatError", 3),
     "mlp_alpha_on_relu": (mlp_with(layer_field(0, 12), "<f", 0.5), "OK", "FORMAT", "FormatError", 3),
     "mlp_outputs_disagree": (mlp_with(8, "<I", 2), "OK", "FORMAT", "FormatError", 3),
@@ -223,12 +287,12 @@ CASES = {
     "mlp_and_forest": (resign(mlp_sections() + [(b"FRST", FRST, True)], minor=fmt.LATEST_MINOR),
                        "OK", "FORMAT", "FormatError", 3),
     "xfrm_source_out_of_range": (xfrm_with(XFRM_COLUMN, "<I", 3), "OK", "FORMAT", "FormatError", 3),
-    "xfrm_unknown_scaling": (xfrm_with(XFRM_COLUMN + 4, "<I", 7), "OK", "UNSUPPORTED", "UnsupportedVersionError", 3),
+    "xfrm_unknown_scaling": (xfrm_with(XFRM_COLUMN + 4, "<I", 7), "OK", "UNSUPPORTED", "UnsupportedModelError", 6),
     "xfrm_zero_divisor": (xfrm_with(XFRM_COLUMN + 24, "<d", 0.0), "OK", "FORMAT", "FormatError", 3),
     "xfrm_nan_impute": (xfrm_with(XFRM_COLUMN + 32 + 8, "<d", float("nan")), "OK", "FORMAT", "FormatError", 3),
     "xfrm_columns_disagree": (xfrm_with(4, "<I", 2), "OK", "FORMAT", "FormatError", 3),
     "xfrm_without_payload": (resign(mlp_sections()[:2], minor=fmt.LATEST_MINOR), "OK", "UNSUPPORTED",
-                             "UnsupportedVersionError", 3),
+                             "UnsupportedModelError", 6),
     "xfrm_reorders_forest_columns": (_forest_reading_reordered_columns(), "OK", "OK", "OK", 0),
 }
 

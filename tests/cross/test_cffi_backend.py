@@ -80,22 +80,24 @@ def error_of(call):
     try:
         call()
     except Exception as exc:  # noqa: BLE001 - comparing what each backend raises
-        return type(exc).__name__, str(exc), getattr(exc, "offset", None)
+        return (type(exc).__name__, str(exc), getattr(exc, "offset", None),
+                getattr(exc, "row", None), getattr(exc, "column", None))
     return None
 
 
 # ---- the module surface ------------------------------------------------------------------
 
-def test_constants_and_status_table(backends):
+def test_constants_and_status_names(backends):
+    """Both name every status as the C library does; neither holds a status table of its
+    own (pyastore.errors.STATUS_ERRORS, keyed by name, is the one)."""
     pybind, cffi_core = backends
-    assert cffi_core.STATUS_ERRORS == pybind.STATUS_ERRORS
     assert cffi_core.STATUS_NAMES == pybind.STATUS_NAMES
     assert cffi_core.FORMAT_VERSION == pybind.FORMAT_VERSION
     assert cffi_core.LIBRARY_VERSION == pybind.LIBRARY_VERSION
+    assert not hasattr(cffi_core, "STATUS_ERRORS") and not hasattr(pybind, "STATUS_ERRORS")
     from pyastore import errors
 
-    for name in cffi_core.STATUS_ERRORS[1:]:
-        assert issubclass(getattr(errors, name), errors.PyastoreError)
+    assert set(cffi_core.STATUS_NAMES[1:]) == set(errors.STATUS_ERRORS)
 
 
 def test_cdef_declares_every_function_of_the_header(backends):
@@ -116,8 +118,9 @@ def test_cdef_struct_layout_matches_the_compiler(backends, tmp_path):
     """ABI mode trusts the CDEF's layout: compare sizes and offsets with the C compiler's."""
     _, cffi_core = backends
     ffi = cffi_core.ffi
-    fields = {"astore_error": ("status", "offset", "message"),
-              "astore_section_info": ("type", "flags", "offset", "length", "data")}
+    fields = {"astore_error": ("status", "offset", "row", "column", "message"),
+              "astore_section_info": ("type", "flags", "offset", "length", "data"),
+              "astore_input_info": ("name", "name_length", "missing_policy", "accepts_missing")}
     lines = ['#include <stddef.h>', '#include <stdio.h>', '#include "astore.h"',
              "int main(void) {"]
     for struct_name, names in fields.items():
@@ -125,14 +128,17 @@ def test_cdef_struct_layout_matches_the_compiler(backends, tmp_path):
         for field in names:
             lines.append(f'printf("{struct_name}.{field} %zu\\n", '
                          f'offsetof({struct_name}, {field}));')
-    lines += ['printf("astore_status %zu\\n", sizeof(astore_status));', "return 0; }"]
+    lines += ['printf("astore_status %zu\\n", sizeof(astore_status));',
+              'printf("astore_missing_policy %zu\\n", sizeof(astore_missing_policy));',
+              "return 0; }"]
     source = tmp_path / "layout.c"
     source.write_text("\n".join(lines) + "\n")
     subprocess.run(["cc", "-std=c99", f"-I{CSRC}", str(source), "-o", str(tmp_path / "layout")],
                    check=True, capture_output=True)
     compiled = dict(line.split() for line in subprocess.run(
         [str(tmp_path / "layout")], check=True, capture_output=True, text=True).stdout.splitlines())
-    ours = {"astore_status": ffi.sizeof("astore_status")}
+    ours = {"astore_status": ffi.sizeof("astore_status"),
+            "astore_missing_policy": ffi.sizeof("astore_missing_policy")}
     for struct_name, names in fields.items():
         ours[struct_name] = ffi.sizeof(struct_name)
         for field in names:
@@ -163,7 +169,8 @@ def test_container_properties_identical(backends, path):
     for section_type in ["META", "FRST", "MLP_", "XFRM", "SIGN", "NONE", ""]:
         assert a.section(section_type) == b.section(section_type), section_type
     ma, mb = pybind.Model(a), cffi_core.Model(b)
-    assert (ma.n_inputs, ma.n_outputs) == (mb.n_inputs, mb.n_outputs)
+    for name in ("n_inputs", "n_outputs", "input_names", "accepts_missing"):
+        assert getattr(ma, name) == getattr(mb, name), name
 
 
 @pytest.mark.parametrize("name", sorted(json.loads(
@@ -252,6 +259,37 @@ def test_negative_corpus_errors_identical(backends):
         results = [error_of(lambda core=core: core.Model(core.Container(data)))
                    for core in (pybind, cffi_core)]
         assert results[0] == results[1], name
+
+
+def test_missing_value_policy_identical(backends):
+    """An input refusing missing values: the same InputError (message, row, column) from
+    check_rows, score_into and score_one, and the same rows accepted."""
+    pybind, cffi_core = backends
+    data = (CORPUS_DIR / "input_refuses_missing.astore").read_bytes()
+    models = [core.Model(core.Container(data)) for core in (pybind, cffi_core)]
+    assert models[0].accepts_missing == models[1].accepts_missing == (True, False, True)
+    nan = math.nan
+    rows = array.array("f", [0, 0, 0, nan, 1, nan, 1, nan, 2, nan, nan, 0])
+    cases = [
+        lambda m: m.check_rows(rows),
+        lambda m: m.check_rows(rows, start=3),
+        lambda m: m.check_rows(rows, 3),
+        lambda m: m.check_rows(rows, start=4),
+        lambda m: m.check_rows(rows, start=5),
+        lambda m: m.check_rows(rows, start=-1),
+        lambda m: m.check_rows(array.array("f", [0.0] * 4)),
+        lambda m: m.check_rows(array.array("d", [0.0] * 3)),
+        lambda m: m.check_rows(rows[:6]),
+        lambda m: m.score_into(rows, array.array("d", bytes(32))),
+        lambda m: m.score_one([0.0, None, 0.0]),
+        lambda m: m.score_one([0.0, nan, nan]),
+    ]
+    for i, case in enumerate(cases):
+        pybind_error, cffi_error = (error_of(lambda: case(m)) for m in models)
+        assert (pybind_error is None) == (cffi_error is None), (i, pybind_error, cffi_error)
+        if pybind_error is not None and pybind_error[0] != "TypeError":
+            assert pybind_error == cffi_error, i
+    assert error_of(lambda: models[0].check_rows(rows))[3:] == (2, 1)
 
 
 def test_model_keeps_its_container_alive(backends):

@@ -180,17 +180,20 @@ def test_c_core_builds_warning_free(target, compiler, cross_out):
 
 @pytest.mark.parametrize("target", ALL_TARGETS)
 def test_make_check_programs_run(target, cross_out):
-    """``make check``'s programs, run under qemu: the corpus test where it is in the subset,
-    and score_example on every golden of the recipe."""
+    """``make check``'s programs, run under qemu: the META reader and corpus tests where they
+    are in the subset, and score_example on every golden of the recipe."""
     result = build(target, cross_out)
     examples = {k: v for k, v in result.results.items()
                 if k.startswith("score_example.") and k.endswith("-gcc")}
     assert examples, result.log[-3000:]
     for check, (ok, detail) in examples.items():
         assert ok, f"{target} {check}: {detail}"
+    for program in ("test_meta", "test_corpus"):
+        if f"{program}-gcc" in result.results:
+            ok, detail = result.result(f"{program}-gcc")
+            assert ok, f"{target} {program}: {detail}\n" + result.log[-3000:]
     if "test_corpus-gcc" in result.results:
-        ok, detail = result.result("test_corpus-gcc")
-        assert ok, f"{target} test_corpus: {detail}\n" + result.log[-3000:]
+        assert "test_meta-gcc" in result.results, "make check's test_meta did not run"
 
 
 @pytest.mark.parametrize("compiler", COMPILERS)
