@@ -309,13 +309,6 @@ typedef uint32_t u32x4 __attribute__((vector_size(16)));
 #define LANES 4
 #define REPEAT_LANES REPEAT4
 #include "mlp_kernel.h"
-#undef KERNEL
-#undef KERNEL_TARGET
-#undef VEC
-#undef MASK
-#undef BITS
-#undef LANES
-#undef REPEAT_LANES
 
 #if defined(__x86_64__)
 #define HAVE_X86_KERNELS 1
@@ -330,13 +323,6 @@ typedef uint32_t u32x8 __attribute__((vector_size(32)));
 #define LANES 8
 #define REPEAT_LANES REPEAT8
 #include "mlp_kernel.h"
-#undef KERNEL
-#undef KERNEL_TARGET
-#undef VEC
-#undef MASK
-#undef BITS
-#undef LANES
-#undef REPEAT_LANES
 
 typedef float f32x16 __attribute__((vector_size(64)));
 typedef int32_t i32x16 __attribute__((vector_size(64)));
@@ -349,13 +335,6 @@ typedef uint32_t u32x16 __attribute__((vector_size(64)));
 #define LANES 16
 #define REPEAT_LANES REPEAT16
 #include "mlp_kernel.h"
-#undef KERNEL
-#undef KERNEL_TARGET
-#undef VEC
-#undef MASK
-#undef BITS
-#undef LANES
-#undef REPEAT_LANES
 #endif /* __x86_64__ */
 
 #else /* plain C: one lane */
@@ -382,7 +361,6 @@ static inline float float_of_bits(uint32_t bits) {
 #define BITS uint32_t
 #define LANES 1
 #include "mlp_kernel.h"
-#undef LANES
 #define LANES_GENERIC 1
 #endif /* HAVE_VECTORS */
 

@@ -10,6 +10,9 @@
  *   LANES          rows per vector
  *   SELECT(m, a, b), SPLAT(out, value), BITS_OF(out, v), FLOAT_OF(out, bits), LOAD(out, p),
  *   STORE(p, v)    lane-wise helpers (macros: no vector crosses a function boundary)
+ * and, for the vector widths, REPEAT_LANES. The end of this file undefines the parameters
+ * of one instantiation (KERNEL ... LANES, REPEAT_LANES), so the next can define its own;
+ * the lane-wise helpers are shared by all and stay defined.
  *
  * Activations are [unit][row] blocks: unit j's values for the block's rows are at
  * y[j * lanes .. j * lanes + lanes), lanes a multiple of LANES. Every lane performs the
@@ -262,3 +265,11 @@ KERNEL_TARGET static float *KERNEL(forward)(const astore_mlp *m, float *a, float
     }
     return a;
 }
+
+#undef KERNEL
+#undef KERNEL_TARGET
+#undef VEC
+#undef MASK
+#undef BITS
+#undef LANES
+#undef REPEAT_LANES

@@ -26,20 +26,7 @@
 
 #include "../astore.h"
 #include "../sha256.h"
-
-static int passed = 0, failed = 0;
-
-#define CHECK(cond, ...)                                   \
-    do {                                                   \
-        if (cond) {                                        \
-            passed++;                                      \
-        } else {                                           \
-            failed++;                                      \
-            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__); \
-            fprintf(stderr, __VA_ARGS__);                  \
-            fputc('\n', stderr);                           \
-        }                                                  \
-    } while (0)
+#include "check.h"
 
 static uint8_t *read_file(const char *path, size_t *length) {
     FILE *file = fopen(path, "rb");

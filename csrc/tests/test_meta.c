@@ -21,20 +21,7 @@
 #include <string.h>
 
 #include "../astore_internal.h"
-
-static int passed = 0, failed = 0;
-
-#define CHECK(cond, ...)                                         \
-    do {                                                         \
-        if (cond) {                                              \
-            passed++;                                            \
-        } else {                                                 \
-            failed++;                                            \
-            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__); \
-            fprintf(stderr, __VA_ARGS__);                        \
-            fputc('\n', stderr);                                 \
-        }                                                        \
-    } while (0)
+#include "check.h"
 
 #define BASE 1000u /* the container offset the test documents pretend to start at */
 
@@ -433,29 +420,28 @@ static void test_meta_fields(void) {
         retyped.retype = required[f];
         expect_refused(&retyped, required[f], required[f]);
     }
+    static const struct {
+        meta_options options;
+        const char *what, *message;
+    } refusals[] = {
+        {{.policy_of_b = NULL}, "no policy", "inputs[1] ('b') has no missing-value policy"},
+        {{.policy_of_b = "never"}, "unknown policy", "inputs[1] ('b') has no missing-value"},
+        {{.policy_of_b = "Error"}, "policy in another case", "missing-value policy"},
+        {{.policy_of_b = "error", .input_b_not_a_map = true}, "input not a map",
+         "META inputs[1] has no name"},
+        {{.policy_of_b = "error", .input_b_name_integer = true}, "integer name",
+         "META inputs[1] has no name"},
+        {{.policy_of_b = "error", .output_without_name = true}, "output without name",
+         "META outputs[0] has no name"},
+        {{.policy_of_b = "error", .rules_without_task = true}, "rules without task",
+         "score_rules has no task"},
+        {{.policy_of_b = "error", .inputs_twice_bad_last = true},
+         "the last of two `inputs` counts", "META inputs[0] has no name"},
+    };
+    for (size_t i = 0; i < sizeof refusals / sizeof refusals[0]; i++) {
+        expect_refused(&refusals[i].options, refusals[i].what, refusals[i].message);
+    }
     meta_options bad = o;
-    bad.policy_of_b = NULL;
-    expect_refused(&bad, "no policy", "inputs[1] ('b') has no missing-value policy");
-    bad.policy_of_b = "never";
-    expect_refused(&bad, "unknown policy", "inputs[1] ('b') has no missing-value policy");
-    bad.policy_of_b = "Error";
-    expect_refused(&bad, "policy in another case", "missing-value policy");
-    bad = o;
-    bad.input_b_not_a_map = true;
-    expect_refused(&bad, "input not a map", "META inputs[1] has no name");
-    bad = o;
-    bad.input_b_name_integer = true;
-    expect_refused(&bad, "integer name", "META inputs[1] has no name");
-    bad = o;
-    bad.output_without_name = true;
-    expect_refused(&bad, "output without name", "META outputs[0] has no name");
-    bad = o;
-    bad.rules_without_task = true;
-    expect_refused(&bad, "rules without task", "score_rules has no task");
-    bad = o;
-    bad.inputs_twice_bad_last = true;
-    expect_refused(&bad, "the last of two `inputs` counts", "META inputs[0] has no name");
-    bad = o;
     bad.inputs_twice_bad_first = true;
     build_meta(&w, &bad);
     CHECK(parse_exact(w.bytes, w.length, &meta, &err) == ASTORE_OK && meta.n_inputs == 2,
