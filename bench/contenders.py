@@ -46,7 +46,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.models import ROOT, BenchModel, BatchData
+from bench.models import ROOT, BatchData, BenchModel
 
 COMPILE_TIMEOUT_S = 300
 
@@ -82,7 +82,8 @@ class Scorer:
 
     # The harness times batches and single events through these; engines that time
     # themselves (the C driver) override them.
-    def time_batch(self, data: BatchData, threads: int, repeats: int, budget_s: float) -> list[float]:
+    def time_batch(self, data: BatchData, threads: int, repeats: int,
+                   budget_s: float) -> list[float]:
         self.predict_batch(data.x[:1000], threads)  # warm-up: lazy sessions, thread pools, pages
         times: list[float] = []
         for _ in range(repeats):
@@ -93,7 +94,8 @@ class Scorer:
                 break
         return times
 
-    def measure_single(self, rows: list[list[float]], calls: int, budget_s: float) -> dict[str, float]:
+    def measure_single(self, rows: list[list[float]], calls: int,
+                       budget_s: float) -> dict[str, float]:
         """Time ``predict_one`` per call over up to ``calls`` events (cycling through ``rows``),
         stopping early past ``budget_s`` once 100 calls are in: median and p99 in µs."""
         predict_one = self.predict_one
@@ -212,8 +214,8 @@ class PyastoreEngine(Engine):
     def cold_start_command(self, artifact, model, row, workdir):
         return _python_command(
             "import numpy as np, pyastore\n"
-            f"m = pyastore.load({str(artifact.main_file)!r}, trusted_keys=[{model.public_key.hex()!r}], "
-            "use_default_trust=False)\n"
+            f"m = pyastore.load({str(artifact.main_file)!r}, "
+            f"trusted_keys=[{model.public_key.hex()!r}], use_default_trust=False)\n"
             f"p = m.score(np.array([{row!r}], dtype=np.float32))\n")
 
 
@@ -226,8 +228,8 @@ class PyastoreNoNumpyEngine(PyastoreEngine):
     def cold_start_command(self, artifact, model, row, workdir):
         return _python_command(
             "import sys, pyastore\n"
-            f"m = pyastore.load({str(artifact.main_file)!r}, trusted_keys=[{model.public_key.hex()!r}], "
-            "use_default_trust=False)\n"
+            f"m = pyastore.load({str(artifact.main_file)!r}, "
+            f"trusted_keys=[{model.public_key.hex()!r}], use_default_trust=False)\n"
             f"p = m.score_one({row!r})\n"
             "assert 'numpy' not in sys.modules, 'numpy was imported'\n")
 
@@ -279,7 +281,8 @@ def build_c_driver(out_dir: Path, log=print) -> tuple[Path | None, str]:
 
 class CDriverScorer(Scorer):
     def __init__(self, driver: Path, astore: Path, n_features: int, workdir: Path):
-        self.driver, self.astore, self.n_features, self.workdir = driver, astore, n_features, workdir
+        self.driver, self.astore = driver, astore
+        self.n_features, self.workdir = n_features, workdir
         self.load_times: list[float] = []
 
     def _run(self, raw: Path, n_rows: int, threads: int, repeats: int, output: str = "-",
@@ -390,13 +393,15 @@ class XGBoostDMatrixScorer(XGBoostInplaceScorer):
         import xgboost
 
         self._threads(threads)
-        return np.asarray(self.booster.predict(xgboost.DMatrix(x, nthread=threads)), dtype=np.float64)
+        matrix = xgboost.DMatrix(x, nthread=threads)
+        return np.asarray(self.booster.predict(matrix), dtype=np.float64)
 
     def predict_one(self, row):
         import xgboost
 
         self._threads(1)
-        return float(self.booster.predict(xgboost.DMatrix(np.array([row], dtype=np.float32), nthread=1))[0])
+        matrix = xgboost.DMatrix(np.array([row], dtype=np.float32), nthread=1)
+        return float(self.booster.predict(matrix)[0])
 
 
 class XGBoostInplaceEngine(Engine):
@@ -516,7 +521,8 @@ class OnnxScorer(Scorer):
             options.intra_op_num_threads = threads
             options.inter_op_num_threads = 1
             options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-            session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
+            session = ort.InferenceSession(str(self.path), options,
+                                           providers=["CPUExecutionProvider"])
             outputs = [o.name for o in session.get_outputs()]
             wanted = [n for n in outputs if "prob" in n.lower()] or outputs[-1:]
             self.sessions[threads] = (session, session.get_inputs()[0].name, wanted)
@@ -553,7 +559,9 @@ class OnnxEngine(Engine):
         try:
             notes = [f"{note} {converter_version}" for note in _onnx_convert(model, path)]
         except Exception as exc:  # noqa: BLE001 - the converter's failure is the reason shown
-            raise Missing(f"{module} conversion fails: {type(exc).__name__}: {str(exc)[:200]}") from None
+            raise Missing(
+                f"{module} conversion fails: {type(exc).__name__}: {str(exc)[:200]}"
+            ) from None
         seconds = time.perf_counter() - started
         stamp.write_text(json.dumps({"seconds": seconds, "notes": notes}))
         return Artifact({"ONNX": path}, seconds, False, notes)
@@ -562,13 +570,16 @@ class OnnxEngine(Engine):
         try:
             return OnnxScorer(artifact.main_file)
         except Exception as exc:  # noqa: BLE001
-            raise Missing(f"onnxruntime cannot load the converted model: {str(exc)[:200]}") from None
+            raise Missing(
+                f"onnxruntime cannot load the converted model: {str(exc)[:200]}"
+            ) from None
 
     def cold_start_command(self, artifact, model, row, workdir):
         return _python_command(
             "import numpy as np, onnxruntime as ort\n"
             "o = ort.SessionOptions(); o.intra_op_num_threads = 1\n"
-            f"s = ort.InferenceSession({str(artifact.main_file)!r}, o, providers=['CPUExecutionProvider'])\n"
+            f"s = ort.InferenceSession({str(artifact.main_file)!r}, o, "
+            "providers=['CPUExecutionProvider'])\n"
             f"p = s.run(None, {{s.get_inputs()[0].name: np.array([{row!r}], dtype=np.float32)}})\n")
 
 
@@ -607,7 +618,8 @@ class Tl2cgenScorer(Scorer):
     def predict_one(self, row):
         import tl2cgen
 
-        out = self.predictors[1].predict(tl2cgen.DMatrix(np.array([row], dtype=np.float32), dtype="float32"))
+        one_row = tl2cgen.DMatrix(np.array([row], dtype=np.float32), dtype="float32")
+        out = self.predictors[1].predict(one_row)
         return float(np.asarray(out).reshape(-1)[-1])
 
 
@@ -637,7 +649,9 @@ class Tl2cgenEngine(Engine):
             tl2cgen.export_lib(tl_model, toolchain="gcc", libpath=str(libpath),
                                params={"parallel_comp": 2}, nthread=2)
         except Exception as exc:  # noqa: BLE001
-            raise Missing(f"treelite/tl2cgen fails: {type(exc).__name__}: {str(exc)[:200]}") from None
+            raise Missing(
+                f"treelite/tl2cgen fails: {type(exc).__name__}: {str(exc)[:200]}"
+            ) from None
         seconds = time.perf_counter() - started
         notes = [f"import + codegen + gcc -O3 took {seconds:.0f} s"]
         stamp.write_text(json.dumps({"seconds": seconds, "notes": notes}))
@@ -650,7 +664,8 @@ class Tl2cgenEngine(Engine):
         return _python_command(
             "import numpy as np, tl2cgen\n"
             f"m = tl2cgen.Predictor({str(artifact.main_file)!r}, nthread=1)\n"
-            f"p = m.predict(tl2cgen.DMatrix(np.array([{row!r}], dtype=np.float32), dtype='float32'))\n")
+            f"p = m.predict(tl2cgen.DMatrix(np.array([{row!r}], dtype=np.float32), "
+            "dtype='float32'))\n")
 
 
 # ---- m2cgen -----------------------------------------------------------------------------------
@@ -751,7 +766,9 @@ class M2cgenEngine(Engine):
         except RecursionError:
             raise Missing("m2cgen.export_to_c exceeds Python's recursion limit (100,000)") from None
         except Exception as exc:  # noqa: BLE001
-            raise Missing(f"m2cgen.export_to_c fails: {type(exc).__name__}: {str(exc)[:200]}") from None
+            raise Missing(
+                f"m2cgen.export_to_c fails: {type(exc).__name__}: {str(exc)[:200]}"
+            ) from None
         finally:
             sys.setrecursionlimit(limit)
         if "void score(double * input, double * output)" in code:
@@ -774,13 +791,15 @@ class M2cgenEngine(Engine):
         command = ["gcc", "-O3", "-std=c99", "-fPIC", "-shared", "-fopenmp", str(source),
                    "-lm", "-o", str(libpath)]
         try:
-            compiled = subprocess.run(command, capture_output=True, text=True, timeout=COMPILE_TIMEOUT_S)
+            compiled = subprocess.run(command, capture_output=True, text=True,
+                                      timeout=COMPILE_TIMEOUT_S)
         except subprocess.TimeoutExpired:
             raise Missing(f"gcc -O3 on the {source.stat().st_size / 1e6:.0f} MB of generated C "
                           f"did not finish in {COMPILE_TIMEOUT_S} s") from None
         if compiled.returncode != 0:
             errors = [line for line in compiled.stderr.splitlines() if "error" in line]
-            raise Missing(f"gcc fails on the generated C: {(errors or [compiled.stderr[-200:]])[0][-200:]}")
+            first = (errors or [compiled.stderr[-200:]])[0][-200:]
+            raise Missing(f"gcc fails on the generated C: {first}")
         return outputs, notes
 
     def load(self, artifact, model):
@@ -788,7 +807,7 @@ class M2cgenEngine(Engine):
 
     def cold_start_command(self, artifact, model, row, workdir):
         outputs = artifact.extra["outputs"]
-        call = ("o = (ctypes.c_double * %d)(); lib.score(x, o)" % outputs if outputs else
+        call = (f"o = (ctypes.c_double * {outputs})(); lib.score(x, o)" if outputs else
                 "lib.score.restype = ctypes.c_double; lib.score(x)")
         return _python_command(
             "import ctypes\n"
@@ -805,7 +824,8 @@ class LleavesScorer(Scorer):
         self.model = model
 
     def predict_batch(self, x, threads):
-        return np.asarray(self.model.predict(x.astype(np.float64), n_jobs=threads), dtype=np.float64)
+        scores = self.model.predict(x.astype(np.float64), n_jobs=threads)
+        return np.asarray(scores, dtype=np.float64)
 
     def predict_one(self, row):
         return float(self.model.predict(np.array([row], dtype=np.float64), n_jobs=1)[0])
@@ -831,7 +851,9 @@ class LleavesEngine(Engine):
             compiled = lleaves.Model(model_file=str(model.files["LightGBM text"]))
             compiled.compile(cache=str(cache))
         except Exception as exc:  # noqa: BLE001
-            raise Missing(f"lleaves compile fails: {type(exc).__name__}: {str(exc)[:200]}") from None
+            raise Missing(
+                f"lleaves compile fails: {type(exc).__name__}: {str(exc)[:200]}"
+            ) from None
         seconds = time.perf_counter() - started
         return Artifact(files, seconds, False, [f"LLVM compile took {seconds:.0f} s"])
 
