@@ -38,8 +38,7 @@ import numpy as np  # noqa: E402
 
 import pyastore  # noqa: E402
 from pyastore import format as fmt  # noqa: E402
-from pyastore.ir import (Algorithm, Dense, Mlp, ModelSpec, Output, ScoreRules,  # noqa: E402
-                         Variable)
+from pyastore.ir import Algorithm, Dense, Mlp, ModelSpec, Output, ScoreRules, Variable  # noqa: E402
 
 NETWORKS = {
     "10-10-20-10-1": ((10, 10, 20, 10, 1), ("relu", "relu", "relu", "sigmoid")),
@@ -92,7 +91,8 @@ def onnx_bytes(name: str) -> bytes:
         nodes.append(helper.make_node(op, [f"z{k}"], [out]))
         current = out
     graph = helper.make_graph(
-        nodes, "mlp", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, layers[0].n_in])],
+        nodes, "mlp",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, layers[0].n_in])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, layers[-1].n_out])],
         initializers)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
