@@ -19,8 +19,15 @@ import pytest
 import pyastore
 from chain.log import Log
 from chain.proof import verify_bundle
-from chain_testlib import key_files, log_key, new_log, submitter  # noqa: F401 (fixtures)
-from chain_testlib import PYTHON, child_env, store_key
+from chain_testlib import (
+    PYTHON,
+    child_env,
+    key_files,  # noqa: F401 (a fixture)
+    log_key,  # noqa: F401 (a fixture)
+    new_log,  # noqa: F401 (a fixture)
+    store_key,
+    submitter,  # noqa: F401 (a fixture)
+)
 from pyastore import cli_chain
 from pyastore.errors import (
     EXIT_LOG,
@@ -72,7 +79,8 @@ def test_session(tmp_path, key_files, fake_load, capsys, log_key, submitter):
     model.write_bytes(b"pretend container bytes")
     key = hashlib.sha256(model.read_bytes()).hexdigest()
 
-    assert cli("chain", "init", log, "--key", key_files["log.key"], "--origin", "example.com/m") == 0
+    origin = "example.com/m"
+    assert cli("chain", "init", log, "--key", key_files["log.key"], "--origin", origin) == 0
     assert "verifier key:   example.com/m+" in capsys.readouterr().out
 
     assert cli("chain", "append", log, model, "--key", key_files["me.key"]) == 0
@@ -104,7 +112,8 @@ def test_session(tmp_path, key_files, fake_load, capsys, log_key, submitter):
     assert cli("chain", "prove", log, model, "-o", tmp_path / "by-file.proof") == 0  # KEY as a file
     capsys.readouterr()
 
-    assert cli("chain", "revoke", log, key, "--reason", "retired", "--key", key_files["me.key"]) == 0
+    me = key_files["me.key"]
+    assert cli("chain", "revoke", log, key, "--reason", "retired", "--key", me) == 0
     assert "appended record 2: revoke" in capsys.readouterr().out
 
     assert cli("chain", "show", log) == 0
