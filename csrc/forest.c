@@ -120,6 +120,99 @@ static void decode_arrays(const uint8_t *body, const astore_forest_header *h, vo
     f->leaves = leaves;
 }
 
+/* Pass 1: the 64-byte header, and where its four arrays lie. */
+static astore_status read_header(const astore_section *section, astore_cursor *cursor,
+                                 astore_forest_header *h, astore_error *err) {
+    if (!astore_read_u32(cursor, &h->n_trees) || !astore_read_u32(cursor, &h->n_features) ||
+        !astore_read_u32(cursor, &h->n_outputs) || !astore_read_u32(cursor, &h->leaf_width) ||
+        !astore_read_u32(cursor, &h->post_transform) ||
+        !astore_read_u32(cursor, &h->aggregation) || !astore_read_u32(cursor, &h->n_nodes) ||
+        !astore_read_u32(cursor, &h->n_leaves) || !astore_read_u32(cursor, &h->trees_offset) ||
+        !astore_read_u32(cursor, &h->nodes_offset) ||
+        !astore_read_u32(cursor, &h->leaves_offset) ||
+        !astore_read_u32(cursor, &h->base_offset) || !astore_read_u32(cursor, &h->flags) ||
+        !astore_read_bytes(cursor, h->reserved, sizeof h->reserved)) {
+        return astore_fail(err, ASTORE_ERR_FORMAT, section->offset,
+                           "FRST section is %llu bytes, shorter than its 64-byte header",
+                           (unsigned long long)section->length);
+    }
+    if (!astore_all_zero(h->reserved, sizeof h->reserved)) {
+        return astore_fail(err, ASTORE_ERR_FORMAT, section->offset + 52,
+                           "FRST reserved header bytes are not zero");
+    }
+    if (h->n_trees == 0 || h->n_features == 0 || h->n_features > ASTORE_NODE_FEATURE_MASK ||
+        h->n_outputs == 0 || h->n_outputs > 65536u) {
+        return astore_fail(err, ASTORE_ERR_FORMAT, section->offset,
+                           "FRST header: %u trees, %u features, %u outputs is not a forest",
+                           (unsigned)h->n_trees, (unsigned)h->n_features,
+                           (unsigned)h->n_outputs);
+    }
+    if (h->leaf_width != 1 && h->leaf_width != h->n_outputs) {
+        return astore_fail(err, ASTORE_ERR_FORMAT, section->offset + 12,
+                           "FRST leaf width %u must be 1 or the output count %u",
+                           (unsigned)h->leaf_width, (unsigned)h->n_outputs);
+    }
+    if (h->post_transform > ASTORE_POST_SOFTMAX || h->aggregation > ASTORE_AGGREGATE_MEAN ||
+        h->flags != 0) {
+        return astore_fail(err, ASTORE_ERR_UNSUPPORTED, section->offset + 16,
+                           "FRST post-transform %u, aggregation %u or flags 0x%x unknown",
+                           (unsigned)h->post_transform, (unsigned)h->aggregation,
+                           (unsigned)h->flags);
+    }
+    astore_status status;
+    if ((status = check_array(section, h->trees_offset, h->n_trees, 24, "tree", err)) ||
+        (status = check_array(section, h->nodes_offset, h->n_nodes, 12, "node", err)) ||
+        (status = check_array(section, h->leaves_offset, (uint64_t)h->n_leaves * h->leaf_width,
+                              4, "leaf", err)) ||
+        (status = check_array(section, h->base_offset, h->n_outputs, 8, "base score", err))) {
+        return status;
+    }
+    if ((uint64_t)h->n_leaves * h->leaf_width > UINT32_MAX) {
+        return astore_fail(err, ASTORE_ERR_FORMAT, section->offset, "FRST too many leaf values");
+    }
+    return ASTORE_OK;
+}
+
+/* Pass 2: the arrays, used in place (little-endian host, aligned buffer) or decoded. */
+static astore_status place_arrays(const uint8_t *body, const astore_forest_header *h,
+                                  astore_forest *f, astore_error *err) {
+    if (aligned_in_place(body, 8)) {
+        f->trees = (const astore_tree_entry *)(const void *)(body + h->trees_offset);
+        f->nodes = (const astore_tree_node *)(const void *)(body + h->nodes_offset);
+        f->leaves = (const float *)(const void *)(body + h->leaves_offset);
+        f->base_score = (const double *)(const void *)(body + h->base_offset);
+        return ASTORE_OK;
+    }
+    size_t bytes = sizeof(double) * h->n_outputs + sizeof(astore_tree_entry) * h->n_trees +
+                   sizeof(astore_tree_node) * h->n_nodes +
+                   sizeof(float) * (size_t)h->n_leaves * h->leaf_width;
+    f->owned = malloc(bytes);
+    if (f->owned == NULL) {
+        return astore_fail(err, ASTORE_ERR_NOMEM, ASTORE_NO_OFFSET, "out of memory");
+    }
+    decode_arrays(body, h, f->owned, f);
+    return ASTORE_OK;
+}
+
+/* Pass 3: every tree, and that the trees use exactly the nodes and leaves there are. */
+static astore_status validate_trees(const astore_forest *f, const astore_section *section,
+                                    const astore_forest_header *h, astore_error *err) {
+    uint64_t nodes_seen = 0, leaves_seen = 0;
+    for (uint32_t t = 0; t < h->n_trees; t++) {
+        astore_status status = validate_tree(f, t, section, h->n_nodes, h->n_leaves, err);
+        if (status != ASTORE_OK) return status;
+        nodes_seen += f->trees[t].n_nodes;
+        leaves_seen += f->trees[t].n_leaves;
+    }
+    if (nodes_seen != h->n_nodes || leaves_seen != h->n_leaves) {
+        return astore_fail(err, ASTORE_ERR_FORMAT, section->offset,
+                           "FRST trees use %llu nodes and %llu leaves, header says %u and %u",
+                           (unsigned long long)nodes_seen, (unsigned long long)leaves_seen,
+                           (unsigned)h->n_nodes, (unsigned)h->n_leaves);
+    }
+    return ASTORE_OK;
+}
+
 astore_status astore_forest_load(const astore_container *container,
                                  const astore_section *section, astore_forest *f,
                                  astore_error *err) {
@@ -127,52 +220,8 @@ astore_status astore_forest_load(const astore_container *container,
     const uint8_t *body = container->data + section->offset;
     astore_cursor cursor = astore_cursor_make(body, (size_t)section->length, section->offset);
     astore_forest_header h;
-    if (!astore_read_u32(&cursor, &h.n_trees) || !astore_read_u32(&cursor, &h.n_features) ||
-        !astore_read_u32(&cursor, &h.n_outputs) || !astore_read_u32(&cursor, &h.leaf_width) ||
-        !astore_read_u32(&cursor, &h.post_transform) ||
-        !astore_read_u32(&cursor, &h.aggregation) || !astore_read_u32(&cursor, &h.n_nodes) ||
-        !astore_read_u32(&cursor, &h.n_leaves) || !astore_read_u32(&cursor, &h.trees_offset) ||
-        !astore_read_u32(&cursor, &h.nodes_offset) ||
-        !astore_read_u32(&cursor, &h.leaves_offset) ||
-        !astore_read_u32(&cursor, &h.base_offset) || !astore_read_u32(&cursor, &h.flags) ||
-        !astore_read_bytes(&cursor, h.reserved, sizeof h.reserved)) {
-        return astore_fail(err, ASTORE_ERR_FORMAT, section->offset,
-                           "FRST section is %llu bytes, shorter than its 64-byte header",
-                           (unsigned long long)section->length);
-    }
-    if (!astore_all_zero(h.reserved, sizeof h.reserved)) {
-        return astore_fail(err, ASTORE_ERR_FORMAT, section->offset + 52,
-                           "FRST reserved header bytes are not zero");
-    }
-    if (h.n_trees == 0 || h.n_features == 0 || h.n_features > ASTORE_NODE_FEATURE_MASK ||
-        h.n_outputs == 0 || h.n_outputs > 65536u) {
-        return astore_fail(err, ASTORE_ERR_FORMAT, section->offset,
-                           "FRST header: %u trees, %u features, %u outputs is not a forest",
-                           (unsigned)h.n_trees, (unsigned)h.n_features, (unsigned)h.n_outputs);
-    }
-    if (h.leaf_width != 1 && h.leaf_width != h.n_outputs) {
-        return astore_fail(err, ASTORE_ERR_FORMAT, section->offset + 12,
-                           "FRST leaf width %u must be 1 or the output count %u",
-                           (unsigned)h.leaf_width, (unsigned)h.n_outputs);
-    }
-    if (h.post_transform > ASTORE_POST_SOFTMAX || h.aggregation > ASTORE_AGGREGATE_MEAN ||
-        h.flags != 0) {
-        return astore_fail(err, ASTORE_ERR_UNSUPPORTED, section->offset + 16,
-                           "FRST post-transform %u, aggregation %u or flags 0x%x unknown",
-                           (unsigned)h.post_transform, (unsigned)h.aggregation,
-                           (unsigned)h.flags);
-    }
-    astore_status status;
-    if ((status = check_array(section, h.trees_offset, h.n_trees, 24, "tree", err)) ||
-        (status = check_array(section, h.nodes_offset, h.n_nodes, 12, "node", err)) ||
-        (status = check_array(section, h.leaves_offset, (uint64_t)h.n_leaves * h.leaf_width, 4,
-                              "leaf", err)) ||
-        (status = check_array(section, h.base_offset, h.n_outputs, 8, "base score", err))) {
-        return status;
-    }
-    if ((uint64_t)h.n_leaves * h.leaf_width > UINT32_MAX) {
-        return astore_fail(err, ASTORE_ERR_FORMAT, section->offset, "FRST too many leaf values");
-    }
+    astore_status status = read_header(section, &cursor, &h, err);
+    if (status != ASTORE_OK) return status;
     f->n_trees = h.n_trees;
     f->n_nodes_total = h.n_nodes;
     f->n_features = h.n_features;
@@ -180,39 +229,10 @@ astore_status astore_forest_load(const astore_container *container,
     f->leaf_width = h.leaf_width;
     f->post_transform = h.post_transform;
     f->aggregation = h.aggregation;
-    if (aligned_in_place(body, 8)) {
-        f->trees = (const astore_tree_entry *)(const void *)(body + h.trees_offset);
-        f->nodes = (const astore_tree_node *)(const void *)(body + h.nodes_offset);
-        f->leaves = (const float *)(const void *)(body + h.leaves_offset);
-        f->base_score = (const double *)(const void *)(body + h.base_offset);
-    } else {
-        size_t bytes = sizeof(double) * h.n_outputs + sizeof(astore_tree_entry) * h.n_trees +
-                       sizeof(astore_tree_node) * h.n_nodes +
-                       sizeof(float) * (size_t)h.n_leaves * h.leaf_width;
-        f->owned = malloc(bytes);
-        if (f->owned == NULL) {
-            return astore_fail(err, ASTORE_ERR_NOMEM, ASTORE_NO_OFFSET, "out of memory");
-        }
-        decode_arrays(body, &h, f->owned, f);
-    }
-    uint64_t nodes_seen = 0, leaves_seen = 0;
-    for (uint32_t t = 0; t < h.n_trees; t++) {
-        status = validate_tree(f, t, section, h.n_nodes, h.n_leaves, err);
-        if (status != ASTORE_OK) {
-            astore_forest_release(f);
-            return status;
-        }
-        nodes_seen += f->trees[t].n_nodes;
-        leaves_seen += f->trees[t].n_leaves;
-    }
-    if (nodes_seen != h.n_nodes || leaves_seen != h.n_leaves) {
-        astore_forest_release(f);
-        return astore_fail(err, ASTORE_ERR_FORMAT, section->offset,
-                           "FRST trees use %llu nodes and %llu leaves, header says %u and %u",
-                           (unsigned long long)nodes_seen, (unsigned long long)leaves_seen,
-                           (unsigned)h.n_nodes, (unsigned)h.n_leaves);
-    }
-    return ASTORE_OK;
+    status = place_arrays(body, &h, f, err);
+    if (status == ASTORE_OK) status = validate_trees(f, section, &h, err);
+    if (status != ASTORE_OK) astore_forest_release(f);
+    return status;
 }
 
 void astore_forest_release(astore_forest *f) {

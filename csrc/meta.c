@@ -117,8 +117,10 @@ static void item_layout(uint8_t b, astore_msgpack_kind *kind, size_t *fixed,
     }
 }
 
-astore_status astore_msgpack_read(astore_cursor *cursor, astore_msgpack_item *item,
-                                  astore_error *err) {
+/* The first byte and the length or number fields of an item: its kind, its count, and for
+ * extensions their type; the cursor is left at the item's data (or elements). */
+static astore_status read_item_header(astore_cursor *cursor, astore_msgpack_item *item,
+                                      uint8_t *ext_type, astore_error *err) {
     item->offset = astore_cursor_offset(cursor);
     item->count = 0;
     item->data = NULL;
@@ -129,11 +131,10 @@ astore_status astore_msgpack_read(astore_cursor *cursor, astore_msgpack_item *it
     if (b == 0xC1) return malformed(err, item->offset, "byte 0xc1, which msgpack never uses");
     size_t fixed, length_size;
     item_layout(b, &item->kind, &fixed, &length_size);
-    uint8_t ext_type = 0;
     if (item->kind == ASTORE_MSGPACK_EXT) {
         uint64_t length = fixed;
         if ((length_size > 0 && !read_big_endian(cursor, length_size, &length)) ||
-            !astore_read_bytes(cursor, &ext_type, 1)) {
+            !astore_read_bytes(cursor, ext_type, 1)) {
             return malformed(err, item->offset, "an extension header is cut short");
         }
         fixed = 0;
@@ -153,6 +154,14 @@ astore_status astore_msgpack_read(astore_cursor *cursor, astore_msgpack_item *it
         return malformed(err, item->offset, "a number is cut short");
     }
     cursor->position += fixed;
+    return ASTORE_OK;
+}
+
+astore_status astore_msgpack_read(astore_cursor *cursor, astore_msgpack_item *item,
+                                  astore_error *err) {
+    uint8_t ext_type = 0;
+    astore_status status = read_item_header(cursor, item, &ext_type, err);
+    if (status != ASTORE_OK) return status;
     const size_t left = astore_cursor_left(cursor);
     switch (item->kind) {
     case ASTORE_MSGPACK_STR:

@@ -276,6 +276,47 @@ static void *score_job_run(void *argument) {
 }
 #endif
 
+#ifndef ASTORE_NO_THREADS
+/* n_rows split into contiguous ranges, one per thread (2 .. n_threads of them, each of at
+ * least MIN_ROWS_PER_THREAD rows); the calling thread scores the first. */
+static void score_in_threads(const astore_model *model, const float *x, size_t n_rows,
+                             double *out, unsigned n_threads) {
+    size_t max_useful = n_rows / MIN_ROWS_PER_THREAD;
+    unsigned workers = n_threads < max_useful ? n_threads : (unsigned)max_useful;
+    score_job jobs[MAX_THREADS];
+    pthread_t threads[MAX_THREADS];
+    size_t per_thread = (n_rows + workers - 1) / workers;
+    unsigned started = 0;
+    pthread_attr_t attr;
+    bool have_attr = pthread_attr_init(&attr) == 0;
+    if (have_attr && pthread_attr_setstacksize(&attr, WORKER_STACK_BYTES) != 0) {
+        pthread_attr_destroy(&attr);
+        have_attr = false;
+    }
+    for (unsigned t = 0; t < workers; t++) {
+        size_t begin = (size_t)t * per_thread;
+        if (begin >= n_rows) break;
+        size_t count = n_rows - begin < per_thread ? n_rows - begin : per_thread;
+        jobs[t] = (score_job){model, x + begin * model->n_inputs, count,
+                              out + begin * model->n_outputs};
+        if (t == 0) continue; /* the calling thread takes the first range */
+        if (pthread_create(&threads[t], have_attr ? &attr : NULL, score_job_run,
+                           &jobs[t]) != 0) {
+            /* could not start a thread: score its range on this one */
+            score_job_run(&jobs[t]);
+            threads[t] = pthread_self();
+            jobs[t].n_rows = 0;
+        }
+        started = t + 1;
+    }
+    if (have_attr) pthread_attr_destroy(&attr);
+    score_job_run(&jobs[0]);
+    for (unsigned t = 1; t < started; t++) {
+        if (jobs[t].n_rows != 0) pthread_join(threads[t], NULL);
+    }
+}
+#endif
+
 astore_status astore_model_score(const astore_model *model, const float *x, size_t n_rows,
                                  size_t n_cols, double *out, size_t out_len,
                                  unsigned n_threads, astore_error *err) {
@@ -298,38 +339,7 @@ astore_status astore_model_score(const astore_model *model, const float *x, size
 #ifndef ASTORE_NO_THREADS
     if (n_threads > MAX_THREADS) n_threads = MAX_THREADS;
     if (n_threads > 1 && n_rows >= 2 * MIN_ROWS_PER_THREAD) {
-        size_t max_useful = n_rows / MIN_ROWS_PER_THREAD;
-        unsigned workers = n_threads < max_useful ? n_threads : (unsigned)max_useful;
-        score_job jobs[MAX_THREADS];
-        pthread_t threads[MAX_THREADS];
-        size_t per_thread = (n_rows + workers - 1) / workers;
-        unsigned started = 0;
-        pthread_attr_t attr;
-        bool have_attr = pthread_attr_init(&attr) == 0;
-        if (have_attr && pthread_attr_setstacksize(&attr, WORKER_STACK_BYTES) != 0) {
-            pthread_attr_destroy(&attr);
-            have_attr = false;
-        }
-        for (unsigned t = 0; t < workers; t++) {
-            size_t begin = (size_t)t * per_thread;
-            if (begin >= n_rows) break;
-            size_t count = n_rows - begin < per_thread ? n_rows - begin : per_thread;
-            jobs[t] = (score_job){model, x + begin * n_cols, count, out + begin * n_outputs};
-            if (t == 0) continue; /* the calling thread takes the first range */
-            if (pthread_create(&threads[t], have_attr ? &attr : NULL, score_job_run,
-                               &jobs[t]) != 0) {
-                /* could not start a thread: score its range on this one */
-                score_job_run(&jobs[t]);
-                threads[t] = pthread_self();
-                jobs[t].n_rows = 0;
-            }
-            started = t + 1;
-        }
-        if (have_attr) pthread_attr_destroy(&attr);
-        score_job_run(&jobs[0]);
-        for (unsigned t = 1; t < started; t++) {
-            if (jobs[t].n_rows != 0) pthread_join(threads[t], NULL);
-        }
+        score_in_threads(model, x, n_rows, out, n_threads);
         return ASTORE_OK;
     }
 #else

@@ -256,3 +256,20 @@ def test_no_other_build_script_spells_the_c_flags():
                    if any(flag in line for flag in ("-ffp-contract", "-D_POSIX_C_SOURCE",
                                                     "-fsanitize", "-pedantic"))]
         assert not spelled, (path, spelled)
+
+
+def test_bench_fails_loudly_when_the_tree_does_not_build(tmp_path, monkeypatch):
+    """bench/contenders.py builds the working tree's csrc/ or stops: no other revision."""
+    import shutil
+
+    from bench import contenders
+
+    tree = tmp_path / "tree"
+    shutil.copytree(CSRC, tree / "csrc", ignore=shutil.ignore_patterns("build*"))
+    shutil.copytree(ROOT / "bench" / "c", tree / "bench" / "c")
+    monkeypatch.setattr(contenders, "ROOT", tree)
+    driver, how = contenders.build_c_driver(tmp_path / "ok")
+    assert driver is not None and driver.exists() and how == "working tree csrc/"
+    (tree / "csrc" / "meta.c").write_text("this is not C\n")
+    with pytest.raises(contenders.CBuildError, match="does not build"):
+        contenders.build_c_driver(tmp_path / "broken")
