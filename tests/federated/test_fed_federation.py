@@ -15,7 +15,7 @@ from chain.records import KIND_FIT, KIND_PROCESS, KIND_SHARE, KIND_STATUS
 from pyastore.errors import UsageError
 from trainer.federated import containers, logbook
 from trainer.federated.registry import Registry
-from trainer.federated.trees import predict_tree
+from trainer.federated.trees import TreeId, predict_tree
 
 
 @pytest.fixture(scope="module")
@@ -152,3 +152,19 @@ def test_an_overfilled_slot_is_refused_whole(ring):
     slots, refusals = ring.registry.read_slots(receiver.id)
     assert [s.sender for s in slots] == [3]
     assert refusals[0].reason == "malformed" and "more than 2" in refusals[0].detail
+
+
+def test_a_member_signing_another_members_tree_is_refused_as_forged(ring):
+    receiver = ring.agents[3]
+    impostor = containers.one_tree_container(
+        ring.agents[0].ensemble[0].tree, creator=0, counter=950, round_=3,
+        process_id=ring.process.process_id, feature_names=FEATURES, tree_params={},
+        signing_key=ring.agents[2].key, created=receiver.created)
+    ring.registry.write_slot(0, receiver.id, 7, [impostor])
+    with Log.open(ring.log_path) as log:
+        receiver.log = log
+        receiver.get(7)
+    assert all(t.tree_id != TreeId(0, 950) for t in receiver.ensemble)  # never merged
+    refusal = [r for round_, r in receiver.refusals if round_ == 7][0]
+    assert refusal.reason == "forged" and "META names creator 0" in refusal.detail
+    assert refusal.tree == "0/950"

@@ -125,6 +125,7 @@ class Agent:
         self._verified: dict[bytes, Verified | Refusal] = {}
         self._index = logbook.LogIndex(process)
         self._anchored: set[tuple[str, int]] = set()  # (store key, sender) already proven
+        self._outputs: dict[str, np.ndarray] = {}
 
     # ---- ranking -----------------------------------------------------------------------
 
@@ -142,12 +143,21 @@ class Agent:
                 return rank_kernel(matrix, k, rest=self.params.pgreedy_rest,
                                    tolerance=self.params.pgreedy_tolerance)
             if self.params.ranking == "linreg":
-                outputs = predict_matrix([t.tree for t in self.ensemble], self.data.x)
+                outputs = np.vstack([self._outputs_of(t) for t in self.ensemble])
                 return rank_linreg(outputs, self.data.y, k,
                                    bootstraps=self.params.linreg_bootstraps, rng=self.rng)
             return rank_none(m, k)
         finally:
             self.stats.rank_seconds += time.perf_counter() - started
+
+    def _outputs_of(self, tree: FedTree) -> np.ndarray:
+        """The tree's outputs on this agent's training rows, computed once per tree (a tree
+        and the rows never change)."""
+        outputs = self._outputs.get(tree.store_key)
+        if outputs is None:
+            outputs = predict_matrix([tree.tree], self.data.x)[0]
+            self._outputs[tree.store_key] = outputs
+        return outputs
 
     def crop(self) -> None:
         """CROP(Phi, n_max); the kept trees stay in their ensemble (recency) order."""

@@ -214,8 +214,11 @@ def cmd_federated_agent(args: argparse.Namespace) -> int:
         raise UsageError(f"--key {args.key} is not the key of member {args.id} "
                          f"({args.consortium[args.id]})")
     data = load_agent_csv(args.data, args.target, tuple(args.drop))
-    path = run_agent(args.id, data, signing_key, consortium, registry_dir=args.registry,
-                     log_path=args.log, out=args.out, process_id=args.process,
-                     outcome_path=args.outcome, pause=args.pause)
+    from trainer.federated.simulation import single_blas_thread
+
+    with single_blas_thread():
+        path = run_agent(args.id, data, signing_key, consortium, registry_dir=args.registry,
+                         log_path=args.log, out=args.out, process_id=args.process,
+                         outcome_path=args.outcome, pause=args.pause)
     _say(f"agent {args.id}: wrote {path}")
     return 0

@@ -30,6 +30,7 @@ reason, detail) is returned to the agent, which reports it in its ``get`` status
 from __future__ import annotations
 
 import os
+import struct
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -183,7 +184,7 @@ def verify_container(data: bytes, process: Process, sender: int) -> Verified | R
                        f"META names creator {tree_id.creator}", store_key, tree_id.text)
     try:
         trees = decode_trees(section_body(model, "FRST"))
-    except (FormatError, Exception) as exc:  # a signed but malformed payload
+    except (FormatError, struct.error, IndexError, RecursionError) as exc:  # signed, but bad
         return Refusal(sender, "malformed", f"FRST: {exc}", store_key, tree_id.text)
     if len(trees) != 1:
         return Refusal(sender, "malformed", f"{len(trees)} trees in a one-tree container",

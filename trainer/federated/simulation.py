@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pyastore import format as fmt
 from pyastore import keys
 from pyastore.errors import UsageError
 from trainer.federated import logbook
@@ -95,10 +96,26 @@ def utc_now() -> str:
     return now()
 
 
+def single_blas_thread():
+    """A context that keeps BLAS to one thread: the matrices here are small (a few hundred
+    trees), and on a busy machine two BLAS threads make a least-squares solve 40x slower."""
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=1, user_api="blas")
+
+
 def simulate(parts: list[AgentData], params: FederationParams, *, out_dir: str | os.PathLike[str],
              log_path: str | os.PathLike[str], progress: bool = False,
              key_seed: bytes | None = None, publish: bool = True) -> SimulationResult:
     """Run one federation (module docstring) and return its agents and outputs."""
+    with single_blas_thread():
+        return _simulate(parts, params, out_dir=out_dir, log_path=log_path, progress=progress,
+                         key_seed=key_seed, publish=publish)
+
+
+def _simulate(parts: list[AgentData], params: FederationParams, *,
+              out_dir: str | os.PathLike[str], log_path: str | os.PathLike[str], progress: bool,
+              key_seed: bytes | None, publish: bool) -> SimulationResult:
     params.check()
     n_agents = len(parts)
     graph = neighbours(params.topology, n_agents)  # refuses impossible topologies first
@@ -137,8 +154,6 @@ def simulate(parts: list[AgentData], params: FederationParams, *, out_dir: str |
                                   phase="done", trees=len(agent.ensemble))
             data = agent.final_model(publish=publish)
             path = out / f"agent-{agent.id:02d}.astore"
-            from pyastore import format as fmt
-
             fmt.write_file(path, data)
             paths.append(path)
         log.checkpoint()
