@@ -26,8 +26,13 @@ import hashlib
 import json
 import struct
 import sys
+from typing import TYPE_CHECKING, Any
 
 from pyastore.errors import FormatError, UsageError
+
+if TYPE_CHECKING:
+    from chain.provenance import TreeClaim
+    from pyastore.model import Model
 
 TREE_DIGEST_DOMAIN = b"pyastore-tree-v1\n"
 _NODE_BYTES = 12
@@ -62,20 +67,20 @@ def frst_tree_digests(frst: bytes) -> list[str]:
     return digests
 
 
-def section_body(model, kind: str) -> bytes:
+def section_body(model: Model, kind: str) -> bytes:
     """The body of section ``kind`` of a loaded ``pyastore.Model``."""
     for section_kind, _flags, offset, length in model.sections():
         if section_kind == kind:
-            return model.container_bytes[offset:offset + length]
+            return bytes(model.container_bytes[offset:offset + length])
     raise FormatError(f"{model.source}: the container has no {kind} section")
 
 
-def model_tree_digests(model) -> list[str]:
+def model_tree_digests(model: Model) -> list[str]:
     """The digest of every tree of a loaded forest model, in tree order."""
     return frst_tree_digests(section_body(model, "FRST"))
 
 
-def model_tree_claims(model):
+def model_tree_claims(model: Model) -> tuple[int, str, list[TreeClaim]]:
     """The model's per-tree origin (META ``provenance.federation``) joined with the digests
     recomputed from its FRST section: ``(agent, process, [TreeClaim...])``."""
     from chain.provenance import TreeClaim
@@ -106,9 +111,9 @@ def model_tree_claims(model):
     return agent, process, claims
 
 
-def add_parser(subparsers) -> argparse.ArgumentParser:
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Register ``provenance`` on the ``pyastore chain`` subparsers object."""
-    parser = subparsers.add_parser(
+    parser: argparse.ArgumentParser = subparsers.add_parser(
         "provenance",
         help="prove every tree of a federated model traces to its creator and to shares",
         description="Prove closure for a federated agent's model: every tree traces to a FIT "
@@ -131,10 +136,9 @@ def run(args: argparse.Namespace) -> int:
     """Check closure; print one line per tree (or JSON); raise ``ProvenanceError`` on failure."""
     import warnings
 
-    from chain.provenance import prove_closure
-
     import pyastore
     from chain.log import Log
+    from chain.provenance import prove_closure
     from pyastore import keys
 
     with warnings.catch_warnings():  # trust is decided against the consortium below
