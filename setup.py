@@ -13,7 +13,10 @@ from setuptools import setup
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-def read_build_definition(path=os.path.join(HERE, "csrc", "libastore.mk")):
+BUILD_DEFINITION = os.path.join(HERE, "csrc", "libastore.mk")
+
+
+def read_build_definition(path=BUILD_DEFINITION):
     """``NAME = words`` lines of libastore.mk -> {NAME: [words]}; comments, blanks skipped."""
     definition = {}
     with open(path, encoding="utf-8") as handle:

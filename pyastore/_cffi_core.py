@@ -32,6 +32,10 @@ from __future__ import annotations
 import math
 import operator
 import os
+from typing import TYPE_CHECKING, Any, NoReturn
+
+if TYPE_CHECKING:
+    from pyastore.errors import PyastoreError
 
 try:
     import cffi
@@ -138,7 +142,7 @@ def _library_candidates() -> list[str]:
     return [os.path.join(here, "libastore.so"), "libastore.so", "astore"]
 
 
-def _open_library():
+def _open_library() -> tuple[Any, str]:
     tried = []
     for candidate in _library_candidates():
         try:
@@ -167,7 +171,7 @@ STATUS_NAMES: tuple[str, ...] = tuple(
 
 
 def _error(status: int, message: str, offset: int = NO_OFFSET, row: int = NO_ROW,
-           column: int = NO_COLUMN):
+           column: int = NO_COLUMN) -> PyastoreError:
     """The pyastore.errors exception for a failed call, exactly as bindings.cpp builds it."""
     from pyastore import errors
 
@@ -178,13 +182,13 @@ def _error(status: int, message: str, offset: int = NO_OFFSET, row: int = NO_ROW
         column=None if column == NO_COLUMN else int(column))
 
 
-def _raise(err, row_shift: int = 0) -> None:
+def _raise(err: Any, row_shift: int = 0) -> NoReturn:
     row = int(err.row)
     raise _error(int(err.status), ffi.string(err.message).decode("utf-8"), int(err.offset),
                  row if row == NO_ROW else row + row_shift, int(err.column))
 
 
-def _check(status: int, err) -> None:
+def _check(status: int, err: Any) -> None:
     if status != lib.ASTORE_OK:
         _raise(err)
 
@@ -268,7 +272,7 @@ class Container:
         return bytes(ffi.buffer(info.data, info.length))
 
 
-def _as_double(item) -> float:
+def _as_double(item: Any) -> float:
     """PyFloat_AsDouble's conversion: floats, and objects with __float__ or __index__."""
     if isinstance(item, (str, bytes, bytearray)):
         raise TypeError("must be real number")
@@ -290,7 +294,7 @@ class Model:
         _check(lib.astore_model_open(container._handle, out, err), err)
         container_handle = container._handle
 
-        def close(model, _container_handle=container_handle):
+        def close(model: Any, _container_handle: Any = container_handle) -> None:
             # _container_handle keeps the container open until the model is closed
             lib.astore_model_close(model)
 
@@ -323,7 +327,7 @@ class Model:
     def accepts_missing(self) -> tuple[bool, ...]:
         return self._accepts_missing
 
-    def score_one(self, row) -> list[float]:
+    def score_one(self, row: Any) -> list[float]:
         """One event: a sequence of numbers (None = missing)."""
         if not isinstance(row, (list, tuple)):
             try:
@@ -364,7 +368,7 @@ class Model:
                          f"{self._n_inputs} columns")
         return x_count // self._n_inputs
 
-    def score_into(self, x, out, n_threads: int = 1) -> None:
+    def score_into(self, x: Any, out: Any, n_threads: int = 1) -> None:
         """Batch: ``x`` a C-contiguous float32 buffer of n_rows * n_inputs values, ``out`` a
         writable C-contiguous float64 buffer of n_rows * n_outputs values."""
         try:
@@ -392,7 +396,7 @@ class Model:
                                         out_pointer, out_len, n_threads, err)
         _check(status, err)
 
-    def check_rows(self, x, start: int = 0) -> None:
+    def check_rows(self, x: Any, start: int = 0) -> None:
         """The rows of ``x`` (as for score_into) from ``start`` on, checked against the
         inputs' missing-value policies: raises the InputError of the first refused row (its
         ``row`` indexes ``x``); returns None when every row may be scored."""

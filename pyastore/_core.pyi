@@ -1,6 +1,7 @@
 """Type stubs of pyastore._core, the pybind11 binding of libastore (csrc/bindings.cpp)."""
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 LIBRARY_VERSION: str
 FORMAT_VERSION: tuple[int, int]

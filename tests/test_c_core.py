@@ -229,7 +229,7 @@ def setup_py_parser():
     tree = ast.parse((ROOT / "setup.py").read_text())
     function = next(node for node in tree.body if isinstance(node, ast.FunctionDef)
                     and node.name == "read_build_definition")
-    namespace = {"os": __import__("os"), "HERE": str(ROOT)}
+    namespace = {"os": __import__("os"), "BUILD_DEFINITION": str(CSRC / "libastore.mk")}
     exec(compile(ast.Module(body=[function], type_ignores=[]), "setup.py", "exec"), namespace)
     return namespace["read_build_definition"]
 

@@ -14,6 +14,8 @@ re-framed and re-signed with the golden test key, so their store key and signatu
 and only the content is bad. The MLP_ and XFRM cases start from the golden ``tiny_mlp``.
 """
 
+# ruff: noqa: E501 -- CASES is a table, one case per line where it fits in 130 columns
+
 from __future__ import annotations
 
 import hashlib

@@ -237,7 +237,7 @@ def test_argument_errors_identical(backends):
         lambda m: m.score_into(np.zeros(3, np.float32), np.zeros(0)),
     ]
     for i, case in enumerate(cases):
-        pybind_error, cffi_error = (error_of(lambda: case(m)) for m in models)
+        pybind_error, cffi_error = (error_of(lambda case=case, m=m: case(m)) for m in models)
         assert pybind_error is not None, i
         assert pybind_error[0] == cffi_error[0], (i, pybind_error, cffi_error)
         if pybind_error[0] != "TypeError":  # pybind11's own signature texts are not mirrored
@@ -256,7 +256,7 @@ def test_negative_corpus_errors_identical(backends):
     assert len(names) > 20
     for name in names:
         data = (CORPUS_DIR / name).read_bytes()
-        results = [error_of(lambda core=core: core.Model(core.Container(data)))
+        results = [error_of(lambda core=core, data=data: core.Model(core.Container(data)))
                    for core in (pybind, cffi_core)]
         assert results[0] == results[1], name
 
@@ -285,7 +285,7 @@ def test_missing_value_policy_identical(backends):
         lambda m: m.score_one([0.0, nan, nan]),
     ]
     for i, case in enumerate(cases):
-        pybind_error, cffi_error = (error_of(lambda: case(m)) for m in models)
+        pybind_error, cffi_error = (error_of(lambda case=case, m=m: case(m)) for m in models)
         assert (pybind_error is None) == (cffi_error is None), (i, pybind_error, cffi_error)
         if pybind_error is not None and pybind_error[0] != "TypeError":
             assert pybind_error == cffi_error, i

@@ -19,6 +19,7 @@ Regenerate the golden score files with ``pytest tests/cross --update-goldens`` (
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import shutil
@@ -26,8 +27,6 @@ import struct
 import subprocess
 import sys
 from pathlib import Path
-
-import importlib.util
 
 import pytest
 
