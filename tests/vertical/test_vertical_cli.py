@@ -303,3 +303,21 @@ def test_bad_input_gets_a_clear_error_and_exit_code(tmp_path, csv_text, parties,
     assert done.returncode == code, done.stderr
     assert message in done.stderr and "Traceback" not in done.stderr
     assert not (tmp_path / "out" / "round-0" / "logs").exists()  # refused before any process
+
+
+def test_vertical_stops_every_process_when_one_fails(tmp_path):
+    """The parties need far longer than half a second to start torch and train 50 epochs: the
+    host gives up, and the orchestrator stops the parties and reports the host's error and
+    exit code."""
+    write_data(tmp_path / "data.csv", n_rows=80)
+    started = time.monotonic()
+    done = run_cli("vertical", "--data", str(tmp_path / "data.csv"), "--target", "label", "--id",
+                   "id", *PARTY_ARGS, "--chain", str(tmp_path / "x.log"), "--store",
+                   str(tmp_path / "store"), "--out", str(tmp_path / "out"), "--epochs", "50",
+                   "--timeout", "0.5")
+    assert done.returncode == 8, done.stderr
+    assert "host failed (exit code 8): pyastore-train: error: host: timed out after 0.5 s " \
+           "waiting for representations" in done.stderr
+    assert "Traceback" not in done.stderr and time.monotonic() - started < 60
+    logs = tmp_path / "out" / "round-0" / "logs"
+    assert sorted(p.name for p in logs.iterdir()) == ["bank.log", "host.log", "personal.log"]

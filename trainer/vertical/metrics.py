@@ -1,4 +1,5 @@
-"""Classification metrics of the vertical experiment, at the cutoff 0.5.
+"""Classification metrics of the vertical experiment: class 1 when P(class 1) > 0.5, the
+containers' decision rule (a score exactly at the cutoff is negative).
 
 ``accuracy``; ``macro_precision`` / ``macro_recall`` / ``macro_f1`` (the unweighted mean over
 the two classes, what the published table reports); ``precision_1`` / ``recall_1`` / ``f1_1``
@@ -19,7 +20,7 @@ def classification_metrics(labels: np.ndarray, probabilities: np.ndarray,
     from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support
 
     y = np.asarray(labels).astype(int)
-    predicted = (np.asarray(probabilities) >= cutoff).astype(int)
+    predicted = (np.asarray(probabilities) > cutoff).astype(int)
     precision, recall, f1, _ = precision_recall_fscore_support(
         y, predicted, labels=[0, 1], zero_division=0)
     (tn, fp), (fn, tp) = confusion_matrix(y, predicted, labels=[0, 1])

@@ -33,7 +33,7 @@ PUBLISHED = {
 PUBLISHED_TEST_CLASS_COUNTS = (1343, 157)
 
 
-def _mean_std(values: Sequence[float]) -> dict[str, float]:
+def mean_std(values: Sequence[float]) -> dict[str, float]:
     array = np.asarray(values, dtype=np.float64)
     std = float(array.std(ddof=1)) if len(array) > 1 else 0.0
     return {"mean": float(array.mean()), "std": std}
@@ -44,22 +44,23 @@ def summarise(results: Sequence[Any], party_names: Sequence[str]) -> dict[str, A
         ["centralised"] if "centralised" in results[0].metrics else [])
     summary: dict[str, Any] = {"seeds": [r.seed for r in results], "models": {}}
     for model in models:
-        summary["models"][model] = {m: _mean_std([r.metrics[model][m] for r in results])
+        summary["models"][model] = {m: mean_std([r.metrics[model][m] for r in results])
                                     for m in METRICS}
     summary["test_class_counts"] = [list(r.test_class_counts) for r in results]
     summary["composed_bit_identical_every_round"] = all(r.composed_equal for r in results)
     summary["composed_rows_checked"] = [r.composed_rows for r in results]
-    summary["costs"] = {"seconds": _mean_std([r.seconds for r in results]),
-                        "bytes_exchanged": _mean_std([r.bytes_exchanged for r in results]),
-                        "blobs": _mean_std([r.blobs for r in results]),
-                        "log_records": _mean_std([r.log_records for r in results])}
+    summary["costs"] = {"seconds": mean_std([r.seconds for r in results]),
+                        "bytes_exchanged": mean_std([r.bytes_exchanged for r in results]),
+                        "blobs": mean_std([r.blobs for r in results]),
+                        "log_records": mean_std([r.log_records for r in results])}
     summary["published"] = PUBLISHED
     summary["published_test_class_counts"] = list(PUBLISHED_TEST_CLASS_COUNTS)
     return summary
 
 
 def plot_curves(results: Sequence[Any], path: Path, title: str = "") -> bool:
-    """Host vs centralised training loss and accuracy per epoch, mean +- std over seeds."""
+    """Host vs centralised training loss and accuracy per epoch: the mean over the seeds, and
+    a band from the lowest to the highest seed."""
     if "centralised" not in results[0].curves:
         return False
     import matplotlib
@@ -72,15 +73,17 @@ def plot_curves(results: Sequence[Any], path: Path, title: str = "") -> bool:
         for axis, key in zip(axes, ("loss", "accuracy")):
             runs = np.asarray([r.curves[model][key] for r in results])
             epochs = np.arange(1, runs.shape[1] + 1)
-            mean, std = runs.mean(axis=0), runs.std(axis=0)
-            axis.plot(epochs, mean, color=colour, label=model)
-            axis.fill_between(epochs, mean - std, mean + std, color=colour, alpha=0.2)
+            axis.plot(epochs, runs.mean(axis=0), color=colour, label=model)
+            # the band spans the seeds' lowest and highest values (a mean +- std band would
+            # cross zero on the log-scaled loss)
+            axis.fill_between(epochs, runs.min(axis=0), runs.max(axis=0), color=colour,
+                              alpha=0.2)
             axis.set_xlabel("epoch")
             axis.set_ylabel(f"training {key}" + (" (binary cross-entropy)" if key == "loss"
                                                  else ""))
     axes[0].set_yscale("log")
     axes[0].legend()
-    figure.suptitle(title or f"host vs centralised, mean +- std over {len(results)} seeds")
+    figure.suptitle(title or f"host vs centralised: mean and range over {len(results)} seeds")
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)
