@@ -21,7 +21,10 @@ Policies enforced on append (and re-checked by :meth:`Log.verify`):
 * a store key is published (``model``) at most once; a second publish is refused naming the
   index that holds the first;
 * a ``revoke`` needs an earlier publish of the key, at most one revoke per key, signed by the
-  publisher's key or by the log's own key (the operator).
+  publisher's key or by the log's own key (the operator);
+* a transaction id is decided at most once: :meth:`Log.append_tx_batch` answers a second
+  ``tx`` for an id (or, for a ``tx`` without an id, for the same subject) with the index of
+  the first instead of appending it, looking ids up in the storage's index (``tx_index``).
 
 Thread safety: a ``Log`` wraps one SQLite connection; use one per thread or process. Many
 processes may append to the same file at once: appends serialize on the tip.
@@ -29,9 +32,10 @@ processes may append to the same file at once: appends serialize on the tip.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -44,6 +48,7 @@ from chain.records import (
     GENESIS_PREV_HASH,
     KIND_MODEL,
     KIND_REVOKE,
+    KIND_TX,
     Record,
     RecordError,
     parse_subject,
@@ -79,6 +84,32 @@ class VerifyReport:
     revocations: int
     unknown_kind_indices: tuple[int, ...]
     checkpoints_checked: int
+    transactions: int = 0
+
+
+@dataclass(frozen=True)
+class TxDraft:
+    """A ``tx`` record to append (:meth:`Log.append_tx_batch`), before it has an index.
+
+    ``tx_id`` is the transaction id (the record's name; "" when the transaction had no
+    readable id), ``subject`` the ``sha256:`` digest of its canonical bytes, ``description``
+    and ``reason`` as docs/GATE.md defines them for the gate.
+    """
+
+    tx_id: str
+    subject: str
+    description: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class TxOutcome:
+    """What became of one draft: its new ``record``, or ``duplicate_of``, the index of the
+    ``tx`` record that already holds its id (then nothing was appended for it)."""
+
+    draft: TxDraft
+    record: Record | None
+    duplicate_of: int | None
 
 
 def _load_signing_key(key: keys.SigningKey | str | os.PathLike[str]) -> keys.SigningKey:
@@ -309,8 +340,8 @@ class Log:
         time: str | None = None,
     ) -> Record:
         """Append a record of another kind (receipts, shares, blobs); no policy is applied."""
-        if kind in (KIND_MODEL, KIND_REVOKE):
-            raise UsageError(f"use append_model / revoke for {kind!r} records")
+        if kind in (KIND_MODEL, KIND_REVOKE, KIND_TX):
+            raise UsageError(f"use append_model / revoke / append_tx_batch for {kind!r} records")
         subject = parse_subject(subject)
         when = time or utc_now()
         return self._append(
@@ -320,6 +351,91 @@ class Log:
             ),
             submitter,
         )
+
+    def append_tx_batch(
+        self,
+        drafts: Sequence[TxDraft],
+        submitter: keys.SigningKey,
+        *,
+        time: str | None = None,
+    ) -> list[TxOutcome]:
+        """Append one ``tx`` record per new transaction, all in ONE durable commit.
+
+        Inside the write lock, each draft whose id the log already holds (or that repeats an
+        id earlier in the batch; id-less drafts: the same subject) becomes a duplicate outcome
+        pointing at the first record; the others are signed by ``submitter`` and chained. When
+        this returns, every appended record is durable; if it raises, nothing was appended.
+        """
+        when = time or utc_now()
+        submitter_hex = keys.public_key_hex(submitter.public_key)
+        outcomes: list[TxOutcome] = []
+
+        def build(context: AppendContext) -> list[Record]:
+            outcomes.clear()
+            records: list[Record] = []
+            seen: dict[str, int] = {}
+            index, prev_hash = context.index, context.prev_hash
+            for draft in drafts:
+                key = draft.tx_id or draft.subject
+                first = seen.get(key)
+                if first is None:
+                    first = self._first_tx(context.storage, draft)
+                if first is not None:
+                    outcomes.append(TxOutcome(draft, None, first))
+                    continue
+                try:
+                    unsigned = Record(
+                        index=index, kind=KIND_TX, subject=draft.subject, name=draft.tx_id,
+                        description=draft.description, time=when, submitter=submitter_hex,
+                        prev_hash=prev_hash, reason=draft.reason, signature="",
+                    )
+                except RecordError as exc:
+                    raise UsageError(str(exc)) from None
+                signature = submitter.sign(unsigned.signing_message()).hex()
+                record = dataclasses.replace(unsigned, signature=signature)
+                records.append(record)
+                outcomes.append(TxOutcome(draft, record, None))
+                seen[key] = index
+                index, prev_hash = index + 1, record.record_hash().hex()
+            return records
+
+        self.storage.append_batch(build)
+        return list(outcomes)
+
+    @staticmethod
+    def _first_tx(storage: Storage, draft: TxDraft) -> int | None:
+        if draft.tx_id:
+            return storage.tx_index(draft.tx_id)
+        for stored in storage.find_by_subject(draft.subject):
+            if stored.kind == KIND_TX and not stored.record().name:
+                return stored.index
+        return None
+
+    def tx(self, tx_id: str) -> Record | None:
+        """The ``tx`` record deciding transaction ``tx_id``, or None."""
+        index = self.storage.tx_index(tx_id)
+        return None if index is None else self.record(index)
+
+    def prove_index(
+        self, index: int, signing_key: keys.SigningKey | str | os.PathLike[str] | None = None
+    ) -> ProofBundle:
+        """A proof bundle for the record at ``index`` (any kind, e.g. a ``tx`` decision): the
+        record and its inclusion proof in a fresh checkpoint (the log key is needed), or in
+        the latest stored checkpoint covering it. ``revocations`` is empty."""
+        record = self.record(index)
+        try:
+            signed = self.checkpoint(signing_key)
+        except KeyFileError:
+            if signing_key is not None:
+                raise
+            latest = self.storage.latest_checkpoint()
+            if latest is None or latest.size <= index:
+                raise LogError(
+                    f"no checkpoint covers record {index} and the log key is not available to "
+                    "sign one; run 'pyastore chain checkpoint LOG --key LOGKEY'"
+                ) from None
+            signed = checkpoints.parse(latest.note)
+        return ProofBundle(signed.text, self._entry(record, signed.size), ())
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -476,7 +592,7 @@ class Log:
         published: dict[str, tuple[int, str]] = {}
         revoked: set[str] = set()
         unknown: list[int] = []
-        models = revocations = 0
+        models = revocations = transactions = indexed_ids = 0
         prev_hash = GENESIS_PREV_HASH
         expected = 0
         for stored in storage.iterate():
@@ -523,7 +639,12 @@ class Log:
                 models += 1
             elif record.kind == KIND_REVOKE:
                 revocations += 1
-            else:
+            elif record.kind == KIND_TX:
+                transactions += 1
+                if record.name:
+                    indexed_ids += 1
+                    self._check_tx_id(record, storage.tx_index(record.name))
+            elif not record.kind_known:
                 unknown.append(index)
             for level, position, value in accumulator.push(computed):
                 stored_value = storage.stored_node(level, position)
@@ -550,10 +671,34 @@ class Log:
                 f"the tree node table has {storage.node_count()} rows, expected {nodes_expected}",
                 index=None,
             )
+        if storage.tx_id_count() != indexed_ids:
+            raise LogCorruptionError(
+                f"the transaction id index has {storage.tx_id_count()} entries, but the log "
+                f"holds {indexed_ids} tx record(s) with an id",
+                index=None,
+            )
         for stored_checkpoint in stored_checkpoints:
             self._check_stored_checkpoint(stored_checkpoint, size, roots_at)
         return VerifyReport(
-            size, accumulator.root(), models, revocations, tuple(unknown), len(stored_checkpoints)
+            size, accumulator.root(), models, revocations, tuple(unknown), len(stored_checkpoints),
+            transactions,
+        )
+
+    @staticmethod
+    def _check_tx_id(record: Record, indexed: int | None) -> None:
+        """Each id decided once: the index must send the id to this very record."""
+        if indexed == record.index:
+            return
+        if indexed is None:
+            raise LogCorruptionError(
+                f"record {record.index}: transaction id {record.name!r} is missing from the "
+                "transaction id index",
+                index=record.index,
+            )
+        raise LogCorruptionError(
+            f"record {record.index}: second decision for transaction id {record.name!r} "
+            f"(the index holds it at {indexed})",
+            index=record.index,
         )
 
     @staticmethod

@@ -29,7 +29,9 @@ Round-trip law: ``Record.decode(r.encode()) == r`` for every valid record ``r``,
 ``Record.decode(b).encode() == b`` for every ``b`` that decodes: :meth:`Record.decode` refuses
 any byte string that is not the canonical encoding of its own value.
 
-Kinds: ``model`` (publish a store key) and ``revoke`` are understood. Any other kind that is
+Kinds: ``model`` (publish a store key) and ``revoke`` are understood; ``tx`` (a decision of
+the transaction gate, ``name`` holding the transaction id, unique among ``tx`` records) and
+``receipt`` (a score receipt) are the gate's (docs/GATE.md). Any other kind that is
 syntactically valid (``[a-z][a-z0-9-]{0,31}``) is stored and verified like the rest but
 flagged by ``kind_known == False``, so later kinds (score receipts, federated shares, data
 blobs) can be logged without breaking older verifiers.
@@ -59,7 +61,11 @@ KIND_SHARE = "share"  # federated forests: a tree sent from one agent to another
 KIND_STATUS = "status"  # federated forests: an agent's phase in a round
 FEDERATION_KINDS = frozenset({KIND_PROCESS, KIND_FIT, KIND_SHARE, KIND_STATUS})
 KIND_BLOB = "blob"  # a ciphertext in a content-addressed store (vertical exchange)
-KNOWN_KINDS = frozenset({KIND_MODEL, KIND_REVOKE, KIND_BLOB}) | FEDERATION_KINDS
+KIND_TX = "tx"  # the transaction gate: one decision; name = the transaction id (docs/GATE.md)
+KIND_RECEIPT = "receipt"  # a signed score receipt (docs/GATE.md)
+KNOWN_KINDS = (
+    frozenset({KIND_MODEL, KIND_REVOKE, KIND_BLOB, KIND_TX, KIND_RECEIPT}) | FEDERATION_KINDS
+)
 MAX_NAME = 256
 MAX_DESCRIPTION = 4096
 MAX_REASON = 1024

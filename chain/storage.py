@@ -11,6 +11,13 @@ backend (shared, multi-writer deployments) can implement it without touching the
   Concurrent appenders, in threads or processes, serialize on the tip, so the log is one
   linear history;
 * ``import_records`` -- the same for a batch of already-signed records in one transaction;
+* ``append_batch(build)`` -- group commit: like ``append``, but ``build`` returns a list of
+  records chaining from the tip (each links to the one before it), all written in ONE
+  transaction with one durable commit; the hash chain and the subtree table come out exactly
+  as that many single appends would leave them;
+* ``tx_index(tx_id)`` -- the log index of the ``tx`` record holding a transaction id, or
+  None: the storage keeps an index of the ids of every ``tx`` record it writes (whatever the
+  append path), refuses a second record with the same id, and never needs the ids in memory;
 * reads: ``count``, ``get``, ``iterate``, ``find_by_subject``, ``node`` (perfect subtree
   hashes for :mod:`chain.merkle`), ``stored_node``, ``node_count``;
 * signed checkpoints the log issued: ``put_checkpoint``, ``checkpoints``, ``latest_checkpoint``;
@@ -27,10 +34,13 @@ is read, so two processes can never both append at the same index)::
             leaf_hash BLOB CHECK (length(leaf_hash) = 32))
     nodes(level INTEGER CHECK (level >= 1), idx INTEGER, hash BLOB, PRIMARY KEY (level, idx))
     checkpoints(size INTEGER PRIMARY KEY, root BLOB, note TEXT, created TEXT)
+    tx_ids(id TEXT PRIMARY KEY, idx INTEGER)          transaction id -> index of its tx record
 
 ``nodes`` holds every perfect subtree of two or more leaves, written by the append that
 completes it (on average one per append), so proofs need O(log n) reads at any size. The
-table is derived data: ``Log.verify`` recomputes and compares it.
+table is derived data: ``Log.verify`` recomputes and compares it. So is ``tx_ids`` (the name
+field of every ``tx`` record with a non-empty name); a log created before it existed gets the
+table when first opened for writing.
 
 Thread safety: a :class:`SQLiteStorage` object is one connection; use one per thread.
 """
@@ -43,14 +53,14 @@ import os
 import random
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, TypeVar, cast
 
 from chain import merkle
-from chain.errors import LogCorruptionError
-from chain.records import GENESIS_PREV_HASH, Record, RecordError
+from chain.errors import DuplicateRecordError, LogCorruptionError
+from chain.records import GENESIS_PREV_HASH, KIND_TX, Record, RecordError
 from pyastore.errors import LogError, UsageError
 
 FORMAT_VERSION = 1
@@ -83,6 +93,12 @@ CREATE TABLE checkpoints (
     created TEXT NOT NULL
 );
 """
+# Also run on every writable open, so a log made before the id index gets it.
+_TX_IDS_SCHEMA = """CREATE TABLE IF NOT EXISTS tx_ids (
+    id TEXT PRIMARY KEY,
+    idx INTEGER NOT NULL CHECK (idx >= 0)
+) WITHOUT ROWID"""
+_SCHEMA += _TX_IDS_SCHEMA + ";\n"
 
 
 @dataclass(frozen=True)
@@ -138,6 +154,14 @@ class Storage(Protocol):
     def meta(self) -> LogMeta: ...
 
     def append(self, build: Callable[[AppendContext], Record]) -> tuple[Record, bytes]: ...
+
+    def append_batch(
+        self, build: Callable[[AppendContext], Sequence[Record]]
+    ) -> list[tuple[Record, bytes]]: ...
+
+    def tx_index(self, tx_id: str) -> int | None: ...
+
+    def tx_id_count(self) -> int: ...
 
     def import_records(self, records: Iterable[Record]) -> int: ...
 
@@ -203,6 +227,7 @@ class SQLiteStorage:
         self._db = connection
         self.path = path
         self._meta: LogMeta | None = None
+        self._tx_ids_known: bool | None = None
 
     # -- opening ---------------------------------------------------------------------------
 
@@ -277,6 +302,8 @@ class SQLiteStorage:
         storage = cls(cls._connect(path, create=False, readonly=readonly), path)
         try:
             storage._meta = storage._read_meta()
+            if not readonly:
+                storage._db.execute(_TX_IDS_SCHEMA)  # a log from before the id index
         except BaseException:
             storage.close()
             raise
@@ -346,7 +373,26 @@ class SQLiteStorage:
         nodes = _tip_nodes(self.node, index, leaf)
         if nodes:
             self._db.executemany("INSERT INTO nodes (level, idx, hash) VALUES (?, ?, ?)", nodes)
+        self._index_tx_ids([record])
         return leaf
+
+    def _index_tx_ids(self, records: Iterable[Record]) -> None:
+        """Add the transaction ids of the ``tx`` records among ``records`` to ``tx_ids``;
+        a :class:`DuplicateRecordError` (nothing written) for an id the log already holds."""
+        rows = [(r.name, r.index) for r in records if r.kind == KIND_TX and r.name]
+        if not rows:
+            return
+        try:
+            self._db.executemany("INSERT INTO tx_ids (id, idx) VALUES (?, ?)", rows)
+        except sqlite3.IntegrityError:
+            for tx_id, index in rows:
+                first = self.tx_index(tx_id)
+                if first is not None and first != index:
+                    raise DuplicateRecordError(
+                        f"transaction id {tx_id!r} is already decided at log index {first}",
+                        index=first,
+                    ) from None
+            raise
 
     def _begin_write(self) -> None:
         """``BEGIN IMMEDIATE``, retried with short random sleeps while another writer holds
@@ -389,6 +435,50 @@ class SQLiteStorage:
         return record, leaf
 
     @_database_errors
+    def append_batch(
+        self, build: Callable[[AppendContext], Sequence[Record]]
+    ) -> list[tuple[Record, bytes]]:
+        """Group commit: append the records ``build`` returns, in one transaction.
+
+        ``build`` runs inside the write lock with the tip (as for :meth:`append`) and returns
+        records that chain from it: the first has the tip's index and ``prev_hash``, each
+        next one the following index and the record hash of the one before. Record rows,
+        subtree nodes and transaction ids are written together and committed once (one
+        durable sync for the whole batch); if ``build`` raises or a record does not chain,
+        nothing is written. Returns each record with its leaf hash, in order.
+        """
+        self._begin_write()
+        try:
+            index, prev_hash = self._tip()
+            records = list(build(AppendContext(index, prev_hash, self)))
+            frontier = merkle.RootAccumulator.resume(self, index)
+            rows: list[tuple[int, str, str, bytes, bytes]] = []
+            node_rows: list[tuple[int, int, bytes]] = []
+            appended: list[tuple[Record, bytes]] = []
+            for record in records:
+                if record.index != index or record.prev_hash != prev_hash:
+                    raise LogError(
+                        f"batch record built for index {record.index} after "
+                        f"{record.prev_hash[:16]}..., but it would go at index {index} after "
+                        f"{prev_hash[:16]}..."
+                    )
+                body = record.encode()
+                leaf = merkle.leaf_hash(body)
+                rows.append((index, record.kind, record.subject, body, leaf))
+                node_rows.extend(frontier.push(leaf))
+                appended.append((record, leaf))
+                prev_hash, index = leaf.hex(), index + 1
+            if rows:
+                self._index_tx_ids(records)
+                self._flush_import(rows, node_rows)
+            self._db.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):  # keep the original error
+                self._db.execute("ROLLBACK")
+            raise
+        return appended
+
+    @_database_errors
     def import_records(self, records: Iterable[Record]) -> int:
         """Append signed records that already chain from the tip, in one transaction.
 
@@ -411,6 +501,7 @@ class SQLiteStorage:
                 leaf = merkle.leaf_hash(body)
                 rows.append((index, record.kind, record.subject, body, leaf))
                 node_rows.extend(frontier.push(leaf))
+                self._index_tx_ids([record])
                 prev_hash, index = leaf.hex(), index + 1
                 if len(rows) >= 10000:
                     self._flush_import(rows, node_rows)
@@ -532,6 +623,30 @@ class SQLiteStorage:
             "SELECT CAST(hash AS BLOB) FROM nodes WHERE level = ? AND idx = ?", (level, index)
         ).fetchone()
         return None if row is None else bytes(row[0])
+
+    @_database_errors
+    def tx_index(self, tx_id: str) -> int | None:
+        """The index of the ``tx`` record whose transaction id is ``tx_id``, or None."""
+        if not self._has_tx_ids():
+            return None
+        row = self._db.execute("SELECT idx FROM tx_ids WHERE id = ?", (tx_id,)).fetchone()
+        return None if row is None else int(row[0])
+
+    @_database_errors
+    def tx_id_count(self) -> int:
+        if not self._has_tx_ids():
+            return 0
+        count: int = self._db.execute("SELECT count(*) FROM tx_ids").fetchone()[0]
+        return count
+
+    def _has_tx_ids(self) -> bool:
+        """False only for a log from before the id index, opened read-only."""
+        if self._tx_ids_known is None:
+            row = self._db.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'tx_ids'"
+            ).fetchone()
+            self._tx_ids_known = row is not None
+        return self._tx_ids_known
 
     @_database_errors
     def node_count(self) -> int:
