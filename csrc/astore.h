@@ -56,14 +56,15 @@ typedef enum astore_status {
     /* Malformed framing or section content: bad magic, overlapping sections, a tree child
      * out of range, META that is not valid msgpack or disagrees with the payload, ... */
     ASTORE_ERR_FORMAT = 3,
-    /* A newer format than this library reads: an unknown major version, unknown header
-     * flags, an unknown critical section, an unknown signature algorithm. */
+    /* A newer format than this library reads: an unknown major version, unknown flags in
+     * the file header or a payload section's header (FRST, MLP_, XFRM), an unknown
+     * critical section, an unknown signature algorithm. */
     ASTORE_ERR_VERSION = 4,
     /* The recorded store key is not the SHA-256 of the bytes before SIGN. */
     ASTORE_ERR_INTEGRITY = 5,
     /* A model feature this library cannot score, in a format it reads: an unknown
-     * activation, post-transform, aggregation or scaling, unknown flags of a payload
-     * section, a network wider or deeper than this reader's limits, no scoring payload. */
+     * activation, post-transform, aggregation or transform operation, a network or
+     * transform larger than this reader's limits, no scoring payload. */
     ASTORE_ERR_UNSUPPORTED = 6,
     /* An allocation failed. */
     ASTORE_ERR_NOMEM = 7,

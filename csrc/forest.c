@@ -152,12 +152,15 @@ static astore_status read_header(const astore_section *section, astore_cursor *c
                            "FRST leaf width %u must be 1 or the output count %u",
                            (unsigned)h->leaf_width, (unsigned)h->n_outputs);
     }
-    if (h->post_transform > ASTORE_POST_SOFTMAX || h->aggregation > ASTORE_AGGREGATE_MEAN ||
-        h->flags != 0) {
-        return astore_fail(err, ASTORE_ERR_UNSUPPORTED, section->offset + 16,
-                           "FRST post-transform %u, aggregation %u or flags 0x%x unknown",
-                           (unsigned)h->post_transform, (unsigned)h->aggregation,
+    if (h->flags != 0) {
+        return astore_fail(err, ASTORE_ERR_VERSION, section->offset + 48,
+                           "FRST flags 0x%x unknown (written by a newer version?)",
                            (unsigned)h->flags);
+    }
+    if (h->post_transform > ASTORE_POST_SOFTMAX || h->aggregation > ASTORE_AGGREGATE_MEAN) {
+        return astore_fail(err, ASTORE_ERR_UNSUPPORTED, section->offset + 16,
+                           "FRST post-transform %u or aggregation %u unknown",
+                           (unsigned)h->post_transform, (unsigned)h->aggregation);
     }
     astore_status status;
     if ((status = check_array(section, h->trees_offset, h->n_trees, 24, "tree", err)) ||

@@ -32,8 +32,9 @@ static astore_status read_header(const astore_section *section, astore_cursor *c
                            (unsigned long long)section->length);
     }
     if (h->flags != 0) {
-        return astore_fail(err, ASTORE_ERR_UNSUPPORTED, section->offset + 12,
-                           "XFRM flags 0x%x unknown", (unsigned)h->flags);
+        return astore_fail(err, ASTORE_ERR_VERSION, section->offset + 12,
+                           "XFRM flags 0x%x unknown (written by a newer version?)",
+                           (unsigned)h->flags);
     }
     if (!astore_all_zero(h->reserved, sizeof h->reserved)) {
         return astore_fail(err, ASTORE_ERR_FORMAT, section->offset + 16,

@@ -120,6 +120,8 @@ def test_the_bindings_hold_no_status_table_of_their_own():
     ("unknown_critical_section", "ASTORE_ERR_VERSION", errors.UnsupportedVersionError),
     ("signature_algorithm_unknown", "ASTORE_ERR_VERSION", errors.UnsupportedVersionError),
     ("major_version_2", "ASTORE_ERR_VERSION", errors.UnsupportedVersionError),
+    ("forest_flags_unknown", "ASTORE_ERR_VERSION", errors.UnsupportedVersionError),
+    ("mlp_flags_unknown", "ASTORE_ERR_VERSION", errors.UnsupportedVersionError),
     ("mlp_unknown_activation", "ASTORE_ERR_UNSUPPORTED", errors.UnsupportedModelError),
     ("xfrm_unknown_scaling", "ASTORE_ERR_UNSUPPORTED", errors.UnsupportedModelError),
     ("forest_unknown_transform", "ASTORE_ERR_UNSUPPORTED", errors.UnsupportedModelError),
