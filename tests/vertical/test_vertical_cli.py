@@ -196,15 +196,25 @@ def test_each_side_alone_with_the_party_and_host_commands(tmp_path):
                    "--out", str(tmp_path / name), *shared]
         processes.append(subprocess.Popen(command, env=child_env(), stderr=subprocess.PIPE,
                                           text=True))
-    host = run_cli("vertical-host", "run", "--sign-key", str(keys / "host.key"), "--box-key",
-                   str(keys / "host.box.key"), "--out", str(tmp_path / "host"), "--predict",
-                   str(tmp_path / "ids.txt"), *shared)
-    for process in processes:
-        _, stderr = process.communicate(timeout=120)
-        assert process.returncode == 0, stderr
+    host_keys = ["--sign-key", str(keys / "host.key"), "--box-key", str(keys / "host.box.key")]
+    host = run_cli("vertical-host", "run", *host_keys, "--out", str(tmp_path / "host"),
+                   "--predict", str(tmp_path / "ids.txt"), "--no-close", *shared)
     assert host.returncode == 0, host.stderr
     predictions = (tmp_path / "host" / "predictions.csv").read_text().splitlines()
     assert predictions[0] == "pseudonym,P_1" and len(predictions) == 161
+    # later, a new host process predicts a few customers with the trained container, then
+    # closes the round: the parties, still serving, answer and stop
+    (tmp_path / "few.txt").write_text("".join(line.split(",")[0] + "\n"
+                                              for line in predictions[1:6]))
+    later = run_cli("vertical-host", "predict", "--model", str(tmp_path / "host" / "host.astore"),
+                    "--predict", str(tmp_path / "few.txt"), *host_keys, "--out",
+                    str(tmp_path / "later"), "--close", *shared[:6])
+    assert later.returncode == 0, later.stderr
+    assert (tmp_path / "later" / "predictions.csv").read_text().splitlines() == predictions[:6]
+    for process in processes:
+        _, stderr = process.communicate(timeout=120)
+        assert process.returncode == 0, stderr
+        assert "served 2 request(s)" in stderr
     done = run_cli("vertical-host", "compose", "--encoder",
                    str(tmp_path / "personal" / "personal.encoder.astore"), "--encoder",
                    str(tmp_path / "bank" / "bank.encoder.astore"), "--host",

@@ -3,7 +3,7 @@
 * ``vertical``: every participant as its own process on this machine
   (``trainer.vertical.orchestrate``), one round per seed, with an optional report;
 * ``vertical-party keygen | id-key | pseudonyms | run``: a data party on its own machine;
-* ``vertical-host roster | run | compose``: the host on its own machine.
+* ``vertical-host roster | run | predict | compose``: the host on its own machine.
 
 Errors are one ``pyastore-train: error: ...`` line and the exit codes of ``pyastore.errors``
 (2 usage, 4 integrity/refused message, 5 bad input data, 7 log), plus 8 when a participant
@@ -47,8 +47,10 @@ examples:
   pyastore-train vertical-host roster --party personal=keys/personal --party bank=keys/bank \\
       --host host=keys/host --out roster.json
   pyastore-train vertical-host run --roster roster.json --sign-key keys/host.key \\
-      --box-key keys/host.box.key --chain exchange.log --store store/ --out host/ \\
-      --predict customers.txt
+      --box-key keys/host.box.key --chain exchange.log --store store/ --out host/ --no-close
+  pyastore-train vertical-host predict --model host/host.astore --predict customers.txt \\
+      --roster roster.json --sign-key keys/host.key --box-key keys/host.box.key \\
+      --chain exchange.log --store store/ --out host/ --close
   pyastore-train vertical-host compose --encoder personal.encoder.astore \\
       --encoder bank.encoder.astore --host host/host.astore --trust keys/personal.pub \\
       --trust keys/bank.pub --trust keys/host.pub --sign-key keys/host.key --out composed.astore
@@ -259,10 +261,8 @@ def cmd_host_run(args: argparse.Namespace) -> int:
         result = host.train(out, keys.SigningKey.load(args.sign_key))
         _say(f"{args.name}: trained on {result.n_train} joined rows; wrote {result.model_path}")
         if wanted is not None:
-            scores = host.predict(wanted)
             path = out / "predictions.csv"
-            path.write_text("pseudonym,P_1\n" + "".join(
-                f"{p.hex()},{float(s)!r}\n" for p, s in zip(wanted, scores)))
+            _write_predictions(path, wanted, host.predict(wanted))
             _say(f"{args.name}: predicted {len(wanted)} customers by request; wrote {path}")
         if not args.no_close:
             host.close_round()
@@ -270,6 +270,29 @@ def cmd_host_run(args: argparse.Namespace) -> int:
             "bytes_sent": exchange.bytes_sent, "bytes_received": exchange.bytes_received,
             "records_sent": exchange.records_sent}, indent=2) + "\n")
     return 0
+
+
+def cmd_host_predict(args: argparse.Namespace) -> int:
+    from trainer.vertical.host import Host, HostConfig
+
+    wanted = _read_pseudonyms(args.predict)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    config = HostConfig(name=args.name, round=args.round, timeout=args.timeout)
+    with _exchange(args, args.name) as exchange:
+        host = Host(config, exchange)
+        host.use_model(args.model)
+        _write_predictions(out / "predictions.csv", wanted, host.predict(wanted))
+        _say(f"{args.name}: predicted {len(wanted)} customers by request; wrote "
+             f"{out / 'predictions.csv'}")
+        if args.close:
+            host.close_round()
+    return 0
+
+
+def _write_predictions(path: Path, pseudonyms: list[bytes], scores) -> None:
+    path.write_text("pseudonym,P_1\n" + "".join(
+        f"{p.hex()},{float(s)!r}\n" for p, s in zip(pseudonyms, scores)))
 
 
 def cmd_host_compose(args: argparse.Namespace) -> int:
@@ -381,6 +404,25 @@ def add_commands(commands: Any, formatter_class: Any) -> None:
     _exchange_options(run)
     _training_options(run)
     run.set_defaults(handler=cmd_host_run)
+    predict = actions.add_parser("predict", help="predict with a trained host container",
+                                 formatter_class=formatter_class, epilog=HOST_EXAMPLES)
+    predict.add_argument("--name", default="host", help="the host's name in the roster")
+    predict.add_argument("--model", metavar="host.astore", required=True,
+                         help="the host container of the round (signed by this host)")
+    predict.add_argument("--predict", metavar="FILE", required=True,
+                         help="pseudonyms (hex, one a line) to predict")
+    predict.add_argument("--sign-key", required=True)
+    predict.add_argument("--box-key", required=True)
+    predict.add_argument("--out", metavar="DIR", required=True, help="gets predictions.csv")
+    predict.add_argument("--close", action="store_true",
+                         help="close the round afterwards (the parties stop serving)")
+    predict.add_argument("--chain", metavar="LOG", required=True, help="the shared log")
+    predict.add_argument("--store", metavar="DIR", required=True, help="the shared store")
+    predict.add_argument("--roster", metavar="FILE", required=True)
+    predict.add_argument("--round", type=int, default=0, help="the round being served")
+    predict.add_argument("--timeout", type=float, default=600.0, metavar="SECONDS",
+                         help="longest wait for a party's answer (default 600)")
+    predict.set_defaults(handler=cmd_host_predict)
     compose = actions.add_parser("compose", help="one container from the encoders and host")
     compose.add_argument("--encoder", metavar="FILE", action="append", required=True,
                          help="a party's encoder container (in the host's input order)")

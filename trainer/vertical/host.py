@@ -69,12 +69,15 @@ class Host:
         """Wait for one ``kind`` message of this round from each party in ``wanted`` (party
         name -> the request id it must answer, or "")."""
         got: dict[str, Message] = {}
+        asked = set(wanted.values())
 
         def poll() -> dict[str, Message] | None:
             for received in self.exchange.inbox():
                 message = received.message
                 if message.round != self.config.round or message.kind != kind:
                     continue  # another round's traffic, or not what is waited for now
+                if kind == "predict-response" and message.reply_to not in asked:
+                    continue  # the answer to an earlier request (a host reads the whole log)
                 if message.sender not in wanted:
                     raise MessageError(f"log record {received.index}: unexpected {kind} from "
                                        f"{message.sender}")
@@ -150,6 +153,20 @@ class Host:
                             round(time.perf_counter() - started, 3))
         (out_dir / "curve.json").write_text(json.dumps(asdict(curve), indent=2) + "\n")
         return result
+
+    def use_model(self, path: str | Path) -> None:
+        """Predict with a host container trained earlier (signed by this host's key) instead
+        of training now: the parties of its round must still be serving."""
+        from pyastore import load
+
+        model = load(path, trusted_keys=[self.exchange.me.sign_key], use_default_trust=False)
+        widths = {p.name: sum(1 for n in model.input_names if n.startswith(f"{p.name}."))
+                  for p in self.parties}
+        if sum(widths.values()) != len(model.input_names) or not all(widths.values()):
+            raise InputError(f"{path}: its inputs {', '.join(model.input_names)} are not the "
+                             f"representations of this roster's parties "
+                             f"({', '.join(widths)})")
+        self.model = model
 
     def predict(self, pseudonyms: Sequence[bytes]) -> np.ndarray:
         """P(class 1) for each customer named, by the request-only flow (module docstring)."""
