@@ -137,7 +137,7 @@ if pytest is not None:
         model = pyastore_model(name)
         x = rows(name, 100_000)
         out = np.empty((len(x), 1))
-        benchmark(model._core.score_into, x, out, 1)
+        benchmark(model.score_into, x, out)
 
     @pytest.mark.parametrize("name", list(NETWORKS))
     def test_onnxruntime_batch_100k_one_thread(benchmark, name):
@@ -180,7 +180,7 @@ def measure(name: str, n_rows: int, repeats: int, calls: int) -> dict[str, float
     row = x[0].tolist()
     result = {
         "one_pyastore": per_call_seconds(model.score_one, row, calls),
-        "batch_pyastore": batch_seconds(lambda: model._core.score_into(x, out, 1), repeats),
+        "batch_pyastore": batch_seconds(lambda: model.score_into(x, out), repeats),
         "kernel": kernel_name(),
     }
     try:

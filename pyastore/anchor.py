@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 
 from pyastore.errors import LogError, UsageError
+from pyastore.files import read_bytes
 
 
 def default_proof_path(container_path: str) -> str:
@@ -23,14 +24,10 @@ def check_anchored(store_key: str, proof_path: str, log_public_key: bytes,
     """Verify the bundle (and the log when given); return a one-line summary."""
     from chain.proof import verify_bundle
 
-    try:
-        with open(proof_path, "rb") as handle:
-            bundle = handle.read()
-    except FileNotFoundError:
+    if not os.path.lexists(proof_path):
         raise LogError(f"{proof_path}: no proof bundle (create one with: pyastore chain prove LOG "
-                       f"{store_key} -o {proof_path})") from None
-    except OSError as exc:
-        raise UsageError(f"{proof_path}: cannot read: {exc.strerror}") from None
+                       f"{store_key} -o {proof_path})")
+    bundle = read_bytes(proof_path, what="proof bundle")
     verdict = verify_bundle(bundle, store_key, log_public_key)
     summary = verdict.summary()
     if log_path is not None:

@@ -6,9 +6,16 @@ output line is flushed at once (for pipes and streams). Columns are matched to t
 inputs **by name** (any order; extra columns are ignored unless kept with ``keep``).
 
 Bad cells: an empty cell, ``nan``/``NaN``/``NA``/``null`` mean missing (NaN); anything else
-that is not a number is an ``InputError`` naming the row (1-based data row) and the column,
-unless ``on_error`` is ``skip`` (the row is left out of the output) or ``null`` (its outputs are
-left empty); either way every such row is reported, never silently dropped.
+that is not a number, and a missing value in an input that refuses missing values, is an
+``InputError`` naming the row and the column, unless ``on_error`` is ``skip`` (the row is left
+out of the output) or ``null`` (its outputs are left empty); either way every such row is
+reported, never silently dropped. Rows are numbered from 1: the first data row of a CSV (the
+header is not counted), the first line of an NDJSON input, the first row of a Parquet file.
+
+Everything here goes through the public :class:`pyastore.Model` API: cells become floats by
+:func:`pyastore.model.cell_value`, rows are scored by :meth:`Model.score_into` (which applies
+the input policy), refused rows are found by :meth:`Model.invalid_rows`, and labels come from
+:meth:`Model.decide`.
 """
 
 from __future__ import annotations
@@ -16,17 +23,23 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
 import os
 import sys
 from array import array
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import IO, Any, Iterator
+from typing import IO, Any
 
 from pyastore.errors import InputError, UsageError
+from pyastore.files import atomic_output, open_text, write_atomic
+from pyastore.model import Model, cell_value
 
-MISSING_TOKENS = {"", "nan", "NaN", "NAN", "NA", "N/A", "null", "NULL", "None"}
 FORMATS = ("csv", "ndjson", "parquet")
+ON_ERROR = ("fail", "skip", "null")
+
+# A row as the readers hand it over: (row number from 1, input cells in model order or None
+# when the reader could not split the row, kept cells, the reader's error or None).
+ReaderRow = tuple[int, "list[Any] | None", "list[Any]", "str | None"]
 
 
 @dataclass
@@ -49,25 +62,6 @@ def guess_format(path: str | None) -> str:
     return "csv"
 
 
-def _parse_cell(text: str) -> float:
-    text = text.strip()
-    if text in MISSING_TOKENS:
-        return math.nan
-    return float(text)  # raises ValueError for non-numbers; accepts inf, 1e3, -0.5
-
-
-def _cell_value(value: Any) -> float:
-    if value is None:
-        return math.nan
-    if isinstance(value, bool):
-        return float(value)
-    if isinstance(value, (int, float)):
-        return float(value)
-    if isinstance(value, str):
-        return _parse_cell(value)
-    raise ValueError(value)
-
-
 def _format_value(value: float) -> str:
     if value != value:
         return ""
@@ -86,8 +80,11 @@ class _Progress:
     def update(self, rows: int) -> None:
         if not self.enabled:
             return
+        if self.handle is None:
+            return
         try:
-            done = self.handle.buffer.tell() if hasattr(self.handle, "buffer") else self.handle.tell()
+            source = self.handle.buffer if hasattr(self.handle, "buffer") else self.handle
+            done = source.tell()
         except (OSError, ValueError, AttributeError):
             return
         percent = int(100 * done / self.total)
@@ -104,27 +101,25 @@ class _Progress:
 class BatchScorer:
     """Scores rows of named columns with a ``Model``; knows the output columns."""
 
-    def __init__(self, model, *, keep: list[str] | None = None, on_error: str = "fail",
+    def __init__(self, model: Model, *, keep: list[str] | None = None, on_error: str = "fail",
                  n_threads: int = 1, with_label: bool = False):
-        if on_error not in ("fail", "skip", "null"):
+        if on_error not in ON_ERROR:
             raise UsageError(f"--on-error must be fail, skip or null, not {on_error!r}")
+        if with_label and not model.decides:
+            raise UsageError(f"--label: this model's task is {model.task!r}, which has no "
+                             "labels to decide")
         self.model = model
         self.keep = list(keep or [])
         self.on_error = on_error
         self.n_threads = n_threads
         self.with_label = with_label
         self.report = ScoreReport()
-        labels = model.meta["score_rules"].get("class_labels") or []
-        self.task = model.meta["score_rules"]["task"]
-        self.labels = labels
-        self.cutoff = model.meta["score_rules"].get("cutoff", 0.5)
-        if with_label and self.task not in ("binary", "multiclass", "regression"):
-            raise UsageError(f"--label: a {self.task} model has no labels to decide")
-        self.output_columns = self.keep + list(model.output_names) + (["label"] if with_label else [])
+        self.output_columns = (self.keep + list(model.output_names)
+                               + (["label"] if with_label else []))
 
     def check_columns(self, columns: list[str], where: str) -> list[int]:
         """Indices of the model inputs in ``columns``; errors name what is missing."""
-        positions = {}
+        positions: dict[str, int] = {}
         for i, name in enumerate(columns):
             positions.setdefault(name, i)
         missing = [name for name in self.model.input_names if name not in positions]
@@ -133,59 +128,71 @@ class BatchScorer:
                              f"(the model needs {', '.join(self.model.input_names)})")
         absent_keep = [name for name in self.keep if name not in positions]
         if absent_keep:
-            raise InputError(f"{where}: --keep column(s) not in the input: {', '.join(absent_keep)}")
+            raise InputError(f"{where}: --keep column(s) not in the input: "
+                             f"{', '.join(absent_keep)}")
         return [positions[name] for name in self.model.input_names]
 
-    def _label(self, outputs: list[float]) -> Any:
-        if self.task == "regression":
-            return outputs[0]
-        if self.task == "binary":
-            negative, positive = (self.labels + [0, 1])[:2] if len(self.labels) < 2 else self.labels[:2]
-            return positive if outputs[0] >= self.cutoff else negative
-        best = max(range(len(outputs)), key=outputs.__getitem__)
-        return self.labels[best] if self.labels else best
-
-    def score_chunk(self, rows: list[tuple[int, list[Any] | None, list[Any], str | None]]
-                    ) -> list[tuple[list[Any], list[float] | None]]:
-        """``rows``: (row number, input cells in model order, kept cells, reader error). A
-        reader error (bad line, wrong field count) marks a bad row whose cells are None.
-        Returns (kept cells, outputs or None for a bad row kept with on_error=null)."""
-        flat = array("f")
-        good: list[int] = []
-        results: list[tuple[list[Any], list[float] | None]] = []
-        reject_missing = self.model._reject_missing
-        for row_number, cells, kept, reader_error in rows:
-            self.report.rows_in += 1
-            try:
-                if reader_error is not None:
-                    raise InputError(reader_error)
-                values = []
-                for c, cell in enumerate(cells):
-                    try:
-                        value = _cell_value(cell)
-                    except (TypeError, ValueError):
-                        raise InputError(f"row {row_number}, column {self.model.input_names[c]!r}: "
-                                         f"{cell!r} is not a number") from None
-                    if value != value and reject_missing[c]:
-                        raise InputError(f"row {row_number}, column {self.model.input_names[c]!r}: "
-                                         "missing value, and this input does not accept missing values")
-                    values.append(value)
-            except InputError as exc:
-                if self.on_error == "fail":
-                    raise
-                self.report.bad_rows.append((row_number, exc.message))
-                if self.on_error == "null":
-                    results.append((kept, None))
+    def _parse(self, rows: list[ReaderRow]) -> tuple[array[float], list[int],
+                                                     dict[int, str]]:
+        """Cells into one float32 buffer. Returns the buffer, the chunk position of each of
+        its rows, and the chunk positions of rows that could not be parsed, with why."""
+        flat: array[float] = array("f")
+        parsed: list[int] = []
+        bad: dict[int, str] = {}
+        names = self.model.input_names
+        for position, (row_number, cells, _, reader_error) in enumerate(rows):
+            if reader_error is not None or cells is None:
+                bad[position] = reader_error or f"row {row_number}: unreadable"
                 continue
-            flat.extend(values)
-            good.append(len(results))
-            results.append((kept, []))
-        if good:
-            n_out = len(self.model.output_names)
-            out = array("d", bytes(8 * n_out * len(good)))
-            self.model._core.score_into(flat, out, self.n_threads)
-            for i, slot in enumerate(good):
-                results[slot] = (results[slot][0], out[i * n_out:(i + 1) * n_out].tolist())
+            mark = len(flat)
+            for c, cell in enumerate(cells):
+                try:
+                    flat.append(cell_value(cell))
+                except (TypeError, ValueError):
+                    del flat[mark:]
+                    bad[position] = (
+                        f"row {row_number}, column {names[c]!r}: {cell!r} is not a number"
+                    )
+                    break
+            else:
+                parsed.append(position)
+        return flat, parsed, bad
+
+    def score_chunk(self, rows: list[ReaderRow]) -> list[tuple[list[Any], list[float] | None]]:
+        """Score one chunk. Returns, per row kept in the output, (kept cells, outputs or None
+        for a bad row kept with on_error=null); raises the first bad row's InputError with
+        on_error=fail."""
+        self.report.rows_in += len(rows)
+        flat, parsed, bad = self._parse(rows)
+        refused = list(self.model.invalid_rows(flat))
+        if refused:
+            for index, reason in refused:
+                position = parsed[index]
+                bad[position] = f"row {rows[position][0]}, {reason}"
+            keep_rows = [i for i in range(len(parsed)) if parsed[i] not in bad]
+            n_in = len(self.model.input_names)
+            valid: array[float] = array("f")
+            for i in keep_rows:
+                valid.extend(flat[i * n_in:(i + 1) * n_in])
+            flat, parsed = valid, [parsed[i] for i in keep_rows]
+        if bad:
+            first = min(bad)
+            if self.on_error == "fail":
+                raise InputError(bad[first], row=rows[first][0] - 1)
+            for position in sorted(bad):
+                self.report.bad_rows.append((rows[position][0], bad[position]))
+        n_out = len(self.model.output_names)
+        out: array[float] = array("d", bytes(8 * n_out * len(parsed)))
+        if parsed:
+            self.model.score_into(flat, out, n_threads=self.n_threads)
+        scores = {position: out[i * n_out:(i + 1) * n_out].tolist()
+                  for i, position in enumerate(parsed)}
+        results: list[tuple[list[Any], list[float] | None]] = []
+        for position, row in enumerate(rows):
+            if position in scores:
+                results.append((row[2], scores[position]))
+            elif self.on_error == "null":
+                results.append((row[2], None))
         return results
 
     def output_row(self, kept: list[Any], outputs: list[float] | None) -> list[Any]:
@@ -193,14 +200,15 @@ class BatchScorer:
             return kept + [None] * (len(self.output_columns) - len(kept))
         row = kept + outputs
         if self.with_label:
-            row.append(self._label(outputs))
+            row.append(self.model.decide(outputs))
         return row
 
 
-# ---- readers: yield lists of (row number, input cells, kept cells) ----------------------
+# ---- readers: yield chunks of ReaderRow ---------------------------------------------------
 
 
-def read_csv(handle: IO[str], scorer: BatchScorer, chunk_rows: int, where: str) -> Iterator[list]:
+def read_csv(handle: IO[str], scorer: BatchScorer, chunk_rows: int, where: str
+             ) -> Iterator[list[ReaderRow]]:
     reader = csv.reader(handle)
     try:
         header = next(reader)
@@ -214,7 +222,7 @@ def read_csv(handle: IO[str], scorer: BatchScorer, chunk_rows: int, where: str) 
     positions = scorer.check_columns(header, where)
     keep_positions = [header.index(name) for name in scorer.keep]
     width = len(header)
-    chunk = []
+    chunk: list[ReaderRow] = []
     row_number = 0
     try:
         for record in reader:
@@ -239,12 +247,12 @@ def read_csv(handle: IO[str], scorer: BatchScorer, chunk_rows: int, where: str) 
         yield chunk
 
 
-def read_ndjson(handle: IO[str], scorer: BatchScorer, where: str) -> Iterator[list]:
+def read_ndjson(handle: IO[str], scorer: BatchScorer, where: str) -> Iterator[list[ReaderRow]]:
     """One chunk per line, so each output line can be flushed as soon as its input arrives."""
     for row_number, line in enumerate(handle, start=1):
         if not line.strip():
             continue
-        event = None
+        event: Any = None
         try:
             event = json.loads(line)
             message = None if isinstance(event, dict) else (
@@ -252,7 +260,9 @@ def read_ndjson(handle: IO[str], scorer: BatchScorer, where: str) -> Iterator[li
         except json.JSONDecodeError as exc:
             message = f"{where}: line {row_number}: not JSON ({exc.msg})"
         if message is None:
-            missing = [name for name in list(scorer.model.input_names) + scorer.keep if name not in event]
+            missing = [
+                name for name in list(scorer.model.input_names) + scorer.keep if name not in event
+            ]
             if missing:
                 message = f"{where}: line {row_number}: missing field(s): {', '.join(missing)}"
         if message is not None:
@@ -265,7 +275,8 @@ def read_ndjson(handle: IO[str], scorer: BatchScorer, where: str) -> Iterator[li
                 [event[name] for name in scorer.keep], None)]
 
 
-def read_parquet(path: str, scorer: BatchScorer, chunk_rows: int, where: str) -> Iterator[list]:
+def read_parquet(path: str, scorer: BatchScorer, chunk_rows: int, where: str
+             ) -> Iterator[list[ReaderRow]]:
     try:
         import pyarrow.parquet as pq
     except ImportError:
@@ -281,7 +292,7 @@ def read_parquet(path: str, scorer: BatchScorer, chunk_rows: int, where: str) ->
     for batch in parquet.iter_batches(batch_size=chunk_rows, columns=wanted):
         data = batch.to_pydict()
         n = batch.num_rows
-        chunk = []
+        chunk: list[ReaderRow] = []
         for i in range(n):
             row_number += 1
             chunk.append((row_number, [data[name][i] for name in scorer.model.input_names],
@@ -316,7 +327,10 @@ class NdjsonWriter:
 
     def write(self, rows: list[list[Any]], flush: bool = False) -> None:
         for row in rows:
-            record = {c: (None if isinstance(v, float) and v != v else v) for c, v in zip(self.columns, row)}
+            record = {
+                c: (None if isinstance(v, float) and v != v else v)
+                for c, v in zip(self.columns, row)
+            }
             self.handle.write(json.dumps(record, allow_nan=True) + "\n")
         if flush:
             self.handle.flush()
@@ -334,7 +348,7 @@ class ParquetWriter:
             raise UsageError("Parquet needs pyarrow: pip install pyarrow") from None
         self.path = path
         self.columns = columns
-        self.writer = None
+        self.writer: Any = None  # a pyarrow.parquet.ParquetWriter once the schema is known
 
     def write(self, rows: list[list[Any]], flush: bool = False) -> None:
         import pyarrow as pa
@@ -343,7 +357,9 @@ class ParquetWriter:
         table = pa.table({c: [row[i] for row in rows] for i, c in enumerate(self.columns)})
         if self.writer is None:
             self.writer = pq.ParquetWriter(self.path, table.schema)
-        self.writer.write_table(table.cast(self.writer.schema) if table.schema != self.writer.schema else table)
+        self.writer.write_table(
+            table.cast(self.writer.schema) if table.schema != self.writer.schema else table
+        )
 
     def close(self) -> None:
         import pyarrow as pa
@@ -355,16 +371,10 @@ class ParquetWriter:
         self.writer.close()
 
 
-def run(model, input_path: str, output_path: str, *, input_format: str | None = None,
-        output_format: str | None = None, keep: list[str] | None = None, on_error: str = "fail",
-        n_threads: int = 1, chunk_rows: int = 65536, with_label: bool = False,
-        stdin: IO[str] | None = None, stdout: IO[str] | None = None) -> ScoreReport:
-    """Score ``input_path`` (``-`` for stdin) into ``output_path`` (``-`` for stdout).
-
-    A file output is written to a temporary file and renamed when everything succeeded: on a
-    fatal error no partial file is left behind. On stdout, rows already written stay written;
-    the caller reports how many.
-    """
+def resolve_formats(input_path: str, output_path: str, input_format: str | None,
+                    output_format: str | None) -> tuple[str, str]:
+    """The input and output formats: as given, else from the file extensions (stdin is CSV;
+    stdout takes the input's format, CSV for a Parquet input)."""
     input_format = input_format or guess_format(input_path)
     if output_format is None:
         if output_path == "-":
@@ -378,79 +388,82 @@ def run(model, input_path: str, output_path: str, *, input_format: str | None = 
         raise UsageError("Parquet output needs a file (-o FILE.parquet), not stdout")
     if input_format == "parquet" and input_path == "-":
         raise UsageError("Parquet input needs a file, not stdin")
+    return input_format, output_format
+
+
+def _reader(input_format: str, input_path: str, handle: IO[str] | None, scorer: BatchScorer,
+            chunk_rows: int, where: str) -> Iterator[list[ReaderRow]]:
+    if input_format == "parquet":
+        return read_parquet(input_path, scorer, chunk_rows, where)
+    assert handle is not None
+    if input_format == "ndjson":
+        return read_ndjson(handle, scorer, where)
+    return read_csv(handle, scorer, chunk_rows, where)
+
+
+def _writer(output_format: str, handle: IO[str] | None, path: str | None,
+            columns: list[str]) -> CsvWriter | NdjsonWriter | ParquetWriter:
+    if output_format == "parquet":
+        assert path is not None
+        return ParquetWriter(path, columns)
+    assert handle is not None
+    if output_format == "ndjson":
+        return NdjsonWriter(handle, columns)
+    return CsvWriter(handle, columns)
+
+
+def _stream(scorer: BatchScorer, chunks: Iterator[list[ReaderRow]],
+            writer: CsvWriter | NdjsonWriter | ParquetWriter, flush: bool,
+            progress: _Progress) -> None:
+    for chunk in chunks:
+        rows = [scorer.output_row(kept, outputs) for kept, outputs in scorer.score_chunk(chunk)]
+        writer.write(rows, flush=flush)
+        scorer.report.rows_out += len(rows)
+        progress.update(scorer.report.rows_in)
+    progress.close()
+    writer.close()
+
+
+def run(model: Model, input_path: str, output_path: str, *, input_format: str | None = None,
+        output_format: str | None = None, keep: list[str] | None = None, on_error: str = "fail",
+        n_threads: int = 1, chunk_rows: int = 65536, with_label: bool = False,
+        stdin: IO[str] | None = None, stdout: IO[str] | None = None) -> ScoreReport:
+    """Score ``input_path`` (``-`` for stdin) into ``output_path`` (``-`` for stdout).
+
+    A file output is written whole or not at all (``pyastore.files.atomic_output``): on a
+    fatal error no partial file is left behind. On stdout, rows already written stay
+    written; the caller reports how many.
+    """
+    input_format, output_format = resolve_formats(input_path, output_path, input_format,
+                                                  output_format)
     if chunk_rows < 1:
         raise UsageError("--chunk-rows must be at least 1")
-    scorer = BatchScorer(model, keep=keep, on_error=on_error, n_threads=n_threads, with_label=with_label)
+    scorer = BatchScorer(model, keep=keep, on_error=on_error, n_threads=n_threads,
+                         with_label=with_label)
     where = "<stdin>" if input_path == "-" else input_path
-
-    in_handle = None
+    in_handle: IO[str] | None = None
     total_bytes = None
     if input_format != "parquet":
         if input_path == "-":
             in_handle = stdin or sys.stdin
         else:
-            try:
-                in_handle = open(input_path, encoding="utf-8-sig", newline="")
-                total_bytes = os.fstat(in_handle.fileno()).st_size
-            except FileNotFoundError:
-                raise UsageError(f"{input_path}: no such file") from None
-            except IsADirectoryError:
-                raise UsageError(f"{input_path}: is a directory") from None
-            except OSError as exc:
-                raise UsageError(f"{input_path}: cannot read: {exc.strerror}") from None
-
-    temporary = None
-    out_handle = None
+            in_handle = open_text(input_path)
+            total_bytes = os.fstat(in_handle.fileno()).st_size
     try:
-        if output_path == "-":
-            out_handle = stdout or sys.stdout
-            target = None
-        else:
-            folder = os.path.dirname(os.path.abspath(output_path))
-            if not os.path.isdir(folder):
-                raise UsageError(f"{output_path}: no such directory {folder}")
-            temporary = os.path.join(folder, f".{os.path.basename(output_path)}.{os.getpid()}.tmp")
-            target = temporary
-            if output_format != "parquet":
-                out_handle = open(temporary, "w", encoding="utf-8", newline="")
-        if output_format == "csv":
-            writer = CsvWriter(out_handle, scorer.output_columns)
-        elif output_format == "ndjson":
-            writer = NdjsonWriter(out_handle, scorer.output_columns)
-        else:
-            writer = ParquetWriter(target, scorer.output_columns)
-
-        if input_format == "csv":
-            chunks = read_csv(in_handle, scorer, chunk_rows, where)
-        elif input_format == "ndjson":
-            chunks = read_ndjson(in_handle, scorer, where)
-        else:
-            chunks = read_parquet(input_path, scorer, chunk_rows, where)
-        streaming = input_format == "ndjson"
+        chunks = _reader(input_format, input_path, in_handle, scorer, chunk_rows, where)
         progress = _Progress(in_handle, total_bytes)
-        for chunk in chunks:
-            rows = [scorer.output_row(kept, outputs) for kept, outputs in scorer.score_chunk(chunk)]
-            writer.write(rows, flush=streaming)
-            scorer.report.rows_out += len(rows)
-            progress.update(scorer.report.rows_in)
-        progress.close()
-        writer.close()
-        if out_handle is not None and temporary is not None:
-            out_handle.close()
-            out_handle = None
-        if temporary is not None:
-            os.replace(temporary, output_path)
-            temporary = None
+        flush = input_format == "ndjson"
+        if output_path == "-":
+            writer = _writer(output_format, stdout or sys.stdout, None, scorer.output_columns)
+            _stream(scorer, chunks, writer, flush, progress)
+        else:
+            with atomic_output(output_path, open_file=output_format != "parquet") as (
+                    temporary, handle):
+                writer = _writer(output_format, handle, temporary, scorer.output_columns)
+                _stream(scorer, chunks, writer, flush, progress)
     finally:
         if in_handle is not None and input_path != "-":
             in_handle.close()
-        if temporary is not None:
-            if out_handle is not None:
-                out_handle.close()
-            try:
-                os.unlink(temporary)
-            except OSError:
-                pass
     return scorer.report
 
 
@@ -463,9 +476,10 @@ def report_bad_rows(report: ScoreReport, errors_path: str | None, stream: IO[str
         writer = csv.writer(buffer, lineterminator="\n")
         writer.writerow(["row", "error"])
         writer.writerows(report.bad_rows)
-        with open(errors_path, "w", encoding="utf-8") as handle:
-            handle.write(buffer.getvalue())
-        stream.write(f"pyastore: {len(report.bad_rows)} row(s) with bad input, listed in {errors_path}\n")
+        write_atomic(errors_path, buffer.getvalue().encode("utf-8"))
+        stream.write(
+            f"pyastore: {len(report.bad_rows)} row(s) with bad input, listed in {errors_path}\n"
+        )
         return
     for row, message in report.bad_rows:
         stream.write(f"pyastore: bad row {row}: {message}\n")

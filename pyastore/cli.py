@@ -10,12 +10,15 @@ import argparse
 import json
 import sys
 import warnings
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, cast
 
+from pyastore.commandline import Parser, run_command
 from pyastore.errors import (
     EXIT_FORMAT,
     EXIT_INPUT,
     EXIT_INTERNAL,
+    EXIT_INTERRUPTED,
     EXIT_LOG,
     EXIT_OK,
     EXIT_TRUST,
@@ -24,6 +27,9 @@ from pyastore.errors import (
     PyastoreError,
     UsageError,
 )
+
+if TYPE_CHECKING:
+    from pyastore.model import Model
 
 EXIT_CODES_HELP = f"""\
 exit codes:
@@ -35,6 +41,7 @@ exit codes:
   {EXIT_INPUT}  bad input data
   {EXIT_UNSUPPORTED}  unsupported model
   {EXIT_LOG}  log failure (corrupt log, not anchored, revoked)
+  {EXIT_INTERRUPTED}  interrupted (Ctrl-C)
 """
 
 TRUST_HELP = """\
@@ -42,15 +49,6 @@ trust: a container must be signed by a trusted key. Trusted keys come from --tru
 (repeatable), PYASTORE_TRUSTED_KEYS (.pub paths or 64-hex keys separated by ':'), and every
 *.pub in $PYASTORE_CONFIG_DIR/trusted/ (default ~/.config/pyastore/trusted/).
 """
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse that exits with EXIT_USAGE and a one-line hint."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        self.print_usage(sys.stderr)
-        sys.stderr.write(f"pyastore: error: {message}\n")
-        sys.exit(EXIT_USAGE)
 
 
 def _add_trust_options(parser: argparse.ArgumentParser) -> None:
@@ -67,11 +65,14 @@ def _add_anchor_options(parser: argparse.ArgumentParser) -> None:
                         help="check that the container is anchored in the log with this public key")
     parser.add_argument("--proof", metavar="PROOF",
                         help="the proof bundle (default: MODEL.proof beside the container)")
-    parser.add_argument("--log", metavar="LOG",
-                        help="also check online against this log file (revocations since the proof)")
+    parser.add_argument(
+        "--log",
+        metavar="LOG",
+        help="also check online against this log file (revocations since the proof)",
+    )
 
 
-def _check_anchor(args: argparse.Namespace, model) -> str | None:
+def _check_anchor(args: argparse.Namespace, model: Model) -> str | None:
     if args.log_key is None:
         if args.proof or args.log:
             raise UsageError("--proof and --log need --log-key LOG.pub")
@@ -83,7 +84,7 @@ def _check_anchor(args: argparse.Namespace, model) -> str | None:
                           load_public_key(args.log_key), args.log)
 
 
-def _load(args: argparse.Namespace, *, permissive: bool = False):
+def _load(args: argparse.Namespace, *, permissive: bool = False) -> Model:
     from pyastore.model import load
 
     with warnings.catch_warnings(record=True) as caught:
@@ -132,17 +133,20 @@ def describe_text(info: dict[str, Any]) -> str:
     ]
     if signature["signer"]:
         lines.append(f"signer:        {signature['signer']}")
+    estimator = f", {algorithm['estimator']}" if algorithm.get("estimator") else ""
     lines += [
         f"name:          {meta['name']}",
         f"description:   {meta.get('description') or '-'}",
         f"created:       {meta['created']}",
         f"algorithm:     {algorithm.get('family', '?')} ({algorithm.get('library', '?')} "
-        f"{algorithm.get('library_version', '')}{', ' + algorithm['estimator'] if algorithm.get('estimator') else ''})",
+        f"{algorithm.get('library_version', '')}{estimator})",
         "score rules:   " + ", ".join(f"{k} {_flat(v)}" for k, v in sorted(rules.items())),
     ]
     payload = meta.get("payload") or {}
     if payload:
-        lines.append("payload:       " + ", ".join(f"{k} {_flat(v)}" for k, v in sorted(payload.items())))
+        lines.append(
+            "payload:       " + ", ".join(f"{k} {_flat(v)}" for k, v in sorted(payload.items()))
+        )
     for title, key in (("provenance", "provenance"), ("training parameters", "training_params")):
         entries = meta.get(key) or {}
         lines.append(f"{title}:" + ("" if entries else " -"))
@@ -156,8 +160,13 @@ def describe_text(info: dict[str, Any]) -> str:
     lines += _table([[str(i), v["name"], v.get("type", ""), v.get("meaning", "")]
                      for i, v in enumerate(outputs)], ["#", "name", "type", "meaning"])
     lines.append("sections:")
-    lines += _table([[s["type"], "yes" if s["critical"] else "no", str(s["offset"]), str(s["length"])]
-                     for s in info["sections"]], ["type", "critical", "offset", "length"])
+    lines += _table(
+        [
+            [s["type"], "yes" if s["critical"] else "no", str(s["offset"]), str(s["length"])]
+            for s in info["sections"]
+        ],
+        ["type", "critical", "offset", "length"],
+    )
     return "\n".join(lines) + "\n"
 
 
@@ -231,7 +240,7 @@ def cmd_score(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
+    parser = Parser(
         prog="pyastore",
         description="Signed, content-addressed model containers (.astore) and a fast scorer.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -249,14 +258,16 @@ def build_parser() -> argparse.ArgumentParser:
     raw = argparse.RawDescriptionHelpFormatter
 
     describe = commands.add_parser(
-        "describe", help="show a container's store key, signature and metadata",
+        "describe",
+        help="show a container's store key, signature and metadata",
         formatter_class=raw,
         description="Show the store key, signer and signature status, every metadata field "
-                    "and the inputs/outputs of a container. Integrity and the signature are "
-                    "checked (a damaged or forged file is an error); an untrusted or unsigned "
-                    "container is described with that status rather than refused.",
-        epilog="example:\n  pyastore describe fraud.astore\n  pyastore describe fraud.astore --json | jq .store_key\n\n"
-               + EXIT_CODES_HELP)
+        "and the inputs/outputs of a container. Integrity and the signature are "
+        "checked (a damaged or forged file is an error); an untrusted or unsigned "
+        "container is described with that status rather than refused.",
+        epilog="example:\n  pyastore describe fraud.astore\n"
+        "  pyastore describe fraud.astore --json | jq .store_key\n\n" + EXIT_CODES_HELP,
+    )
     describe.add_argument("model", metavar="MODEL", help="the .astore file")
     describe.add_argument("--json", action="store_true", help="stable JSON instead of text")
     describe.add_argument("--trust", metavar="FILE", action="append", default=[],
@@ -280,19 +291,23 @@ def build_parser() -> argparse.ArgumentParser:
     verify.set_defaults(handler=cmd_verify)
 
     score = commands.add_parser(
-        "score", help="score CSV, NDJSON or Parquet rows with a container",
+        "score",
+        help="score CSV, NDJSON or Parquet rows with a container",
         formatter_class=raw,
         description="Score rows with a verified container. Input columns are matched to the "
-                    "model's inputs by name (any order; extra columns are ignored unless kept). "
-                    "An empty cell or nan/NA/null is a missing value. The output has the kept "
-                    "columns, then one column per model output (and 'label' with --label). "
-                    "Large inputs are streamed in chunks; NDJSON is scored and flushed line by "
-                    "line. A file output appears only when scoring succeeded.",
+        "model's inputs by name (any order; extra columns are ignored unless kept). "
+        "An empty cell or nan/NA/null is a missing value. The output has the kept "
+        "columns, then one column per model output (and 'label' with --label). "
+        "Large inputs are streamed in chunks; NDJSON is scored and flushed line by "
+        "line. A file output appears only when scoring succeeded.",
         epilog="examples:\n"
-               "  pyastore score fraud.astore transactions.csv -o scores.csv --trust publisher.pub\n"
-               "  tail -f events.ndjson | pyastore score fraud.astore - --input-format ndjson\n"
-               "  pyastore score fraud.astore tx.parquet -o scores.parquet --keep id --threads 2\n\n"
-               + TRUST_HELP + "\n" + EXIT_CODES_HELP)
+        "  pyastore score fraud.astore transactions.csv -o scores.csv --trust publisher.pub\n"
+        "  tail -f events.ndjson | pyastore score fraud.astore - --input-format ndjson\n"
+        "  pyastore score fraud.astore tx.parquet -o scores.parquet --keep id --threads 2\n\n"
+        + TRUST_HELP
+        + "\n"
+        + EXIT_CODES_HELP,
+    )
     score.add_argument("model", metavar="MODEL", help="the .astore file")
     score.add_argument("input", metavar="INPUT", nargs="?", default="-",
                        help="CSV/NDJSON/Parquet file, or - for stdin (default)")
@@ -305,7 +320,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="input columns to copy to the output (e.g. an id)")
     score.add_argument("--label", action="store_true",
                        help="add a 'label' column: the decision with the model's cutoff")
-    score.add_argument("--threads", type=int, default=1, metavar="N", help="worker threads (default 1)")
+    score.add_argument(
+        "--threads", type=int, default=1, metavar="N", help="worker threads (default 1)"
+    )
     score.add_argument("--chunk-rows", type=int, default=65536, metavar="N",
                        help="rows per chunk (default 65536; bounds memory)")
     score.add_argument("--on-error", choices=("fail", "skip", "null"), default="fail",
@@ -329,28 +346,17 @@ def build_parser() -> argparse.ArgumentParser:
     keygen.add_argument("name", metavar="NAME", help="path prefix of the two files")
     keygen.set_defaults(handler=cmd_keygen)
 
-    try:
-        from pyastore import cli_chain
-    except ImportError:
-        cli_chain = None
-    if cli_chain is not None:
-        cli_chain.add_parser(commands)
+    from pyastore import cli_chain
+
+    cli_chain.add_parser(cast("cli_chain.Subparsers", commands))
+    from pyastore import cli_gate
+
+    cli_gate.add_parser(cast("cli_gate.Subparsers", commands))
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    try:
-        return int(args.handler(args))
-    except PyastoreError as exc:
-        sys.stderr.write(f"pyastore: error: {exc}\n")
-        return exc.exit_code
-    except KeyboardInterrupt:
-        sys.stderr.write("pyastore: interrupted\n")
-        return 130
-    except BrokenPipeError:
-        return EXIT_OK
+    return run_command(build_parser(), argv)
 
 
 def entry_point() -> None:

@@ -1,10 +1,9 @@
 """``pyastore chain ...``: the command-line face of the verifiable log (:mod:`chain`).
 
-The main CLI calls :func:`add_parser` with its subparsers object and, for the ``chain``
-command, :func:`run` with the parsed arguments. ``run`` returns an exit code and raises the
-typed errors of :mod:`pyastore.errors`; the main CLI prints ``pyastore: error: <message>`` and
-exits with ``exc.exit_code``. :func:`main` does the same on its own, for tests and for
-``python -m pyastore.cli_chain chain ...``.
+The main CLI (:mod:`pyastore.cli`) calls :func:`add_parser` with its subparsers object and,
+for the ``chain`` command, :func:`run` with the parsed arguments. ``run`` returns an exit code
+and raises the typed errors of :mod:`pyastore.errors`; the main CLI prints
+``pyastore: error: <message>`` and exits with ``exc.exit_code``.
 
 Output goes to stdout; nothing is printed on error but the message.
 """
@@ -15,8 +14,17 @@ import argparse
 import json
 import os
 import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from pyastore.errors import PyastoreError, UsageError
+from pyastore.errors import UsageError
+from pyastore.files import write_atomic
+
+if TYPE_CHECKING:
+    from chain.proof import ProofBundle
+    from chain.records import Record
+
+    Subparsers = argparse._SubParsersAction[argparse.ArgumentParser]
 
 _EPILOG = {
     "init": "example:\n  pyastore keygen log && pyastore chain init models.log --key log.key "
@@ -32,7 +40,7 @@ _EPILOG = {
 }
 
 
-def _sub(subparsers, name: str, help_text: str) -> argparse.ArgumentParser:
+def _sub(subparsers: Subparsers, name: str, help_text: str) -> argparse.ArgumentParser:
     return subparsers.add_parser(
         name,
         help=help_text,
@@ -42,7 +50,7 @@ def _sub(subparsers, name: str, help_text: str) -> argparse.ArgumentParser:
     )
 
 
-def add_parser(subparsers) -> argparse.ArgumentParser:
+def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
     """Register ``chain`` and its subcommands on an argparse subparsers object."""
     chain_parser = subparsers.add_parser(
         "chain",
@@ -126,7 +134,7 @@ def _store_key_of(text: str) -> str:
     return text
 
 
-def _cmd_init(args) -> int:
+def _cmd_init(args: argparse.Namespace) -> int:
     from chain import checkpoint as checkpoints
     from chain.log import Log
 
@@ -138,7 +146,7 @@ def _cmd_init(args) -> int:
     return 0
 
 
-def _cmd_append(args) -> int:
+def _cmd_append(args: argparse.Namespace) -> int:
     from chain.log import Log
     from pyastore import keys
 
@@ -155,7 +163,7 @@ def _cmd_append(args) -> int:
     return 0
 
 
-def _cmd_revoke(args) -> int:
+def _cmd_revoke(args: argparse.Namespace) -> int:
     from chain.log import Log
     from pyastore import keys
 
@@ -173,7 +181,7 @@ def _printable(text: str) -> str:
     return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
 
 
-def _record_json(record) -> dict:
+def _record_json(record: Record) -> dict[str, object]:
     return {
         "index": record.index,
         "kind": record.kind,
@@ -190,7 +198,7 @@ def _record_json(record) -> dict:
     }
 
 
-def _cmd_show(args) -> int:
+def _cmd_show(args: argparse.Namespace) -> int:
     from chain.log import Log
 
     with Log.open(args.log, readonly=True) as log:
@@ -224,24 +232,18 @@ def _cmd_show(args) -> int:
     return 0
 
 
-def _cmd_checkpoint(args) -> int:
+def _cmd_checkpoint(args: argparse.Namespace) -> int:
     from chain.log import Log
 
     with Log.open(args.log) as log:
         signed = log.checkpoint(args.key)
     if args.output:
-        _write_file(args.output, signed.text.encode("utf-8"))
+        write_atomic(args.output, signed.text.encode("utf-8"))
     sys.stdout.write(signed.text)
     return 0
 
 
-def _write_file(path: str, data: bytes) -> None:
-    from pyastore.format import write_file
-
-    write_file(path, data)
-
-
-def _cmd_prove(args) -> int:
+def _cmd_prove(args: argparse.Namespace) -> int:
     from chain.log import Log
 
     store_key = _store_key_of(args.store_key)
@@ -253,7 +255,8 @@ def _cmd_prove(args) -> int:
         sys.stdout.buffer.write(data)
         sys.stdout.flush()
         return 0
-    _write_file(args.output, data)
+    write_atomic(args.output, data)
+    assert status.published is not None  # prove() refuses a key the log never published
     revoked = " (REVOKED: the bundle carries the revocation)" if bundle.revocations else ""
     print(
         f"wrote {args.output}: record {status.published.index} in a tree of "
@@ -262,13 +265,13 @@ def _cmd_prove(args) -> int:
     return 0
 
 
-def _size_of(bundle) -> int:
+def _size_of(bundle: ProofBundle) -> int:
     from chain import checkpoint as checkpoints
 
     return checkpoints.parse(bundle.checkpoint).size
 
 
-def _cmd_verify(args) -> int:
+def _cmd_verify(args: argparse.Namespace) -> int:
     from chain.log import Log
 
     with Log.open(args.log, readonly=True) as log:
@@ -286,7 +289,13 @@ def _cmd_verify(args) -> int:
     return 0
 
 
-_COMMANDS = {
+def _provenance_run(args: argparse.Namespace) -> int:
+    from pyastore import cli_provenance
+
+    return cli_provenance.run(args)
+
+
+_COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "init": _cmd_init,
     "append": _cmd_append,
     "revoke": _cmd_revoke,
@@ -294,37 +303,13 @@ _COMMANDS = {
     "checkpoint": _cmd_checkpoint,
     "prove": _cmd_prove,
     "verify": _cmd_verify,
-    "provenance": lambda args: _provenance_run(args),
+    "provenance": _provenance_run,
 }
-
-
-def _provenance_run(args) -> int:
-    from pyastore import cli_provenance
-
-    return cli_provenance.run(args)
 
 
 def run(args: argparse.Namespace) -> int:
     """Run a parsed ``chain`` command; returns the exit code, raises typed errors."""
-    handler = _COMMANDS.get(getattr(args, "chain_command", None))
+    handler = _COMMANDS.get(getattr(args, "chain_command", None) or "")
     if handler is None:
         raise UsageError("pyastore chain: missing command (see 'pyastore chain --help')")
     return handler(args)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Stand-alone entry point: ``python -m pyastore.cli_chain chain COMMAND ...``."""
-    parser = argparse.ArgumentParser(prog="pyastore")
-    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    subparsers.required = True
-    add_parser(subparsers)
-    args = parser.parse_args(argv)
-    try:
-        return run(args)
-    except PyastoreError as exc:
-        print(f"pyastore: error: {exc}", file=sys.stderr)
-        return exc.exit_code
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -2,8 +2,10 @@
 
 Every failure a user can cause has its own exception class; the CLI prints the message
 (never a traceback) and exits with the class's ``exit_code``. The C core reports an
-``astore_status``; ``pyastore._core`` raises the class registered for it in
-``STATUS_TO_ERROR`` (a test checks the mapping covers every status).
+``astore_status``; both backends (``pyastore._core`` and ``pyastore._cffi_core``) turn it
+into an exception with :func:`error_from_status`, through ``STATUS_ERRORS``: the one table,
+keyed by the status's C name (``astore_status_name``), so an entry cannot silently move to
+another status. A test checks every status's name, exception and exit code by name.
 
 Exit codes (documented in the README and ``pyastore --help``):
 
@@ -16,6 +18,7 @@ Exit codes (documented in the README and ``pyastore --help``):
 5     bad input data (``InputError``)
 6     unsupported model (``UnsupportedModelError``)
 7     log failure: log corrupt, record not anchored or revoked (``LogError``)
+130   interrupted (Ctrl-C)
 ====  ==============================================================
 """
 
@@ -29,6 +32,7 @@ EXIT_TRUST = 4
 EXIT_INPUT = 5
 EXIT_UNSUPPORTED = 6
 EXIT_LOG = 7
+EXIT_INTERRUPTED = 130
 
 
 class PyastoreError(Exception):
@@ -87,9 +91,20 @@ class UntrustedSignerError(SignatureError):
 
 
 class InputError(PyastoreError):
-    """Input data that cannot be scored: wrong shape, missing column, non-numeric cell."""
+    """Input data that cannot be scored: wrong shape, missing column, non-numeric cell.
+
+    ``row`` is the 0-based index of the offending row in what was scored and ``column`` the
+    0-based index of the offending input, when the error is about one cell or row (messages
+    number rows from 1: ``row`` 0 is "row 1").
+    """
 
     exit_code = EXIT_INPUT
+
+    def __init__(self, message: str, *, offset: int | None = None, row: int | None = None,
+                 column: int | None = None):
+        super().__init__(message, offset=offset)
+        self.row = row
+        self.column = column
 
 
 class UnsupportedModelError(PyastoreError):
@@ -114,3 +129,32 @@ class InternalError(PyastoreError):
     """A broken invariant inside pyastore: a bug, never a user error."""
 
     exit_code = EXIT_INTERNAL
+
+
+# astore_status name -> exception class. ASTORE_ERR_ARGUMENT is a bad call by one of our own
+# backends (a NULL pointer or a wrong buffer size), never something a user can cause.
+STATUS_ERRORS: dict[str, type[PyastoreError]] = {
+    "ASTORE_ERR_ARGUMENT": InternalError,
+    "ASTORE_ERR_TRUNCATED": FormatError,
+    "ASTORE_ERR_FORMAT": FormatError,
+    "ASTORE_ERR_VERSION": UnsupportedVersionError,
+    "ASTORE_ERR_INTEGRITY": IntegrityError,
+    "ASTORE_ERR_UNSUPPORTED": UnsupportedModelError,
+    "ASTORE_ERR_NOMEM": OutOfMemoryError,
+    "ASTORE_ERR_INPUT": InputError,
+}
+
+
+def error_from_status(status_name: str, message: str, *, offset: int | None = None,
+                      row: int | None = None, column: int | None = None) -> PyastoreError:
+    """The exception for a failed C call, from its status name and error record fields.
+
+    ``offset``, ``row`` and ``column`` are None when the C record holds its "none" value.
+    An unknown status name (a newer core than this package) is an :class:`InternalError`.
+    """
+    cls = STATUS_ERRORS.get(status_name)
+    if cls is None:
+        return InternalError(f"{status_name}: {message}", offset=offset)
+    if cls is InputError:
+        return InputError(message, offset=offset, row=row, column=column)
+    return cls(message, offset=offset)

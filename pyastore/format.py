@@ -29,7 +29,8 @@ import hashlib
 import math
 import os
 import struct
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from pyastore.errors import UnsupportedModelError, UsageError
 from pyastore.ir import (
@@ -47,6 +48,7 @@ from pyastore.ir import (
     Tree,
     is_float32,
 )
+from pyastore.keys import SigningKey
 
 MAGIC = b"\x89AST\r\n\x1a\n"
 FORMAT_MAJOR = 1
@@ -77,7 +79,9 @@ SIGNED_MESSAGE_TEMPLATE = (
 )
 
 
-def signed_message(store_key_hex: str, major: int = FORMAT_MAJOR, minor: int = FORMAT_MINOR) -> bytes:
+def signed_message(
+    store_key_hex: str, major: int = FORMAT_MAJOR, minor: int = FORMAT_MINOR
+) -> bytes:
     """The exact bytes an Ed25519 container signature covers (docs/FORMAT.md, "Signature")."""
     return SIGNED_MESSAGE_TEMPLATE.format(major=major, minor=minor, key=store_key_hex).encode(
         "ascii"
@@ -86,10 +90,6 @@ def signed_message(store_key_hex: str, major: int = FORMAT_MAJOR, minor: int = F
 
 def _align(value: int) -> int:
     return (value + ALIGN - 1) // ALIGN * ALIGN
-
-
-def _pad(data: bytes) -> bytes:
-    return data + b"\0" * (_align(len(data)) - len(data))
 
 
 # ---- 1. metadata --------------------------------------------------------------------------
@@ -121,6 +121,7 @@ def _payload_shape(spec: ModelSpec) -> tuple[str, int, int]:
                                     f"got {'both' if spec.forest is not None else 'none'}")
     if spec.forest is not None:
         return "forest", spec.forest.n_features, spec.forest.n_outputs
+    assert spec.mlp is not None
     return "mlp", spec.mlp.n_features, spec.mlp.n_outputs
 
 
@@ -255,20 +256,25 @@ def encode_meta(meta: dict[str, Any]) -> bytes:
     """Canonical msgpack: maps with sorted string keys, floats always float64."""
     import msgpack
 
-    return msgpack.packb(_canonical(meta, "meta"), use_bin_type=True, use_single_float=False)
+    return bytes(msgpack.packb(_canonical(meta, "meta"), use_bin_type=True,
+                               use_single_float=False))
 
 
 # ---- 3. the forest section -----------------------------------------------------------------
 
 
-def _layout_tree(tree: Tree, t: int, forest: Forest) -> tuple[list[tuple[int, float, int]], list[tuple[float, ...]]]:
+def _layout_tree(
+    tree: Tree, t: int, forest: Forest
+) -> tuple[list[tuple[int, float, int]], list[tuple[float, ...]]]:
     """Preorder split nodes (split word, threshold, child) and depth-first leaves of one tree."""
     n = tree.n_nodes
     if n == 0:
         raise UnsupportedModelError(f"tree {t} has no nodes")
     for name in ("threshold", "left", "right", "default_left", "value"):
         if len(getattr(tree, name)) != n:
-            raise UnsupportedModelError(f"tree {t}: {name} has {len(getattr(tree, name))} entries, feature has {n}")
+            raise UnsupportedModelError(
+                f"tree {t}: {name} has {len(getattr(tree, name))} entries, feature has {n}"
+            )
     visited = [False] * n
     order: list[int] = []  # preorder of all nodes
     stack = [0]
@@ -296,7 +302,9 @@ def _layout_tree(tree: Tree, t: int, forest: Forest) -> tuple[list[tuple[int, fl
         if feature < 0:
             continue
         if feature >= forest.n_features:
-            raise UnsupportedModelError(f"tree {t} node {i}: feature {feature} >= {forest.n_features}")
+            raise UnsupportedModelError(
+                f"tree {t} node {i}: feature {feature} >= {forest.n_features}"
+            )
         threshold = float(tree.threshold[i])
         if not is_float32(threshold):
             raise UnsupportedModelError(
@@ -340,7 +348,9 @@ def encode_forest(forest: Forest) -> bytes:
         raise UnsupportedModelError("tree_output must give one output index per tree")
     base = tuple(forest.base_score) or (0.0,) * forest.n_outputs
     if len(base) != forest.n_outputs:
-        raise UnsupportedModelError(f"base_score has {len(base)} values for {forest.n_outputs} outputs")
+        raise UnsupportedModelError(
+            f"base_score has {len(base)} values for {forest.n_outputs} outputs"
+        )
     tree_records = bytearray()
     node_bytes = bytearray()
     leaf_bytes = bytearray()
@@ -371,7 +381,9 @@ def encode_forest(forest: Forest) -> bytes:
         n_nodes, n_leaves, *offsets, 0, 0, 0, 0,
     )
     body = bytearray(header)
-    for block, start in zip((tree_records, node_bytes, leaf_bytes, base_bytes), offsets):
+    blocks: tuple[bytes, ...] = (bytes(tree_records), bytes(node_bytes), bytes(leaf_bytes),
+                                  base_bytes)
+    for block, start in zip(blocks, offsets):
         body += b"\0" * (start - len(body))
         body += block
     return bytes(body)
@@ -401,7 +413,9 @@ def encode_mlp(mlp: Mlp) -> bytes:
     if not layers:
         raise UnsupportedModelError("an MLP needs at least one layer")
     if len(layers) > MLP_MAX_LAYERS:
-        raise UnsupportedModelError(f"an MLP has at most {MLP_MAX_LAYERS} layers, got {len(layers)}")
+        raise UnsupportedModelError(
+            f"an MLP has at most {MLP_MAX_LAYERS} layers, got {len(layers)}"
+        )
     table = bytearray()
     arrays: list[tuple[int, bytes]] = []
     offset = _align(64 + 32 * len(layers))
@@ -493,7 +507,7 @@ def encode_transforms(transforms: Transforms) -> bytes:
 # ---- 4. assembly ---------------------------------------------------------------------------
 
 
-def assemble(sections: Iterable[tuple[bytes, bytes, bool]], signing_key=None,
+def assemble(sections: Iterable[tuple[bytes, bytes, bool]], signing_key: SigningKey | None = None,
              minor: int | None = None) -> bytes:
     """Frame ``(type, body, critical)`` sections, then append SIGN (signed if a key is given).
 
@@ -501,7 +515,9 @@ def assemble(sections: Iterable[tuple[bytes, bytes, bool]], signing_key=None,
     """
     sections = list(sections)
     if minor is None:
-        minor = max([FORMAT_MINOR] + [SECTION_MINOR.get(kind, FORMAT_MINOR) for kind, _, _ in sections])
+        minor = max(
+            [FORMAT_MINOR] + [SECTION_MINOR.get(kind, FORMAT_MINOR) for kind, _, _ in sections]
+        )
     count = len(sections) + 1
     table_end = HEADER_SIZE + SECTION_ENTRY_SIZE * count
     offset = _align(table_end)
@@ -515,11 +531,13 @@ def assemble(sections: Iterable[tuple[bytes, bytes, bool]], signing_key=None,
     entries.append((b"SIGN", SECTION_CRITICAL, sign_offset, SIGNATURE_SECTION_LENGTH))
     file_size = sign_offset + SIGNATURE_SECTION_LENGTH
     out = bytearray(MAGIC)
-    out += struct.pack("<HHIQIII", FORMAT_MAJOR, minor, HEADER_SIZE, file_size, count, HEADER_SIZE, 0)
+    out += struct.pack(
+        "<HHIQIII", FORMAT_MAJOR, minor, HEADER_SIZE, file_size, count, HEADER_SIZE, 0
+    )
     out += b"\0" * (HEADER_SIZE - len(out))
     for kind, flags, start, length in entries:
         out += struct.pack("<4sIQQQ", kind, flags, start, length, 0)
-    for (kind, body, _), (_, _, start, _) in zip(sections, entries):
+    for (_, body, _), (_, _, start, _) in zip(sections, entries):
         out += b"\0" * (start - len(out))
         out += body
     out += b"\0" * (sign_offset - len(out))
@@ -528,11 +546,21 @@ def assemble(sections: Iterable[tuple[bytes, bytes, bool]], signing_key=None,
         out += struct.pack("<II", SIGNATURE_NONE, 0) + store_key + b"\0" * 96
     else:
         signature = signing_key.sign(signed_message(store_key.hex(), FORMAT_MAJOR, minor))
-        out += struct.pack("<II", SIGNATURE_ED25519, 0) + store_key + signing_key.public_key + signature
+        out += (
+            struct.pack("<II", SIGNATURE_ED25519, 0)
+            + store_key
+            + signing_key.public_key
+            + signature
+        )
     return bytes(out)
 
 
-def write(spec: ModelSpec, signing_key=None, *, created: str | _dt.datetime | None = None) -> bytes:
+def write(
+    spec: ModelSpec,
+    signing_key: SigningKey | None = None,
+    *,
+    created: str | _dt.datetime | None = None,
+) -> bytes:
     """The container bytes for ``spec``, signed with ``signing_key`` (a ``keys.SigningKey``).
 
     ``signing_key=None`` writes an unsigned container, which loaders refuse unless told
@@ -550,24 +578,13 @@ def write(spec: ModelSpec, signing_key=None, *, created: str | _dt.datetime | No
     if spec.forest is not None:
         sections.append((b"FRST", encode_forest(spec.forest), True))
     else:
+        assert spec.mlp is not None  # _check_spec: exactly one payload
         sections.append((b"MLP_", encode_mlp(spec.mlp), True))
     return assemble(sections, signing_key)
 
 
 def write_file(path: str | os.PathLike[str], data: bytes) -> None:
-    """Write container bytes atomically: a temporary file in the same folder, then rename."""
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    temporary = os.path.join(folder, f".{os.path.basename(path)}.{os.getpid()}.tmp")
-    try:
-        with open(temporary, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except OSError as exc:
-        try:
-            os.unlink(temporary)
-        except OSError:
-            pass
-        raise UsageError(f"cannot write {path}: {exc.strerror}") from None
+    """Write container bytes whole or not at all (``pyastore.files.write_atomic``)."""
+    from pyastore.files import write_atomic
+
+    write_atomic(path, data)

@@ -57,7 +57,7 @@ def is_float32(value: float) -> bool:
     """True when ``value`` survives a round trip through float32 unchanged (NaN excluded)."""
     if math.isnan(value):
         return False
-    return struct.unpack("<f", struct.pack("<f", value))[0] == value
+    return bool(struct.unpack("<f", struct.pack("<f", value))[0] == value)
 
 
 @dataclass(frozen=True)

@@ -19,16 +19,6 @@ import warnings
 from array import array
 
 from pyastore import keys, trust
-
-# The compiled binding, or the cffi backend over a prebuilt libastore.so on devices that cannot
-# build the extension (PYASTORE_BACKEND=cffi forces it, for tests).
-if os.environ.get("PYASTORE_BACKEND") == "cffi":
-    from pyastore import _cffi_core as _core
-else:
-    try:
-        from pyastore import _core
-    except ImportError:
-        from pyastore import _cffi_core as _core
 from pyastore.errors import (
     FormatError,
     InputError,
@@ -37,33 +27,47 @@ from pyastore.errors import (
     UntrustedSignerError,
     UsageError,
 )
+from pyastore.files import read_bytes
+
+# The compiled binding, or the cffi backend over a prebuilt libastore.so on devices that cannot
+# build the extension (PYASTORE_BACKEND=cffi forces it, for tests).
+if os.environ.get("PYASTORE_BACKEND") == "cffi":
+    from pyastore import _cffi_core as _core
+else:
+    try:
+        from pyastore import _core  # type: ignore[no-redef]
+    except ImportError:
+        from pyastore import _cffi_core as _core
+
+TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs the device ~3 ms
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator, Sequence
+    from typing import Any
 
 MAX_CONTAINER_BYTES = 1 << 32
+# Cell text that means "missing" (NaN) in every textual input: CSV, NDJSON strings, lists.
+MISSING_TOKENS = frozenset({"", "nan", "NaN", "NAN", "NA", "N/A", "null", "NULL", "None"})
+DECISION_TASKS = ("binary", "multiclass", "regression")
 
 
 class SecurityWarning(UserWarning):
     """Emitted when a container is loaded without a trusted signature, as explicitly allowed."""
 
 
-def read_container_bytes(source: str | os.PathLike[str] | bytes | bytearray | memoryview) -> tuple[bytes, str]:
+def read_container_bytes(
+    source: str | os.PathLike[str] | bytes | bytearray | memoryview,
+) -> tuple[bytes, str]:
     """The bytes of a container given as a path or as bytes, and a name for messages."""
     if isinstance(source, (bytes, bytearray, memoryview)):
         return bytes(source), "<bytes>"
     path = os.fspath(source)
     try:
         size = os.stat(path).st_size
-        if size > MAX_CONTAINER_BYTES:
-            raise FormatError(f"{path}: {size} bytes is larger than any container (4 GiB limit)")
-        with open(path, "rb") as handle:
-            return handle.read(), path
-    except FileNotFoundError:
-        raise UsageError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise UsageError(f"{path}: is a directory, not a container") from None
-    except PermissionError:
-        raise UsageError(f"{path}: permission denied") from None
-    except OSError as exc:
-        raise UsageError(f"{path}: cannot read: {exc.strerror}") from None
+    except OSError:
+        size = 0  # read_bytes says what is wrong with the path
+    if size > MAX_CONTAINER_BYTES:
+        raise FormatError(f"{path}: {size} bytes is larger than any container (4 GiB limit)")
+    return read_bytes(path, what="container"), path
 
 
 def _decode_meta(raw: bytes | None, name: str) -> dict[str, Any]:
@@ -92,47 +96,78 @@ def _decode_meta(raw: bytes | None, name: str) -> dict[str, Any]:
     return meta
 
 
+def cell_value(value: Any) -> float:
+    """One input cell as a float: numbers as they are, ``None`` and the missing-value words
+    (``MISSING_TOKENS``: empty, ``nan``, ``NA``, ``null``...) as NaN, other text parsed as a
+    number. Raises ``ValueError`` for anything else (the caller names the row and column)."""
+    if value is None:
+        return math.nan
+    if isinstance(value, str):
+        text = value.strip()
+        if text in MISSING_TOKENS:
+            return math.nan
+        return float(text)  # raises ValueError for non-numbers; accepts inf, 1e3, -0.5
+    if isinstance(value, (int, float)):  # bool is an int
+        return float(value)
+    item = getattr(value, "item", None)  # numpy scalars
+    if callable(item) and getattr(value, "shape", None) == ():
+        return cell_value(item())
+    raise ValueError(value)
+
+
+def not_a_number(row: int, column: str, value: Any) -> InputError:
+    """The error for a cell that is not a number; ``row`` is 0-based, messages count from 1."""
+    return InputError(f"row {row + 1}, column {column!r}: {value!r} is not a number",
+                      row=row)
+
+
 class Model:
     """A loaded, verified container ready to score. Immutable and safe to share across threads.
 
     Attributes: ``store_key`` (64 lowercase hex), ``signer`` (hex public key or None),
     ``signature_status`` (``trusted``, ``untrusted`` or ``unsigned``), ``meta`` (the META
-    dict), ``input_names``, ``output_names``, ``format_version``.
+    dict), ``input_names``, ``accepts_missing`` (per input: whether NaN may be scored),
+    ``output_names``, ``task``, ``format_version``.
+
+    Every way of scoring ends in :meth:`score_into`, the one low-level entry: a float32 buffer
+    of whole rows in, float64 outputs out, the input policy (inputs that refuse missing
+    values) applied once, by the C core. :meth:`score` converts numpy arrays, DataFrames,
+    lists and dicts into that buffer; :meth:`score_one` is its one-row form without the
+    buffer. :meth:`decide` is the one decision rule (``predict``, ``pyastore score --label``).
+
+    Rows in error messages are numbered from 1 (the first row given is "row 1"); the
+    ``InputError.row`` attribute is the 0-based index.
     """
 
-    def __init__(self, container: "_core.Container", meta: dict[str, Any], signature_status: str,
+    def __init__(self, container: Any, meta: dict[str, Any], signature_status: str,
                  source: str):
         self._container = container
         self.meta = meta
         self.signature_status = signature_status
         self.source = source
         self.store_key: str = container.store_key
-        self.format_version: tuple[int, int] = tuple(container.format_version)
+        major, minor = container.format_version
+        self.format_version: tuple[int, int] = (major, minor)
         self.signer: str | None = (
             container.public_key.hex() if container.signature_algorithm else None
         )
-        self.input_names: tuple[str, ...] = tuple(v["name"] for v in meta["inputs"])
-        self.output_names: tuple[str, ...] = tuple(v["name"] for v in meta["outputs"])
+        # The C core reads the inputs (names, missing-value policy) and the outputs from
+        # META itself and refuses a META that disagrees with the payload.
         self._core = _core.Model(container)
-        if self._core.n_inputs != len(self.input_names):
-            raise FormatError(f"{source}: META lists {len(self.input_names)} inputs, "
-                              f"the payload reads {self._core.n_inputs}")
-        if self._core.n_outputs != len(self.output_names):
-            raise FormatError(f"{source}: META lists {len(self.output_names)} outputs, "
-                              f"the payload writes {self._core.n_outputs}")
-        self._input_index = {name: i for i, name in enumerate(self.input_names)}
-        self._reject_missing = tuple(
-            v.get("missing") == "error" for v in meta["inputs"]
-        )
-        self._reject_columns = tuple(c for c, reject in enumerate(self._reject_missing) if reject)
+        self.input_names: tuple[str, ...] = tuple(self._core.input_names)
+        self.accepts_missing: tuple[bool, ...] = tuple(self._core.accepts_missing)
+        self.output_names: tuple[str, ...] = tuple(v["name"] for v in meta["outputs"])
+        self.task: str = meta["score_rules"]["task"]
+        self._n_in = len(self.input_names)
+        self._n_out = len(self.output_names)
 
     @property
     def name(self) -> str:
-        return self.meta["name"]
+        return str(self.meta["name"])
 
     @property
     def container_bytes(self) -> bytes:
-        return self._container.data
+        return bytes(self._container.data)
 
     def sections(self) -> list[tuple[str, int, int, int]]:
         """``(type, flags, offset, length)`` of every section, in file order."""
@@ -157,31 +192,53 @@ class Model:
             "meta": self.meta,
         }
 
-    # ---- scoring ------------------------------------------------------------------------
+    # ---- the one scoring entry ----------------------------------------------------------
+
+    def score_into(self, x: Any, out: Any, *, n_threads: int = 1) -> int:
+        """Score whole rows from a buffer into a buffer; returns the number of rows.
+
+        ``x``: a C-contiguous float32 buffer (``array('f')``, a numpy float32 array, a
+        memoryview...) of ``n_rows * len(input_names)`` values, row-major, NaN = missing.
+        ``out``: a writable C-contiguous float64 buffer of at least ``n_rows *
+        len(output_names)`` values. A NaN in an input that does not accept missing values
+        raises :class:`InputError` naming the row and the column, and nothing is scored. The
+        GIL is released while the C core works; ``n_threads`` > 1 uses worker threads
+        (results do not depend on it).
+        """
+        try:
+            self._core.score_into(x, out, n_threads)
+        except InputError as exc:
+            raise _numbered(exc) from None
+        return len(memoryview(x).cast("B")) // (4 * self._n_in) if self._n_in else 0
+
+    def invalid_rows(self, x: Any) -> Iterator[tuple[int, str]]:
+        """``(row index, reason)`` for every row of ``x`` (a buffer as for :meth:`score_into`)
+        that :meth:`score_into` would refuse, in order; the reason names the column."""
+        start = 0
+        while True:
+            try:
+                self._core.check_rows(x, start)
+                return
+            except InputError as exc:
+                if exc.row is None:
+                    raise
+                yield exc.row, exc.message
+                start = exc.row + 1
+
+    def score_one(self, row: Sequence[Any] | dict[str, Any]) -> list[float]:
+        """Score one event (values in input order, or a dict by input name): the fast path.
+        Values are numbers or None (missing)."""
+        if isinstance(row, dict):
+            row = self._row_from_mapping(row)
+        return list(self._core.score_one(row))
+
+    # ---- input conversions --------------------------------------------------------------
 
     def _row_from_mapping(self, event: dict[str, Any]) -> list[Any]:
         missing = [name for name in self.input_names if name not in event]
         if missing:
             raise InputError(f"the event lacks input(s): {', '.join(missing)}")
         return [event[name] for name in self.input_names]
-
-    def score_one(self, row: Sequence[float] | dict[str, Any]) -> list[float]:
-        """Score one event (values in input order, or a dict by input name): the fast path."""
-        if isinstance(row, dict):
-            row = self._row_from_mapping(row)
-        if self._reject_columns and len(row) == len(self._reject_missing):
-            for c in self._reject_columns:
-                value = row[c]
-                if value is None or value != value:
-                    self._check_missing_list([row], 0)
-        return self._core.score_one(row)
-
-    def _check_missing_list(self, rows: Sequence[Sequence[Any]], first_row: int) -> None:
-        for r, row in enumerate(rows):
-            for c, value in enumerate(row):
-                if self._reject_missing[c] and (value is None or (isinstance(value, float) and math.isnan(value))):
-                    raise InputError(f"row {first_row + r}, column {self.input_names[c]!r}: "
-                                     "missing value, and this input does not accept missing values")
 
     def score(self, data: Any, *, n_threads: int = 1) -> Any:
         """Score many rows. Returns a float64 array (numpy/DataFrame input), a list of lists
@@ -195,101 +252,133 @@ class Model:
             return self._score_array(data, n_threads)
         return self._score_rows(data, n_threads)
 
-    def predict(self, data: Any, *, n_threads: int = 1) -> list[Any]:
-        """Labels: the positive label when its probability >= cutoff (binary), the most
-        probable label (multi-class), the value (regression). An embedding has no label."""
-        if self.meta["score_rules"]["task"] == "embedding":
-            raise UsageError("this model outputs an embedding (a representation), not a "
-                             "decision: use score()")
-        scores = self.score(data, n_threads=n_threads)
-        if isinstance(scores, dict):
-            scores = [list(scores.values())]
-        rules = self.meta["score_rules"]
-        task = rules["task"]
-        rows = scores.tolist() if hasattr(scores, "tolist") else scores
-        if task == "regression":
-            return [row[0] for row in rows]
-        labels = rules.get("class_labels") or []
-        if task == "binary":
-            cutoff = rules.get("cutoff", 0.5)
-            negative, positive = (labels + [0, 1])[:2] if len(labels) < 2 else labels[:2]
-            return [positive if row[0] >= cutoff else negative for row in rows]
-        return [labels[max(range(len(row)), key=row.__getitem__)] if labels else
-                max(range(len(row)), key=row.__getitem__) for row in rows]
-
-    def _score_rows(self, rows: Iterable[Sequence[Any]], n_threads: int) -> list[list[float]]:
-        n_in = len(self.input_names)
-        flat = array("f")
-        count = 0
+    def rows_to_buffer(self, rows: Iterable[Sequence[Any] | dict[str, Any]]) -> array[float]:
+        """Rows (sequences in input order or dicts by input name; cells as :func:`cell_value`
+        reads them) as the float32 buffer :meth:`score_into` takes."""
+        n_in = self._n_in
+        flat: array[float] = array("f")
         for r, row in enumerate(rows):
             if isinstance(row, dict):
                 row = self._row_from_mapping(row)
             if len(row) != n_in:
-                raise InputError(f"row {r} has {len(row)} values, the model takes {n_in}")
+                raise InputError(f"row {r + 1} has {len(row)} values, the model takes {n_in}",
+                                 row=r)
             for c, value in enumerate(row):
-                if value is None:
-                    value = math.nan
                 try:
-                    flat.append(float(value))
+                    flat.append(cell_value(value))
                 except (TypeError, ValueError):
-                    raise InputError(f"row {r}, column {self.input_names[c]!r}: "
-                                     f"{value!r} is not a number") from None
-                if self._reject_missing[c] and flat[-1] != flat[-1]:
-                    raise InputError(f"row {r}, column {self.input_names[c]!r}: missing value, "
-                                     "and this input does not accept missing values")
-            count += 1
-        n_out = len(self.output_names)
+                    raise not_a_number(r, self.input_names[c], value) from None
+        return flat
+
+    def _score_rows(self, rows: Iterable[Sequence[Any]], n_threads: int) -> list[list[float]]:
+        flat = self.rows_to_buffer(rows)
+        n_out = self._n_out
+        count = len(flat) // self._n_in if self._n_in else 0
         out = array("d", bytes(8 * n_out * count))
         if count:
-            self._core.score_into(flat, out, n_threads)
+            self.score_into(flat, out, n_threads=n_threads)
         return [out[i * n_out:(i + 1) * n_out].tolist() for i in range(count)]
 
-    def _score_array(self, data: Any, n_threads: int):
+    def _score_array(self, data: Any, n_threads: int) -> Any:
         import numpy as np
 
-        if data.ndim == 1 and data.shape[0] == len(self.input_names):
+        if data.ndim == 1 and data.shape[0] == self._n_in:
             data = data.reshape(1, -1)
         if data.ndim != 2:
             raise InputError(f"expected a 2-D array of rows, got {data.ndim} dimensions")
-        if data.shape[1] != len(self.input_names):
+        if data.shape[1] != self._n_in:
             raise InputError(f"rows have {data.shape[1]} columns, the model takes "
-                             f"{len(self.input_names)} ({', '.join(self.input_names)})")
+                             f"{self._n_in} ({', '.join(self.input_names)})")
         if data.dtype.kind not in "fiub":
             raise InputError(f"array of dtype {data.dtype} is not numeric")
         x = np.ascontiguousarray(data, dtype=np.float32)
-        if any(self._reject_missing):
-            bad = np.isnan(x[:, list(self._reject_missing)])
-            if bad.any():
-                r, c = np.argwhere(bad)[0]
-                name = [n for n, rej in zip(self.input_names, self._reject_missing) if rej][c]
-                raise InputError(f"row {r}, column {name!r}: missing value, and this input "
-                                 "does not accept missing values")
-        out = np.empty((x.shape[0], len(self.output_names)), dtype=np.float64)
+        out = np.empty((x.shape[0], self._n_out), dtype=np.float64)
         if x.shape[0]:
-            self._core.score_into(x, out, n_threads)
+            self.score_into(x, out, n_threads=n_threads)
         return out
 
-    def _score_dataframe(self, frame: Any, n_threads: int):
+    def _score_dataframe(self, frame: Any, n_threads: int) -> Any:
         import numpy as np
 
         columns = [str(c) for c in frame.columns]
         missing = [name for name in self.input_names if name not in columns]
         if missing:
             raise InputError(f"input column(s) missing: {', '.join(missing)}")
-        x = np.empty((len(frame), len(self.input_names)), dtype=np.float32)
+        x = np.empty((len(frame), self._n_in), dtype=np.float32)
         for c, name in enumerate(self.input_names):
             column = frame[name]
             try:
                 x[:, c] = column.to_numpy(dtype=np.float64, na_value=np.nan)
             except (TypeError, ValueError):
-                values = column.tolist()
-                for r, value in enumerate(values):
+                for r, value in enumerate(column.tolist()):
                     try:
-                        float(value)
+                        cell_value(value)
                     except (TypeError, ValueError):
-                        raise InputError(f"row {r}, column {name!r}: {value!r} is not a number") from None
+                        raise not_a_number(r, name, value) from None
                 raise InputError(f"column {name!r} is not numeric") from None
         return self._score_array(x, n_threads)
+
+    # ---- decisions ----------------------------------------------------------------------
+
+    @property
+    def decides(self) -> bool:
+        """True when the outputs have a decision (a label): binary, multi-class, regression."""
+        return self.task in DECISION_TASKS
+
+    @property
+    def cutoff(self) -> float | None:
+        """The binary decision cutoff from META (0.5 when absent); None for other tasks."""
+        return self._default_cutoff if self.task == "binary" else None
+
+    @property
+    def _default_cutoff(self) -> float:
+        return float(self.meta["score_rules"].get("cutoff", 0.5))
+
+    def decide(self, outputs: Sequence[float], *, cutoff: float | None = None) -> Any:
+        """The label for one row's outputs: the one decision rule of pyastore.
+
+        Binary: the positive label when the output is strictly greater than the cutoff
+        (``cutoff`` or the container's), else the negative label -- so a score exactly at the
+        cutoff is negative, as scikit-learn's and XGBoost's ``predict`` decide at 0.5.
+        Multi-class: the label of the largest output (the first on ties). Regression: the
+        value. Other tasks (an embedding) have no decision: :class:`UsageError`.
+        """
+        if self.task == "binary":
+            threshold = cutoff if cutoff is not None else self._default_cutoff
+            negative, positive = self._binary_labels()
+            return positive if outputs[0] > threshold else negative
+        if self.task == "multiclass":
+            best = max(range(len(outputs)), key=outputs.__getitem__)
+            labels = self.meta["score_rules"].get("class_labels") or []
+            return labels[best] if labels else best
+        if self.task == "regression":
+            return outputs[0]
+        raise UsageError(f"this model's task is {self.task!r}: its outputs are a "
+                         "representation, not a decision (use score())")
+
+    def _binary_labels(self) -> tuple[Any, Any]:
+        labels = self.meta["score_rules"].get("class_labels") or []
+        return (labels[0], labels[1]) if len(labels) >= 2 else (0, 1)
+
+    def predict(self, data: Any, *, n_threads: int = 1, cutoff: float | None = None
+                ) -> list[Any]:
+        """Labels for the rows of ``data`` (any input :meth:`score` takes), by :meth:`decide`."""
+        if not self.decides:
+            self.decide([])  # raises the UsageError that names the task
+        scores = self.score(data, n_threads=n_threads)
+        if isinstance(scores, dict):
+            rows = [list(scores.values())]
+        else:
+            rows = scores.tolist() if hasattr(scores, "tolist") else scores
+        return [self.decide(row, cutoff=cutoff) for row in rows]
+
+
+def _numbered(exc: InputError) -> InputError:
+    """The C core's error for one row, with the row named in the message (from 1)."""
+    if exc.row is None:
+        return exc
+    return InputError(f"row {exc.row + 1}, {exc.message}", offset=exc.offset, row=exc.row,
+                      column=exc.column)
 
 
 def load(source: str | os.PathLike[str] | bytes, *, trusted_keys: Iterable[Any] | None = None,

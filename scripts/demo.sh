@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The main job, end to end, on the bundled default data:
+# The fraud pipeline (train, sign, anchor, verify, score), end to end, on the bundled default data:
 #   bundled data -> train XGBoost with CapsNet-augmented frauds -> signed container
 #   -> anchored in the verifiable log (proof bundle) -> describe -> verify -> score a CSV.
 # Everything is written under demo/ (git-ignored). Re-running reuses the key pair.

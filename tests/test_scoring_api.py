@@ -1,10 +1,11 @@
 """The Python scoring API on the golden model: input kinds, name matching, bad input,
-threads, the status-to-exception mapping."""
+threads, the one low-level entry (score_into) and the one decision rule (decide)."""
 
 from __future__ import annotations
 
 import math
 import threading
+from array import array
 
 import numpy as np
 import pandas as pd
@@ -12,8 +13,7 @@ import pytest
 
 import golden_models
 import pyastore
-from pyastore import _core, errors
-from pyastore.errors import InputError
+from pyastore.errors import InputError, UsageError
 
 
 @pytest.fixture(scope="module")
@@ -26,15 +26,6 @@ ROWS = golden_models.GOLDEN_ROWS
 
 def expected(model):
     return [model.score_one(row) for row in ROWS]
-
-
-def test_status_mapping_is_total():
-    assert len(_core.STATUS_NAMES) == len(_core.STATUS_ERRORS) == 9
-    assert _core.STATUS_ERRORS[0] is None
-    for name in _core.STATUS_ERRORS[1:]:
-        cls = getattr(errors, name)
-        assert issubclass(cls, errors.PyastoreError)
-        assert cls.exit_code in range(1, 8)
 
 
 def test_all_input_kinds_agree(model):
@@ -60,7 +51,32 @@ def test_none_means_missing(model):
 
 def test_predict_uses_cutoff(model):
     scores = [r[0] for r in expected(model)]
-    assert model.predict([list(r) for r in ROWS]) == [1 if s >= 0.5 else 0 for s in scores]
+    assert model.predict([list(r) for r in ROWS]) == [1 if s > 0.5 else 0 for s in scores]
+    low = min(scores)
+    assert model.predict([list(r) for r in ROWS], cutoff=low) == [int(s > low) for s in scores]
+
+
+def test_decide_is_strict_at_the_cutoff(model):
+    assert model.cutoff == 0.5 and model.decides
+    assert model.decide([0.5]) == 0  # at the cutoff: negative, as sklearn/xgboost predict
+    assert model.decide([0.5000001]) == 1
+    assert model.decide([0.7], cutoff=0.7) == 0
+    assert model.decide([0.7], cutoff=0.69) == 1
+
+
+def test_score_into_is_the_entry_every_path_ends_in(model):
+    want = expected(model)
+    flat = array("f", [v for row in ROWS for v in row])
+    out = array("d", bytes(8 * len(ROWS)))
+    assert model.score_into(flat, out) == len(ROWS)
+    assert [[v] for v in out] == want
+    x = np.array(ROWS, dtype=np.float32)
+    y = np.empty((len(ROWS), 1))
+    assert model.score_into(x, y, n_threads=2) == len(ROWS)
+    assert y.tolist() == want
+    assert list(model.invalid_rows(flat)) == []  # this model accepts missing values
+    with pytest.raises(InputError, match="whole rows"):
+        model.score_into(array("f", [1.0, 2.0]), array("d", [0.0]))
 
 
 def test_empty_inputs(model):
@@ -69,13 +85,19 @@ def test_empty_inputs(model):
 
 
 @pytest.mark.parametrize("bad, message", [
-    ([[1.0, 2.0]], "row 0 has 2 values"),
-    ([[1.0, "abc", 2.0]], "row 0, column 'velocity': 'abc' is not a number"),
-    ([[1.0, 2.0, 3.0], [1.0, [1], 2.0]], "row 1, column 'velocity'"),
+    ([[1.0, 2.0]], "row 1 has 2 values"),
+    ([[1.0, "abc", 2.0]], "row 1, column 'velocity': 'abc' is not a number"),
+    ([[1.0, 2.0, 3.0], [1.0, [1], 2.0]], "row 2, column 'velocity'"),
 ])
 def test_bad_lists(model, bad, message):
-    with pytest.raises(InputError, match=message.replace("(", r"\(").replace("[", r"\[")):
+    """Rows in messages count from 1; InputError.row is the 0-based index."""
+    with pytest.raises(InputError, match=message.replace("(", r"\(").replace("[", r"\[")) as caught:
         model.score(bad)
+    assert caught.value.row == len(bad) - 1
+
+
+def test_text_cells_and_missing_words_in_lists(model):
+    assert model.score([["1.5", "NA", " 2 "]]) == model.score([[1.5, None, 2.0]])
 
 
 def test_bad_arrays_and_frames(model):
@@ -85,7 +107,7 @@ def test_bad_arrays_and_frames(model):
         model.score(np.array([["a", "b", "c"]]))
     with pytest.raises(InputError, match="missing: velocity"):
         model.score(pd.DataFrame({"amount": [1.0], "age_days": [2.0]}))
-    with pytest.raises(InputError, match="row 1, column 'amount': 'x' is not a number"):
+    with pytest.raises(InputError, match="row 2, column 'amount': 'x' is not a number"):
         model.score(pd.DataFrame({"amount": [1.0, "x"], "velocity": [1, 2], "age_days": [0, 0]}))
     with pytest.raises(InputError, match="lacks input"):
         model.score({"amount": 1.0})
@@ -135,7 +157,32 @@ def test_missing_policy_error_is_enforced(isolated_trust):
     assert model.score_one([math.nan, 1.0, 2.0])  # amount may be missing
     with pytest.raises(InputError, match="'age_days': missing value"):
         model.score_one([1.0, 1.0, math.nan])
-    with pytest.raises(InputError, match="row 1, column 'age_days'"):
+    assert model.accepts_missing == (True, True, False)
+    with pytest.raises(InputError, match="row 2, column 'age_days'") as caught:
         model.score([[1.0, 1.0, 1.0], [1.0, 1.0, None]])
-    with pytest.raises(InputError, match="row 0, column 'age_days'"):
+    assert (caught.value.row, caught.value.column) == (1, 2)
+    with pytest.raises(InputError, match="row 1, column 'age_days'"):
         model.score(np.array([[1.0, 1.0, np.nan]]))
+    flat = array("f", [1, 1, math.nan, 1, 1, 1, 1, 1, math.nan])
+    assert [row for row, _ in model.invalid_rows(flat)] == [0, 2]
+    out = array("d", [7.0] * 3)
+    with pytest.raises(InputError, match="row 2, column 'age_days'"):
+        model.score_into(flat[3:], out)
+    assert list(out) == [7.0] * 3  # nothing scored
+
+
+def test_embeddings_have_no_decision(isolated_trust):
+    import dataclasses
+
+    from pyastore import format as fmt
+    from pyastore.ir import ScoreRules
+
+    spec = golden_models.tiny_forest_spec()
+    spec = dataclasses.replace(spec, rules=ScoreRules(task="embedding"))
+    data = fmt.write(spec, golden_models.golden_key(), created=golden_models.CREATED)
+    model = pyastore.load(data, trusted_keys=[golden_models.golden_key().public_key])
+    assert not model.decides and model.cutoff is None
+    with pytest.raises(UsageError, match="'embedding'"):
+        model.predict([[1.0, 2.0, 3.0]])
+    with pytest.raises(UsageError, match="not a decision"):
+        model.decide([0.3])

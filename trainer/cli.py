@@ -10,10 +10,11 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
-from pyastore.errors import EXIT_USAGE, PyastoreError, UsageError
+from pyastore.commandline import Parser, run_command
+from pyastore.errors import UsageError
 
 EXAMPLES = """\
 examples:
@@ -24,13 +25,6 @@ examples:
   pyastore-train fraud --data cards.csv --target Class --compare --seeds 5 --report report/
   pyastore-train bundled-data transactions.csv
 """
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        self.print_usage(sys.stderr)
-        sys.stderr.write(f"pyastore-train: error: {message}\n")
-        sys.exit(EXIT_USAGE)
 
 
 def _say(message: str) -> None:
@@ -65,7 +59,9 @@ def _dataset(args: argparse.Namespace):
             dataset = data.load_csv(handle.name, "fraud")
         from dataclasses import replace
 
-        return replace(dataset, source="bundled:fraud-default-v1", sha256=hashlib.sha256(raw).hexdigest())
+        return replace(
+            dataset, source="bundled:fraud-default-v1", sha256=hashlib.sha256(raw).hexdigest()
+        )
     return data.load_csv(args.data, args.target, tuple(args.drop))
 
 
@@ -95,7 +91,8 @@ def cmd_fraud(args: argparse.Namespace) -> int:
     fraud._set_torch_threads()
     results = []
     if args.compare:
-        _say(f"comparing {', '.join(fraud.AUGMENTATIONS)} over {args.seeds} seed(s) with {config.algo}")
+        variants = ", ".join(fraud.AUGMENTATIONS)
+        _say(f"comparing {variants} over {args.seeds} seed(s) with {config.algo}")
         results = fraud.compare(dataset, config, args.seeds)
         for variant in fraud.AUGMENTATIONS:
             runs = [r for r in results if r.augment == variant]
@@ -105,7 +102,10 @@ def cmd_fraud(args: argparse.Namespace) -> int:
     else:
         chosen = fraud.run_variant(dataset, config, config.seed)
         results = [chosen]
-        _say(f"{config.algo} + {config.augment}: " + ", ".join(f"{k} {v:.4f}" for k, v in chosen.metrics.items()))
+        _say(
+            f"{config.algo} + {config.augment}: "
+            + ", ".join(f"{k} {v:.4f}" for k, v in chosen.metrics.items())
+        )
     if args.report:
         from trainer.report import write_report
 
@@ -133,13 +133,19 @@ def cmd_fraud(args: argparse.Namespace) -> int:
             _say(f"anchored in {args.chain}; proof bundle {proof_path}")
     _say(f"done in {time.perf_counter() - started:.1f} s")
     if args.json:
-        sys.stdout.write(json.dumps({"metrics": chosen.metrics, "seconds": chosen.seconds}, indent=2) + "\n")
+        sys.stdout.write(
+            json.dumps({"metrics": chosen.metrics, "seconds": chosen.seconds}, indent=2) + "\n"
+        )
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="pyastore-train", description="Train fraud models and export signed containers.",
-                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EXAMPLES)
+    parser = Parser(
+        prog="pyastore-train",
+        description="Train fraud models and export signed containers.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=EXAMPLES,
+    )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.required = True
     raw = argparse.RawDescriptionHelpFormatter
@@ -153,13 +159,19 @@ def build_parser() -> argparse.ArgumentParser:
                     "and export a signed container. --compare runs every augmentation on the same "
                     "splits over --seeds seeds and writes a report.",
         epilog=EXAMPLES)
-    fraud.add_argument("--data", metavar="FILE.csv", help="labelled CSV (default: the bundled data set)")
+    fraud.add_argument(
+        "--data", metavar="FILE.csv", help="labelled CSV (default: the bundled data set)"
+    )
     fraud.add_argument("--target", metavar="COLUMN", help="the 0/1 label column")
     fraud.add_argument("--drop", metavar="COLUMN", nargs="+", action="extend", default=[],
                        help="columns to ignore (IDs, free text)")
     fraud.add_argument("--algo", choices=("xgboost", "rf", "mlp"), default="xgboost")
-    fraud.add_argument("--augment", choices=("none", "capsnet", "smote", "random"), default="capsnet",
-                       help="synthetic frauds to add (default capsnet)")
+    fraud.add_argument(
+        "--augment",
+        choices=("none", "capsnet", "smote", "random"),
+        default="capsnet",
+        help="synthetic frauds to add (default capsnet)",
+    )
     fraud.add_argument("--compare", action="store_true", help="run every augmentation and report")
     fraud.add_argument("--seeds", type=int, default=5, help="splits to compare over (default 5)")
     fraud.add_argument("--seed", type=int, default=0, help="first split seed (default 0)")
@@ -167,27 +179,45 @@ def build_parser() -> argparse.ArgumentParser:
     fraud.add_argument("--balance", choices=("random", "smote", "none"), default="random",
                        help="oversampling of the training frauds (default random)")
     fraud.add_argument("--synthetic", type=int, metavar="N", help="synthetic frauds to add")
-    fraud.add_argument("--synthetic-ratio", type=float, default=1.0, metavar="R",
-                       help="synthetic frauds per real training fraud when --synthetic is not given (default 1)")
+    fraud.add_argument(
+        "--synthetic-ratio",
+        type=float,
+        default=1.0,
+        metavar="R",
+        help="synthetic frauds per real training fraud when --synthetic is not given (default 1)",
+    )
     fraud.add_argument("--tweak", type=float, default=0.1,
                        help="CapsNet: relative perturbation of the fraud capsule (default 0.1)")
-    fraud.add_argument("--epochs", type=int, default=250, help="CapsNet training epochs (default 250)")
-    fraud.add_argument("--trees", type=int, default=100, help="trees of the classifier (default 100)")
+    fraud.add_argument(
+        "--epochs", type=int, default=250, help="CapsNet training epochs (default 250)"
+    )
+    fraud.add_argument(
+        "--trees", type=int, default=100, help="trees of the classifier (default 100)"
+    )
     fraud.add_argument("--jobs", type=int, default=1, help="threads for the classifier (default 1)")
     fraud.add_argument("--out", metavar="MODEL.astore", help="write the signed container here")
     fraud.add_argument("--sign-key", metavar="KEY", help="the publisher's .key file")
     fraud.add_argument("--name", default="fraud", help="model name in the container")
-    fraud.add_argument("--chain", metavar="LOG", help="append the container to this log, write MODEL.astore.proof")
-    fraud.add_argument("--report", metavar="DIR", help="write plots, report.md and metrics.json here")
-    fraud.add_argument("--json", action="store_true", help="print the chosen variant's metrics as JSON")
+    fraud.add_argument(
+        "--chain", metavar="LOG", help="append the container to this log, write MODEL.astore.proof"
+    )
+    fraud.add_argument(
+        "--report", metavar="DIR", help="write plots, report.md and metrics.json here"
+    )
+    fraud.add_argument(
+        "--json", action="store_true", help="print the chosen variant's metrics as JSON"
+    )
     fraud.add_argument("--quiet", action="store_true", help="no progress bars")
     fraud.set_defaults(handler=cmd_fraud)
 
-    bundled = commands.add_parser("bundled-data", help="write the bundled default data set as CSV",
-                                  formatter_class=raw,
-                                  description="Write the reproducible fraud-like default data set "
-                                              "(6,000 rows, 3%% fraud, target column 'fraud').",
-                                  epilog="example:\n  pyastore-train bundled-data transactions.csv\n")
+    bundled = commands.add_parser(
+        "bundled-data",
+        help="write the bundled default data set as CSV",
+        formatter_class=raw,
+        description="Write the reproducible fraud-like default data set "
+        "(6,000 rows, 3%% fraud, target column 'fraud').",
+        epilog="example:\n  pyastore-train bundled-data transactions.csv\n",
+    )
     bundled.add_argument("output", metavar="FILE.csv")
     bundled.add_argument("--force", action="store_true", help="overwrite an existing file")
     bundled.set_defaults(handler=cmd_bundled_data)
@@ -203,15 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        return int(args.handler(args))
-    except PyastoreError as exc:
-        sys.stderr.write(f"pyastore-train: error: {exc}\n")
-        return exc.exit_code
-    except KeyboardInterrupt:
-        sys.stderr.write("pyastore-train: interrupted\n")
-        return 130
+    return run_command(build_parser(), argv)
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from pyastore.errors import InputError, UsageError
+from pyastore.files import read_bytes
 
 BUNDLED_SEED = 20261122
 BUNDLED_ROWS = 6000
@@ -38,8 +39,11 @@ class Dataset:
 
     def balance(self) -> str:
         n_fraud = int(self.y.sum())
-        return (f"{len(self.y)} rows, {n_fraud} positive ({100.0 * n_fraud / max(len(self.y), 1):.2f}%), "
-                f"{len(self.feature_names)} features")
+        return (
+            f"{len(self.y)} rows, {n_fraud} positive "
+            f"({100.0 * n_fraud / max(len(self.y), 1):.2f}%), "
+            f"{len(self.feature_names)} features"
+        )
 
 
 def _read_frame(data: bytes, source: str):
@@ -56,18 +60,13 @@ def _read_frame(data: bytes, source: str):
 def load_csv(path: str | Path, target: str, drop: tuple[str, ...] = ()) -> Dataset:
     """Load a labelled CSV. Errors name the file, the column and (for bad cells) the row."""
     path = Path(path)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise UsageError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise UsageError(f"{path}: is a directory") from None
-    except OSError as exc:
-        raise UsageError(f"{path}: cannot read: {exc.strerror}") from None
+    data = read_bytes(path, what="CSV file")
     frame = _read_frame(data, str(path))
     frame.columns = [str(c).strip() for c in frame.columns]
     if target not in frame.columns:
-        raise InputError(f"{path}: no target column {target!r} (columns: {', '.join(frame.columns)})")
+        raise InputError(
+            f"{path}: no target column {target!r} (columns: {', '.join(frame.columns)})"
+        )
     unknown = [c for c in drop if c not in frame.columns]
     if unknown:
         raise InputError(f"{path}: --drop names unknown column(s): {', '.join(unknown)}")
@@ -150,7 +149,13 @@ def bundled_fraud_csv() -> bytes:
         cells = []
         for name in names:
             value = columns[name][i]
-            cells.append("" if isinstance(value, float) and np.isnan(value) else repr(value.item()) if hasattr(value, "item") else repr(value))
+            cells.append(
+                ""
+                if isinstance(value, float) and np.isnan(value)
+                else repr(value.item())
+                if hasattr(value, "item")
+                else repr(value)
+            )
         lines.append(",".join(cells))
     return ("\n".join(lines) + "\n").encode("ascii")
 

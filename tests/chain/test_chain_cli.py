@@ -28,6 +28,7 @@ from chain_testlib import (
     store_key,
     submitter,  # noqa: F401 (a fixture)
 )
+from pyastore import cli as pyastore_cli
 from pyastore import cli_chain
 from pyastore.errors import (
     EXIT_LOG,
@@ -58,7 +59,7 @@ def fake_load(monkeypatch):
 
 def cli(*argv) -> int:
     """Run like the main CLI: typed errors become the message and the exit code."""
-    return cli_chain.main([str(a) for a in argv])
+    return pyastore_cli.main([str(a) for a in argv])
 
 
 def test_parser_registers_every_command_with_examples(capsys):
@@ -201,7 +202,7 @@ def test_cli_errors_in_a_subprocess(tmp_path, key_files, new_log, argv, code, me
     }
     argv = [str(names.get(a, a)) for a in argv]
     result = subprocess.run(
-        [PYTHON, "-m", "pyastore.cli_chain", "chain", *argv],
+        [PYTHON, "-m", "pyastore", "chain", *argv],
         capture_output=True, text=True, env=child_env(), timeout=60,
     )
     assert result.returncode == code, result.stderr
