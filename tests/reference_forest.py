@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pytest
 
 from pyastore.ir import AGGREGATIONS, POST_TRANSFORMS, Forest, Tree, is_float32
 
@@ -254,3 +255,39 @@ def assert_container_matches(spec, X: np.ndarray) -> float:
     np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-14)
     np.testing.assert_array_equal(got, container_scores(spec, X, n_threads=2))
     return float(np.max(np.abs(got - expected))) if got.size else 0.0
+
+
+def shared_training_data(seed: int, task: str, n_rows: int, n_classes: int = 3,
+                         n_features: int = 5, nan_fraction: float = 0.1,
+                         dtype: type = np.float64) -> tuple[np.ndarray, np.ndarray]:
+    """Training rows for the differential tests: normal features (column 3 integer-valued)
+    with NaN, and a target of ``task`` (binary, multiclass, regression) that depends on
+    several features."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n_rows, n_features)).astype(dtype)
+    if n_features > 3:
+        X[:, 3] = rng.integers(0, 10, n_rows)
+    filled = X.copy()
+    X[rng.random(X.shape) < nan_fraction] = np.nan
+    signal = filled[:, 0] + 0.5 * filled[:, 1 % n_features] * filled[:, -1] \
+        + 0.2 * filled[:, 3 % n_features] + rng.normal(scale=0.5, size=n_rows)
+    if task == "binary":
+        y = (signal > 0.3).astype(int)
+    elif task == "multiclass":
+        y = np.digitize(signal, np.quantile(signal, np.linspace(0, 1, n_classes + 1)[1:-1]))
+    else:
+        y = 3.0 * signal + 2.0
+    return X, y
+
+
+@pytest.fixture(autouse=True)
+def one_native_thread():
+    """Native thread pools (OpenMP, BLAS) at one thread: same results, and predictable
+    timing on a shared machine."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        yield
+        return
+    with threadpool_limits(limits=1):
+        yield

@@ -21,75 +21,55 @@ float32 represents exactly, so rows equal to a threshold really test ``<=``.
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sklearn.dummy import DummyClassifier, DummyRegressor
+from sklearn.ensemble import (
+    ExtraTreesClassifier,
+    ExtraTreesRegressor,
+    GradientBoostingClassifier,
+    GradientBoostingRegressor,
+    HistGradientBoostingClassifier,
+    HistGradientBoostingRegressor,
+    IsolationForest,
+    RandomForestClassifier,
+    RandomForestRegressor,
+)
+from sklearn.linear_model import LinearRegression, LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import Normalizer
+from sklearn.tree import (
+    DecisionTreeClassifier,
+    DecisionTreeRegressor,
+    ExtraTreeClassifier,
+    ExtraTreeRegressor,
+)
 
-pytest.importorskip("sklearn")
-
-if str(Path(__file__).resolve().parents[1]) not in sys.path:  # tests/reference_forest.py
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from hypothesis import HealthCheck, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-from sklearn.dummy import DummyClassifier, DummyRegressor  # noqa: E402
-from sklearn.ensemble import (  # noqa: E402
-    ExtraTreesClassifier, ExtraTreesRegressor, GradientBoostingClassifier,
-    GradientBoostingRegressor, HistGradientBoostingClassifier, HistGradientBoostingRegressor,
-    IsolationForest, RandomForestClassifier, RandomForestRegressor)
-from sklearn.linear_model import LinearRegression, LogisticRegression  # noqa: E402
-from sklearn.pipeline import make_pipeline  # noqa: E402
-from sklearn.preprocessing import Normalizer  # noqa: E402
-from sklearn.tree import (  # noqa: E402
-    DecisionTreeClassifier, DecisionTreeRegressor, ExtraTreeClassifier, ExtraTreeRegressor)
-
-from pyastore.errors import UnsupportedModelError, UsageError  # noqa: E402
-from pyastore.ir import Forest, Tree, is_float32  # noqa: E402
-from reference_forest import (  # noqa: E402
+from pyastore.errors import UnsupportedModelError, UsageError
+from pyastore.ir import Forest, Tree, is_float32
+from reference_forest import (  # noqa: F401 - one_native_thread is an autouse fixture
     assert_container_matches,
-    score_forest, split_nodes, threshold_rows, tree_leaf_ids, validate_forest)
-from trainer.export import export_model  # noqa: E402
-from trainer.export.sklearn_trees import le_to_lt_float32  # noqa: E402
-
-
-@pytest.fixture(autouse=True)
-def _one_native_thread():
-    """Native thread pools (OpenMP, BLAS) at one thread: same results, and predictable
-    timing on a shared machine."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        yield
-        return
-    with threadpool_limits(limits=1):
-        yield
-
+    one_native_thread,
+    score_forest,
+    shared_training_data,
+    split_nodes,
+    threshold_rows,
+    tree_leaf_ids,
+    validate_forest,
+)
+from trainer.export import export_model
+from trainer.export.sklearn_trees import le_to_lt_float32
 
 N_FEATURES = 5
 PROBABILITY_TOLERANCE = 1e-6
 FLOAT64_TOLERANCE = 1e-12
 
 
-def training_data(seed: int, task: str, n_rows: int = 1200, n_classes: int = 3,
-                  n_features: int = N_FEATURES, nan_fraction: float = 0.1):
-    """Features (column 3 integer-valued) with NaN; a target that depends on several."""
-    rng = np.random.default_rng(seed)
-    X = rng.normal(size=(n_rows, n_features))
-    if n_features > 3:
-        X[:, 3] = rng.integers(0, 10, n_rows)
-    filled = X.copy()
-    X[rng.random(X.shape) < nan_fraction] = np.nan
-    signal = filled[:, 0] + 0.5 * filled[:, 1 % n_features] * filled[:, -1] \
-        + 0.2 * filled[:, 3 % n_features] + rng.normal(scale=0.5, size=n_rows)
-    if task == "binary":
-        y = (signal > 0.3).astype(int)
-    elif task == "multiclass":
-        y = np.digitize(signal, np.quantile(signal, np.linspace(0, 1, n_classes + 1)[1:-1]))
-    else:
-        y = 3.0 * signal + 2.0
-    return X, y
+def training_data(seed: int, task: str, n_rows: int = 1200, **options):
+    return shared_training_data(seed, task, n_rows, **options)
 
 
 def accepts_nan(model) -> bool:

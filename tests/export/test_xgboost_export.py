@@ -20,62 +20,28 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import xgboost as xgb
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-xgb = pytest.importorskip("xgboost")
-
-if str(Path(__file__).resolve().parents[1]) not in sys.path:  # tests/reference_forest.py
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from hypothesis import HealthCheck, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-
-from pyastore.errors import UnsupportedModelError, UsageError  # noqa: E402
-from pyastore.ir import ModelSpec  # noqa: E402
-from reference_forest import (  # noqa: E402
+from pyastore.errors import UnsupportedModelError, UsageError
+from pyastore.ir import ModelSpec
+from reference_forest import (  # noqa: F401 - one_native_thread is an autouse fixture
     assert_container_matches,
+    one_native_thread,
     score_forest,
+    shared_training_data,
     threshold_rows,
     validate_forest,
 )
-from trainer.export import export_model  # noqa: E402
-from trainer.export import xgboost_trees  # noqa: E402
-
-
-@pytest.fixture(autouse=True)
-def _one_native_thread():
-    """Native thread pools (OpenMP, BLAS) at one thread: same results, and predictable
-    timing on a shared machine."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        yield
-        return
-    with threadpool_limits(limits=1):
-        yield
-
+from trainer.export import export_model, xgboost_trees
 
 N_FEATURES = 5
 PROBABILITY_TOLERANCE = 1e-6
 
 
-def training_data(seed: int, task: str, n_rows: int = 1500, n_classes: int = 3,
-                  n_features: int = N_FEATURES, nan_fraction: float = 0.1):
-    """Features with NaN, an integer-valued column; a target that depends on several."""
-    rng = np.random.default_rng(seed)
-    X = rng.normal(size=(n_rows, n_features)).astype(np.float32)
-    if n_features > 3:
-        X[:, 3] = rng.integers(0, 10, n_rows)
-    filled = X.copy()
-    X[rng.random(X.shape) < nan_fraction] = np.nan
-    signal = filled[:, 0] + 0.5 * filled[:, 1 % n_features] * filled[:, -1] \
-        + 0.2 * filled[:, 3 % n_features] + rng.normal(scale=0.5, size=n_rows)
-    if task == "binary":
-        y = (signal > 0.3).astype(int)
-    elif task == "multiclass":
-        y = np.digitize(signal, np.quantile(signal, np.linspace(0, 1, n_classes + 1)[1:-1]))
-    else:
-        y = 3.0 * signal + 2.0
-    return X, y
+def training_data(seed: int, task: str, n_rows: int = 1500, **options):
+    return shared_training_data(seed, task, n_rows, dtype=np.float32, **options)
 
 
 def scoring_rows(seed: int, n_rows: int, forest, n_features: int = N_FEATURES,

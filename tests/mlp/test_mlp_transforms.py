@@ -13,8 +13,17 @@ import pytest
 import golden_models
 import pyastore
 from pyastore import format as fmt
-from pyastore.ir import (Algorithm, ColumnTransform, Dense, Mlp, ModelSpec, Output, ScoreRules,
-                         Transforms, Variable)
+from pyastore.ir import (
+    Algorithm,
+    ColumnTransform,
+    Dense,
+    Mlp,
+    ModelSpec,
+    Output,
+    ScoreRules,
+    Transforms,
+    Variable,
+)
 
 CREATED = "2026-01-01T00:00:00Z"
 
@@ -26,20 +35,13 @@ def load_unsigned(spec) -> pyastore.Model:
 
 
 def reference_transform(transforms: Transforms, x: np.ndarray) -> np.ndarray:
-    """docs/FORMAT.md, "XFRM", in numpy: float64 operations, then round to float32."""
-    x = np.asarray(x, dtype=np.float32).astype(np.float64)
-    out = np.empty((len(x), len(transforms.columns)))
-    for j, column in enumerate(transforms.columns):
-        v = x[:, column.source].copy()
-        if column.impute is not None:
-            v[np.isnan(v)] = column.impute
-        if column.scaling == "standardize":
-            v = (v - column.a) / column.b
-        elif column.scaling == "affine":
-            v = v * column.a + column.b
-        out[:, j] = v
+    """docs/FORMAT.md, "XFRM": the exporter's float64 arithmetic in numpy (itself checked
+    against scikit-learn's transformers at every export), then one rounding to float32."""
+    from trainer.export.sklearn_pipeline import apply_transforms
+
+    x = np.asarray(x, dtype=np.float32)
     with np.errstate(over="ignore"):
-        return out.astype(np.float32)
+        return apply_transforms(transforms, x).astype(np.float32)
 
 
 def pass_through_spec(transforms: Transforms) -> ModelSpec:
