@@ -30,7 +30,14 @@ def anchored(tmp_path, golden_path):
 
 
 def test_verify_with_proof(anchored, golden_pub, capsys):
-    args = ["verify", str(anchored["model"]), "--trust", str(golden_pub), "--log-key", str(anchored["log_pub"])]
+    args = [
+        "verify",
+        str(anchored["model"]),
+        "--trust",
+        str(golden_pub),
+        "--log-key",
+        str(anchored["log_pub"]),
+    ]
     assert main(args) == 0
     assert "is anchored in log" in capsys.readouterr().out
     assert main(args + ["--log", str(anchored["log"])]) == 0
@@ -43,7 +50,14 @@ def test_revocation_is_seen_online_not_in_a_stale_offline_proof(anchored, golden
 
     with Log.open(str(anchored["log"])) as log:
         log.revoke(anchored["store_key"], "key compromise", golden_models.golden_key())
-    args = ["verify", str(anchored["model"]), "--trust", str(golden_pub), "--log-key", str(anchored["log_pub"])]
+    args = [
+        "verify",
+        str(anchored["model"]),
+        "--trust",
+        str(golden_pub),
+        "--log-key",
+        str(anchored["log_pub"]),
+    ]
     assert main(args) == 0  # the old bundle only speaks for its own tree size
     capsys.readouterr()
     assert main(args + ["--log", str(anchored["log"])]) == 7
@@ -54,10 +68,21 @@ def test_wrong_log_key_missing_or_foreign_proof(anchored, golden_pub, capsys):
     base = ["verify", str(anchored["model"]), "--trust", str(golden_pub)]
     assert main(base + ["--log-key", str(golden_pub)]) == 7
     assert "not signed by the trusted log key" in capsys.readouterr().out
-    assert main(base + ["--log-key", str(anchored["log_pub"]), "--proof", str(anchored["tmp"] / "none")]) == 7
+    assert (
+        main(
+            base + ["--log-key", str(anchored["log_pub"]), "--proof", str(anchored["tmp"] / "none")]
+        )
+        == 7
+    )
     assert "no proof bundle" in capsys.readouterr().out
     (anchored["tmp"] / "bad.proof").write_bytes(b"{not a bundle")
-    assert main(base + ["--log-key", str(anchored["log_pub"]), "--proof", str(anchored["tmp"] / "bad.proof")]) == 7
+    assert (
+        main(
+            base
+            + ["--log-key", str(anchored["log_pub"]), "--proof", str(anchored["tmp"] / "bad.proof")]
+        )
+        == 7
+    )
     assert main(base + ["--proof", "x"]) == 2
 
 

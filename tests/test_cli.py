@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-import re
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -51,8 +51,20 @@ def test_describe_text(golden_path, golden_pub):
     key = json.loads((GOLDEN_DIR / "manifest.json").read_text())["tiny_forest"]["store_key"]
     assert f"sha256:{key}" in out
     assert "valid, signer trusted" in out
-    for text in ("golden-tiny-forest", "amount", "velocity", "age_days", "P_fraud", "logistic",
-                 "training_data_sha256", "max_depth", "META", "FRST", "SIGN", "2026-01-01T00:00:00Z"):
+    for text in (
+        "golden-tiny-forest",
+        "amount",
+        "velocity",
+        "age_days",
+        "P_fraud",
+        "logistic",
+        "training_data_sha256",
+        "max_depth",
+        "META",
+        "FRST",
+        "SIGN",
+        "2026-01-01T00:00:00Z",
+    ):
         assert text in out, text
 
 
@@ -91,7 +103,9 @@ def test_verify_ok_and_failures(golden_path, golden_pub):
     untrusted = run("verify", str(golden_path))
     assert untrusted.returncode == 4 and untrusted.stdout.startswith("FAILED ")
     assert "not a trusted key" in untrusted.stdout
-    unsigned = run("verify", str(GOLDEN_DIR / "tiny_forest_unsigned.astore"), "--trust", str(golden_pub))
+    unsigned = run(
+        "verify", str(GOLDEN_DIR / "tiny_forest_unsigned.astore"), "--trust", str(golden_pub)
+    )
     assert unsigned.returncode == 4 and "unsigned" in unsigned.stdout
 
 
@@ -104,13 +118,26 @@ def test_verify_allowances_warn_on_stderr(golden_path):
 
 
 def test_trust_from_environment_and_config_dir(tmp_path, golden_path, golden_pub):
-    assert run("verify", str(golden_path), env_extra={"PYASTORE_TRUSTED_KEYS": str(golden_pub)}).returncode == 0
+    assert (
+        run(
+            "verify", str(golden_path), env_extra={"PYASTORE_TRUSTED_KEYS": str(golden_pub)}
+        ).returncode
+        == 0
+    )
     hex_key = golden_pub.read_text().split(":")[1].strip()
-    assert run("verify", str(golden_path), env_extra={"PYASTORE_TRUSTED_KEYS": hex_key}).returncode == 0
+    assert (
+        run("verify", str(golden_path), env_extra={"PYASTORE_TRUSTED_KEYS": hex_key}).returncode
+        == 0
+    )
     trusted = tmp_path / "cfg" / "trusted"
     trusted.mkdir(parents=True)
     shutil.copy(golden_pub, trusted / "golden.pub")
-    assert run("verify", str(golden_path), env_extra={"PYASTORE_CONFIG_DIR": str(tmp_path / "cfg")}).returncode == 0
+    assert (
+        run(
+            "verify", str(golden_path), env_extra={"PYASTORE_CONFIG_DIR": str(tmp_path / "cfg")}
+        ).returncode
+        == 0
+    )
     bad = run("verify", str(golden_path), env_extra={"PYASTORE_TRUSTED_KEYS": "not-a-key"})
     assert bad.returncode == 2 and "not-a-key" in bad.stdout
 

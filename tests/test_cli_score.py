@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import io
 import json
 import os
 import subprocess
@@ -38,11 +37,24 @@ def read_csv(path):
         return list(csv.reader(handle))
 
 
-def test_csv_columns_matched_by_name_with_keep_and_label(tmp_path, golden_path, trust, model, capsys):
+def test_csv_columns_matched_by_name_with_keep_and_label(
+    tmp_path, golden_path, trust, model, capsys
+):
     rows = [["tx1", 2.0, 0.0, 0.0, "x"], ["tx2", 0.0, 1.0, 5.0, "y"], ["tx3", 3.0, "", 0.25, "z"]]
     write_csv(tmp_path / "in.csv", ["id", "velocity", "amount", "age_days", "note"], rows, bom=True)
-    code = main(["score", str(golden_path), str(tmp_path / "in.csv"), "-o", str(tmp_path / "out.csv"),
-                 "--keep", "id", "--label", *trust])
+    code = main(
+        [
+            "score",
+            str(golden_path),
+            str(tmp_path / "in.csv"),
+            "-o",
+            str(tmp_path / "out.csv"),
+            "--keep",
+            "id",
+            "--label",
+            *trust,
+        ]
+    )
     assert code == 0
     out = read_csv(tmp_path / "out.csv")
     assert out[0] == ["id", "P_fraud", "label"]
@@ -56,7 +68,19 @@ def test_csv_columns_matched_by_name_with_keep_and_label(tmp_path, golden_path, 
 def test_chunking_does_not_change_results(tmp_path, golden_path, trust):
     rows = [[i * 0.37 % 3, (i * 1.3) % 4 - 1, (i * 0.11) % 1] for i in range(1000)]
     write_csv(tmp_path / "in.csv", ["amount", "velocity", "age_days"], rows)
-    assert main(["score", str(golden_path), str(tmp_path / "in.csv"), "-o", str(tmp_path / "a.csv"), *trust]) == 0
+    assert (
+        main(
+            [
+                "score",
+                str(golden_path),
+                str(tmp_path / "in.csv"),
+                "-o",
+                str(tmp_path / "a.csv"),
+                *trust,
+            ]
+        )
+        == 0
+    )
     assert main(["score", str(golden_path), str(tmp_path / "in.csv"), "-o", str(tmp_path / "b.csv"),
                  "--chunk-rows", "7", "--threads", "2", *trust]) == 0
     assert (tmp_path / "a.csv").read_text() == (tmp_path / "b.csv").read_text()
@@ -65,7 +89,19 @@ def test_chunking_does_not_change_results(tmp_path, golden_path, trust):
 
 def test_empty_input_gives_header_only(tmp_path, golden_path, trust):
     write_csv(tmp_path / "in.csv", ["amount", "velocity", "age_days"], [])
-    assert main(["score", str(golden_path), str(tmp_path / "in.csv"), "-o", str(tmp_path / "out.csv"), *trust]) == 0
+    assert (
+        main(
+            [
+                "score",
+                str(golden_path),
+                str(tmp_path / "in.csv"),
+                "-o",
+                str(tmp_path / "out.csv"),
+                *trust,
+            ]
+        )
+        == 0
+    )
     assert (tmp_path / "out.csv").read_text() == "P_fraud\n"
 
 
@@ -77,7 +113,19 @@ def test_totally_empty_file_is_an_input_error(tmp_path, golden_path, trust, caps
 
 def test_missing_column_names_it(tmp_path, golden_path, trust, capsys):
     write_csv(tmp_path / "in.csv", ["amount", "age_days"], [[1, 2]])
-    assert main(["score", str(golden_path), str(tmp_path / "in.csv"), "-o", str(tmp_path / "o.csv"), *trust]) == 5
+    assert (
+        main(
+            [
+                "score",
+                str(golden_path),
+                str(tmp_path / "in.csv"),
+                "-o",
+                str(tmp_path / "o.csv"),
+                *trust,
+            ]
+        )
+        == 5
+    )
     err = capsys.readouterr().err
     assert "input column(s) missing: velocity" in err and "no output file was written" in err
     assert not (tmp_path / "o.csv").exists()
@@ -124,9 +172,26 @@ def test_untrusted_model_is_refused(tmp_path, golden_path, isolated_trust, capsy
 def test_ndjson_streams_one_flushed_line_per_input_line(golden_path, golden_pub, model):
     env = {k: v for k, v in os.environ.items() if k != "PYASTORE_TRUSTED_KEYS"}
     process = subprocess.Popen(
-        [sys.executable, "-m", "pyastore", "score", str(golden_path), "-", "--input-format", "ndjson",
-         "--trust", str(golden_pub), "--keep", "id"],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        [
+            sys.executable,
+            "-m",
+            "pyastore",
+            "score",
+            str(golden_path),
+            "-",
+            "--input-format",
+            "ndjson",
+            "--trust",
+            str(golden_pub),
+            "--keep",
+            "id",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     try:
         for i, row in enumerate(golden_models.GOLDEN_ROWS[:4]):
             event = {"id": i, "amount": row[0], "velocity": row[1], "age_days": row[2]}
@@ -135,7 +200,10 @@ def test_ndjson_streams_one_flushed_line_per_input_line(golden_path, golden_pub,
             process.stdin.flush()
             line = process.stdout.readline()  # blocks until the scorer flushed this event
             record = json.loads(line)
-            assert record == {"id": i, "P_fraud": model.score_one([v if v == v else None for v in row])[0]}
+            assert record == {
+                "id": i,
+                "P_fraud": model.score_one([v if v == v else None for v in row])[0],
+            }
     finally:
         process.stdin.close()
         process.wait(timeout=30)
@@ -143,13 +211,21 @@ def test_ndjson_streams_one_flushed_line_per_input_line(golden_path, golden_pub,
 
 
 def test_ndjson_bad_lines(tmp_path, golden_path, trust, capsys):
-    (tmp_path / "in.ndjson").write_text('{"amount": 1, "velocity": 2, "age_days": 3}\nnot json\n[1]\n{"amount": 1}\n')
+    (tmp_path / "in.ndjson").write_text(
+        '{"amount": 1, "velocity": 2, "age_days": 3}\nnot json\n[1]\n{"amount": 1}\n'
+    )
     assert main(["score", str(golden_path), str(tmp_path / "in.ndjson"), *trust]) == 5
     assert "line 2: not JSON" in capsys.readouterr().err
-    assert main(["score", str(golden_path), str(tmp_path / "in.ndjson"), "--on-error", "skip", *trust]) == 0
+    assert (
+        main(["score", str(golden_path), str(tmp_path / "in.ndjson"), "--on-error", "skip", *trust])
+        == 0
+    )
     captured = capsys.readouterr()
     assert captured.out.count("\n") == 1
-    assert "line 3: expected a JSON object" in captured.err and "missing field(s): velocity" in captured.err
+    assert (
+        "line 3: expected a JSON object" in captured.err
+        and "missing field(s): velocity" in captured.err
+    )
 
 
 def test_parquet_round_trip(tmp_path, golden_path, trust, model):
@@ -160,8 +236,23 @@ def test_parquet_round_trip(tmp_path, golden_path, trust, model):
     table = pa.table({"id": list(range(len(rows))), "velocity": [r[1] for r in rows],
                       "amount": [r[0] for r in rows], "age_days": [r[2] for r in rows]})
     pq.write_table(table, tmp_path / "in.parquet")
-    assert main(["score", str(golden_path), str(tmp_path / "in.parquet"), "-o", str(tmp_path / "out.parquet"),
-                 "--keep", "id", "--chunk-rows", "3", *trust]) == 0
+    assert (
+        main(
+            [
+                "score",
+                str(golden_path),
+                str(tmp_path / "in.parquet"),
+                "-o",
+                str(tmp_path / "out.parquet"),
+                "--keep",
+                "id",
+                "--chunk-rows",
+                "3",
+                *trust,
+            ]
+        )
+        == 0
+    )
     out = pq.read_table(tmp_path / "out.parquet").to_pydict()
     assert out["id"] == list(range(len(rows)))
     assert out["P_fraud"] == [model.score_one(r)[0] for r in rows]
@@ -177,8 +268,13 @@ def test_parquet_without_pyarrow_says_so(tmp_path, golden_path, trust, monkeypat
 
 def test_stdin_csv_to_stdout(golden_path, golden_pub, model):
     env = {k: v for k, v in os.environ.items() if k != "PYASTORE_TRUSTED_KEYS"}
-    result = subprocess.run([sys.executable, "-m", "pyastore", "score", str(golden_path), "--trust", str(golden_pub)],
-                            input="amount,velocity,age_days\n0,0,0\ninf,-inf,1\n", capture_output=True, text=True, env=env)
+    result = subprocess.run(
+        [sys.executable, "-m", "pyastore", "score", str(golden_path), "--trust", str(golden_pub)],
+        input="amount,velocity,age_days\n0,0,0\ninf,-inf,1\n",
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert result.returncode == 0
     lines = result.stdout.splitlines()
     assert lines[0] == "P_fraud"
@@ -192,5 +288,20 @@ def test_input_file_problems(tmp_path, golden_path, trust, capsys):
     assert main(["score", str(golden_path), str(tmp_path), *trust]) == 2
     assert "is a directory" in capsys.readouterr().err
     write_csv(tmp_path / "in.csv", ["amount", "velocity", "age_days"], [[1, 2, 3]])
-    assert main(["score", str(golden_path), str(tmp_path / "in.csv"), "-o", str(tmp_path / "no" / "o.csv"), *trust]) == 2
-    assert main(["score", str(golden_path), str(tmp_path / "in.csv"), "--chunk-rows", "0", *trust]) == 2
+    assert (
+        main(
+            [
+                "score",
+                str(golden_path),
+                str(tmp_path / "in.csv"),
+                "-o",
+                str(tmp_path / "no" / "o.csv"),
+                *trust,
+            ]
+        )
+        == 2
+    )
+    assert (
+        main(["score", str(golden_path), str(tmp_path / "in.csv"), "--chunk-rows", "0", *trust])
+        == 2
+    )

@@ -64,7 +64,11 @@ def test_corpus_exit_codes_through_the_cli(golden_pub, isolated_trust):
         [sys.executable, "-c", code, str(golden_pub), *[str(CORPUS_DIR / n) for n, _, _ in rows]],
         capture_output=True, text=True)
     assert "Traceback" not in result.stderr
-    got = dict(line.rsplit(" ", 1) for line in result.stdout.splitlines() if line.endswith(tuple("01234567")))
+    got = dict(
+        line.rsplit(" ", 1)
+        for line in result.stdout.splitlines()
+        if line.endswith(tuple("01234567"))
+    )
     for name, _, expected in rows:
         assert int(got[str(CORPUS_DIR / name)]) == expected, name
 

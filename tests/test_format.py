@@ -42,7 +42,7 @@ def test_layout_invariants():
     assert (major, minor, header_size, file_size, table) == (1, 0, 64, len(data), 64)
     entries = [struct.unpack_from("<4sIQQQ", data, 64 + 32 * i) for i in range(count)]
     assert [e[0] for e in entries] == [b"META", b"FRST", b"SIGN"]
-    for kind, flags, offset, length, reserved in entries:
+    for _kind, flags, offset, _length, reserved in entries:
         assert offset % 64 == 0 and flags == 1 and reserved == 0
     sign_offset = entries[-1][2]
     assert sign_offset + 136 == len(data)
@@ -71,7 +71,9 @@ def test_meta_rejects_values_it_cannot_store():
 
 def test_numpy_scalars_in_metadata_become_plain_values():
     np = pytest.importorskip("numpy")
-    meta = msgpack.unpackb(fmt.encode_meta({"n": np.int64(3), "x": np.float32(0.5), "b": np.bool_(True)}))
+    meta = msgpack.unpackb(
+        fmt.encode_meta({"n": np.int64(3), "x": np.float32(0.5), "b": np.bool_(True)})
+    )
     assert meta == {"b": True, "n": 3, "x": 0.5}
 
 
@@ -111,13 +113,26 @@ def _tree(**changes):
 ])
 def test_writer_refuses_malformed_trees(tree, message):
     with pytest.raises(UnsupportedModelError, match=message):
-        fmt.encode_forest(Forest(n_features=3, n_outputs=1, leaf_width=1, trees=(tree,), tree_output=(0,)))
+        fmt.encode_forest(
+            Forest(n_features=3, n_outputs=1, leaf_width=1, trees=(tree,), tree_output=(0,))
+        )
 
 
 def test_single_leaf_tree_scores_its_leaf(isolated_trust):
-    stump = Tree(feature=(-1,), threshold=(0.0,), left=(-1,), right=(-1,), default_left=(False,), value=((4.0,),))
-    spec = _with_forest(trees=(stump,), tree_output=(0,), post_transform="identity", base_score=(1.0,))
-    model = pyastore.load(fmt.write(spec, None, created="2026-01-01T00:00:00Z"), allow_unsigned=True)
+    stump = Tree(
+        feature=(-1,),
+        threshold=(0.0,),
+        left=(-1,),
+        right=(-1,),
+        default_left=(False,),
+        value=((4.0,),),
+    )
+    spec = _with_forest(
+        trees=(stump,), tree_output=(0,), post_transform="identity", base_score=(1.0,)
+    )
+    model = pyastore.load(
+        fmt.write(spec, None, created="2026-01-01T00:00:00Z"), allow_unsigned=True
+    )
     assert model.score_one([1.0, 2.0, 3.0]) == [5.0]
 
 
@@ -145,7 +160,9 @@ def random_trees(draw, n_features=3, depth=4):
 
     grow(0)
     permutation = draw(st.permutations(range(len(nodes))))
-    permutation = [0] + [p for p in permutation if p != 0] if permutation[0] != 0 else list(permutation)
+    permutation = (
+        [0] + [p for p in permutation if p != 0] if permutation[0] != 0 else list(permutation)
+    )
     new_id = {old: new for new, old in enumerate(permutation)}
     ordered = [None] * len(nodes)
     for old, (f, t, left, right, d, v) in enumerate(nodes):
@@ -169,8 +186,11 @@ def test_c_core_matches_reference_evaluator_on_random_trees(trees, rows):
     forest = Forest(n_features=3, n_outputs=1, leaf_width=1, trees=tuple(trees),
                     tree_output=(0,) * len(trees), base_score=(0.0,), post_transform="identity")
     spec = dataclasses.replace(golden_models.tiny_forest_spec(), forest=forest)
-    model = pyastore.load(fmt.write(spec, None, created="2026-01-01T00:00:00Z"), allow_unsigned=True,
-                          use_default_trust=False)
+    model = pyastore.load(
+        fmt.write(spec, None, created="2026-01-01T00:00:00Z"),
+        allow_unsigned=True,
+        use_default_trust=False,
+    )
     x = np.array(rows, dtype=np.float32)
     expected = score_forest(forest, x)
     got = model.score(x)

@@ -54,7 +54,9 @@ def test_golden_scores_match_hand_computation(golden_path, golden_pub):
     t1 = {"left": -1.25, "mid": 0.5, "right": 2.0}
 
     def by_hand(a, b, c):
-        tree1 = t1["left"] if (a < 0.5 or math.isnan(a)) else (t1["mid"] if b < 1.5 else t1["right"])
+        tree1 = (
+            t1["left"] if (a < 0.5 or math.isnan(a)) else (t1["mid"] if b < 1.5 else t1["right"])
+        )
         if not math.isnan(b) and b < 2.0:
             if c < 0.25 or math.isnan(c):
                 tree2 = 1.5 if (not math.isnan(a) and a < -1.0) else -2.0

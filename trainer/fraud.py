@@ -101,7 +101,9 @@ def split(dataset: Dataset, test_size: float, seed: int) -> tuple[np.ndarray, np
     from sklearn.model_selection import train_test_split
 
     index = np.arange(len(dataset.y))
-    train, test = train_test_split(index, test_size=test_size, random_state=seed, stratify=dataset.y)
+    train, test = train_test_split(
+        index, test_size=test_size, random_state=seed, stratify=dataset.y
+    )
     return np.sort(train), np.sort(test)
 
 
@@ -141,7 +143,11 @@ def synthesize(training: TrainingSet, real_x: np.ndarray, real_y: np.ndarray, co
     """Add synthetic frauds made from the training rows only (``real_x``: before balancing)."""
     method = config.augment
     n_real_fraud = int((real_y == 1).sum())
-    n_new = config.synthetic if config.synthetic is not None else int(round(config.synthetic_ratio * n_real_fraud))
+    n_new = (
+        config.synthetic
+        if config.synthetic is not None
+        else int(round(config.synthetic_ratio * n_real_fraud))
+    )
     info: dict[str, Any] = {"method": method, "rows": 0}
     if method == "none" or n_new == 0:
         return training, info
@@ -151,13 +157,22 @@ def synthesize(training: TrainingSet, real_x: np.ndarray, real_y: np.ndarray, co
     if method == "capsnet":
         from trainer.synth.capsnet import CapsNetConfig, CapsNetGenerator
 
-        generator = CapsNetGenerator(CapsNetConfig(epochs=config.epochs, tweak=config.tweak, seed=seed,
-                                                   progress=config.progress))
+        generator = CapsNetGenerator(
+            CapsNetConfig(
+                epochs=config.epochs, tweak=config.tweak, seed=seed, progress=config.progress
+            )
+        )
         generator.fit(_impute(training.x, medians), training.y)
         new = generator.generate(frauds, n_new, seed=seed)
-        info.update({"epochs": config.epochs, "tweak": config.tweak, "final_loss": generator.history[-1],
-                     "architecture": "FC100 -> 10x10 primary capsules -> 3 routing iterations -> "
-                                     "2x16 class capsules; decoder 32-64-128-n"})
+        info.update(
+            {
+                "epochs": config.epochs,
+                "tweak": config.tweak,
+                "final_loss": generator.history[-1],
+                "architecture": "FC100 -> 10x10 primary capsules -> 3 routing iterations -> "
+                "2x16 class capsules; decoder 32-64-128-n",
+            }
+        )
     elif method == "smote":
         from trainer.synth.baselines import smote_rows
 
@@ -183,9 +198,17 @@ def make_classifier(config: FraudConfig, seed: int):
     if config.algo == "xgboost":
         from xgboost import XGBClassifier
 
-        return XGBClassifier(n_estimators=config.n_trees, max_depth=config.max_depth, learning_rate=0.1,
-                             subsample=0.9, colsample_bytree=0.9, tree_method="hist",
-                             n_jobs=config.n_jobs, random_state=seed, eval_metric="logloss")
+        return XGBClassifier(
+            n_estimators=config.n_trees,
+            max_depth=config.max_depth,
+            learning_rate=0.1,
+            subsample=0.9,
+            colsample_bytree=0.9,
+            tree_method="hist",
+            n_jobs=config.n_jobs,
+            random_state=seed,
+            eval_metric="logloss",
+        )
     if config.algo == "rf":
         from sklearn.ensemble import RandomForestClassifier
 
@@ -196,8 +219,11 @@ def make_classifier(config: FraudConfig, seed: int):
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    return make_pipeline(SimpleImputer(strategy="median"), StandardScaler(),
-                         MLPClassifier(hidden_layer_sizes=(32, 16), max_iter=300, random_state=seed))
+    return make_pipeline(
+        SimpleImputer(strategy="median"),
+        StandardScaler(),
+        MLPClassifier(hidden_layer_sizes=(32, 16), max_iter=300, random_state=seed),
+    )
 
 
 def _set_torch_threads() -> None:
@@ -232,8 +258,18 @@ def run_variant(dataset: Dataset, config: FraudConfig, seed: int) -> VariantResu
     test_x = dataset.x[test_index]
     scores = model.predict_proba(test_x)[:, 1]
     test_y = dataset.y[test_index]
-    return VariantResult(config.augment, seed, evaluate(test_y, scores), curves(test_y, scores), scores,
-                         test_index, model, training, seconds, info)
+    return VariantResult(
+        config.augment,
+        seed,
+        evaluate(test_y, scores),
+        curves(test_y, scores),
+        scores,
+        test_index,
+        model,
+        training,
+        seconds,
+        info,
+    )
 
 
 def compare(dataset: Dataset, config: FraudConfig, seeds: int,
@@ -266,21 +302,30 @@ def export(result: VariantResult, dataset: Dataset, config: FraudConfig, signing
         "balance": config.balance,
         "synthetic_method": result.augment,
         "synthetic_rows": int(result.training.synthetic.sum()),
-        "synthetic_parameters": {k: v for k, v in result.generator_info.items() if k not in ("method", "rows")},
+        "synthetic_parameters": {
+            k: v for k, v in result.generator_info.items() if k not in ("method", "rows")
+        },
         "trainer_version": TRAINER_VERSION,
         "test_metrics": {k: round(v, 6) for k, v in result.metrics.items()},
     }
-    spec = export_model(result.model, feature_names=list(dataset.feature_names), name=name,
-                        description=f"Fraud classifier ({config.algo}, augmentation {result.augment}) "
-                                    f"trained on {dataset.source}",
-                        provenance=provenance)
+    spec = export_model(
+        result.model,
+        feature_names=list(dataset.feature_names),
+        name=name,
+        description=f"Fraud classifier ({config.algo}, augmentation {result.augment}) "
+        f"trained on {dataset.source}",
+        provenance=provenance,
+    )
     data = fmt.write(spec, signing_key, created=created)
     model = pyastore.load(data, trusted_keys=[signing_key.public_key], use_default_trust=False)
     test_x = dataset.x[result.test_index].astype(np.float32)
     container_scores = model.score(test_x)[:, 0]
     library_scores = result.model.predict_proba(test_x)[:, 1]
-    check = {"store_key": model.store_key, "bytes": len(data),
-             "max_abs_difference_vs_library": float(np.max(np.abs(container_scores - library_scores))),
-             "rows_checked": int(len(test_x)),
-             "sha256": hashlib.sha256(data).hexdigest()}
+    check = {
+        "store_key": model.store_key,
+        "bytes": len(data),
+        "max_abs_difference_vs_library": float(np.max(np.abs(container_scores - library_scores))),
+        "rows_checked": int(len(test_x)),
+        "sha256": hashlib.sha256(data).hexdigest(),
+    }
     return data, check

@@ -34,7 +34,9 @@ def evaluate(y: np.ndarray, scores: np.ndarray) -> dict[str, float]:
     y = np.asarray(y).astype(int)
     scores = np.asarray(scores, dtype=np.float64)
     precision, recall, _ = precision_recall_curve(y, scores)
-    f1 = np.where(precision + recall > 0, 2 * precision * recall / np.maximum(precision + recall, 1e-300), 0.0)
+    f1 = np.where(
+        precision + recall > 0, 2 * precision * recall / np.maximum(precision + recall, 1e-300), 0.0
+    )
     return {
         "pr_auc": float(average_precision_score(y, scores)),
         "roc_auc": float(roc_auc_score(y, scores)),
@@ -60,7 +62,11 @@ def curves(y: np.ndarray, scores: np.ndarray) -> dict[str, list[float]]:
         recall.append(caught / positives)
         precision.append(caught / k if k > 0 else 1.0)
     recall_a, precision_a = np.array(recall), np.array(precision)
-    f1 = np.where(recall_a + precision_a > 0, 2 * recall_a * precision_a / np.maximum(recall_a + precision_a, 1e-300), 0.0)
+    f1 = np.where(
+        recall_a + precision_a > 0,
+        2 * recall_a * precision_a / np.maximum(recall_a + precision_a, 1e-300),
+        0.0,
+    )
     fpr, tpr, _ = roc_curve(y, scores)
     tpr_grid = np.interp(FLAG_GRID, fpr, tpr)
     return {"flagged": FLAG_GRID.tolist(), "recall": recall, "precision": precision,
@@ -86,7 +92,13 @@ def noise_verdict(baseline: list[float], variant: list[float]) -> str:
     mean = differences.mean()
     standard_error = differences.std(ddof=1) / math.sqrt(len(differences))
     if standard_error == 0.0:
-        return "identical on every seed" if mean == 0 else ("better" if mean > 0 else "worse") + " on every seed"
+        return (
+            "identical on every seed"
+            if mean == 0
+            else ("better" if mean > 0 else "worse") + " on every seed"
+        )
     if abs(mean) > 2 * standard_error:
-        return ("better" if mean > 0 else "worse") + f" by {mean:+.4f} (beyond 2 standard errors, {standard_error:.4f})"
+        return (
+            "better" if mean > 0 else "worse"
+        ) + f" by {mean:+.4f} (beyond 2 standard errors, {standard_error:.4f})"
     return f"within seed-to-seed noise ({mean:+.4f} +/- {standard_error:.4f})"

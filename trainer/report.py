@@ -58,16 +58,39 @@ def plot(results, folder: Path) -> list[str]:
     grid = np.asarray(results[0].curves["flagged"]) * 100
     files = []
     panels = [
-        ("pr_curve.png", "Precision-recall, top 0-10% of scores", "recall", "precision", "recall", "precision"),
-        ("f1_vs_cutoff.png", "F1 vs share of transactions flagged", None, "f1", "% of test rows flagged", "F1"),
-        ("roc_curve.png", "ROC, false-positive rate 0-10%", None, "tpr", "false-positive rate (%)", "true-positive rate"),
+        (
+            "pr_curve.png",
+            "Precision-recall, top 0-10% of scores",
+            "recall",
+            "precision",
+            "recall",
+            "precision",
+        ),
+        (
+            "f1_vs_cutoff.png",
+            "F1 vs share of transactions flagged",
+            None,
+            "f1",
+            "% of test rows flagged",
+            "F1",
+        ),
+        (
+            "roc_curve.png",
+            "ROC, false-positive rate 0-10%",
+            None,
+            "tpr",
+            "false-positive rate (%)",
+            "true-positive rate",
+        ),
     ]
     for filename, title, x_key, y_key, x_label, y_label in panels:
         figure, axes = plt.subplots(figsize=(6.4, 4.4), dpi=110)
         for variant in variants:
             runs = [r for r in results if r.augment == variant]
             x = _mean_curve(runs, x_key) if x_key else grid
-            axes.plot(x, _mean_curve(runs, y_key), label=f"{LABELS.get(variant, variant)} (n={len(runs)})")
+            axes.plot(
+                x, _mean_curve(runs, y_key), label=f"{LABELS.get(variant, variant)} (n={len(runs)})"
+            )
         axes.set_title(title)
         axes.set_xlabel(x_label)
         axes.set_ylabel(y_label)
@@ -82,18 +105,26 @@ def plot(results, folder: Path) -> list[str]:
 
 def markdown(summary: dict[str, Any], context: dict[str, Any], figures: list[str]) -> str:
     lines = [f"# Fraud model comparison: {context['data']}", ""]
-    lines += [f"- data: `{context['data']}` (sha256 `{context['sha256'][:16]}...`), {context['balance']}",
-              f"- classifier: {context['algo']} ({context['classifier']}), identical for every variant",
-              f"- split: stratified, test share {context['test_size']}, seeds {', '.join(map(str, summary['seeds']))}",
-              f"- balancing: {context['balance_method']}; synthetic frauds per run: "
-              f"{context['synthetic_rows']}", ""]
+    lines += [
+        f"- data: `{context['data']}` (sha256 `{context['sha256'][:16]}...`), {context['balance']}",
+        f"- classifier: {context['algo']} ({context['classifier']}), identical for every variant",
+        f"- split: stratified, test share {context['test_size']}, "
+        f"seeds {', '.join(map(str, summary['seeds']))}",
+        f"- balancing: {context['balance_method']}; synthetic frauds per run: "
+        f"{context['synthetic_rows']}",
+        "",
+    ]
     header = "| variant | " + " | ".join(METRIC_TITLES[m] for m in METRICS) + " |"
     lines += [header, "|" + " --- |" * (len(METRICS) + 1)]
     for variant, data in summary["variants"].items():
-        cells = [f"{data['metrics'][m]['mean']:.4f} ± {data['metrics'][m]['std']:.4f}" for m in METRICS]
+        cells = [
+            f"{data['metrics'][m]['mean']:.4f} ± {data['metrics'][m]['std']:.4f}" for m in METRICS
+        ]
         lines.append(f"| {LABELS.get(variant, variant)} | " + " | ".join(cells) + " |")
     lines += ["", "Mean ± standard deviation over seeds, on the held-out test rows only.", ""]
-    verdicts = [(v, d["versus_baseline"]) for v, d in summary["variants"].items() if "versus_baseline" in d]
+    verdicts = [
+        (v, d["versus_baseline"]) for v, d in summary["variants"].items() if "versus_baseline" in d
+    ]
     if verdicts:
         lines += ["## Against the baseline", "",
                   "A difference counts as real only when its mean over seeds is more than two "
@@ -111,6 +142,8 @@ def write_report(results, folder: str | Path, context: dict[str, Any]) -> dict[s
     folder.mkdir(parents=True, exist_ok=True)
     summary = summarize_results(results)
     figures = plot(results, folder)
-    (folder / "metrics.json").write_text(json.dumps({"context": context, **summary}, indent=2, sort_keys=True) + "\n")
+    (folder / "metrics.json").write_text(
+        json.dumps({"context": context, **summary}, indent=2, sort_keys=True) + "\n"
+    )
     (folder / "report.md").write_text(markdown(summary, context, figures))
     return summary

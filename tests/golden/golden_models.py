@@ -18,8 +18,18 @@ sys.path.insert(0, str(HERE.parents[1]))
 
 from pyastore import format as fmt  # noqa: E402
 from pyastore.ir import (  # noqa: E402
-    Algorithm, ColumnTransform, Dense, Forest, Mlp, ModelSpec, Output, ScoreRules, Transforms, Tree,
-    Variable)
+    Algorithm,
+    ColumnTransform,
+    Dense,
+    Forest,
+    Mlp,
+    ModelSpec,
+    Output,
+    ScoreRules,
+    Transforms,
+    Tree,
+    Variable,
+)
 from pyastore.keys import SigningKey  # noqa: E402
 
 CREATED = "2026-01-01T00:00:00Z"
@@ -55,7 +65,11 @@ def tiny_forest_spec() -> ModelSpec:
         name="golden-tiny-forest",
         description="Two hand-built trees; the golden container of format 1.0",
         algorithm=Algorithm("gradient_boosted_trees", "hand-built", "1", "Forest"),
-        inputs=(Variable("amount"), Variable("velocity"), Variable("age_days", missing="as_missing")),
+        inputs=(
+            Variable("amount"),
+            Variable("velocity"),
+            Variable("age_days", missing="as_missing"),
+        ),
         outputs=(Output("P_fraud", "probability", "probability that the event is fraud"),),
         rules=ScoreRules("binary", class_labels=(0, 1), cutoff=0.5),
         forest=forest,
@@ -91,12 +105,18 @@ def tiny_mlp_spec() -> ModelSpec:
     labels = ("low", "mid", "high")
     return ModelSpec(
         name="golden-tiny-mlp",
-        description="A hand-built network with feature transforms; a golden container of format 1.1",
+        description="A hand-built network with feature transforms; "
+        "a golden container of format 1.1",
         algorithm=Algorithm("mlp", "hand-built", "1", "Mlp"),
-        inputs=(Variable("amount", missing="impute"), Variable("velocity", missing="impute"),
-                Variable("age_days", missing="impute")),
-        outputs=tuple(Output(f"P_{label}", "probability", f"probability that the risk is {label}")
-                      for label in labels),
+        inputs=(
+            Variable("amount", missing="impute"),
+            Variable("velocity", missing="impute"),
+            Variable("age_days", missing="impute"),
+        ),
+        outputs=tuple(
+            Output(f"P_{label}", "probability", f"probability that the risk is {label}")
+            for label in labels
+        ),
         rules=ScoreRules("multiclass", class_labels=labels),
         mlp=Mlp(layers),
         transforms=transforms,

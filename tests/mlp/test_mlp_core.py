@@ -24,8 +24,17 @@ from conftest import GOLDEN_DIR, ROOT
 from pyastore import _core
 from pyastore import format as fmt
 from pyastore.errors import UnsupportedModelError
-from pyastore.ir import (Algorithm, ColumnTransform, Dense, Mlp, ModelSpec, Output, ScoreRules,
-                         Transforms, Variable)
+from pyastore.ir import (
+    Algorithm,
+    ColumnTransform,
+    Dense,
+    Mlp,
+    ModelSpec,
+    Output,
+    ScoreRules,
+    Transforms,
+    Variable,
+)
 
 torch = pytest.importorskip("torch")
 
@@ -71,7 +80,7 @@ def mlp_spec(layers, transforms=None, n_inputs=None) -> ModelSpec:
         rules=ScoreRules("embedding"), mlp=Mlp(tuple(layers)), transforms=transforms)
 
 
-def torch_network(layers) -> "torch.nn.Sequential":
+def torch_network(layers) -> torch.nn.Sequential:
     modules = []
     for layer in layers:
         linear = torch.nn.Linear(layer.n_in, layer.n_out)
@@ -122,7 +131,10 @@ def golden_reference(row):
             v = v * column.a + column.b
         x.append(float(np.float32(v)))
     for layer in spec.mlp.layers:
-        z = [b + sum(w * xi for w, xi in zip(row_w, x)) for row_w, b in zip(layer.weights, layer.bias)]
+        z = [
+            b + sum(w * xi for w, xi in zip(row_w, x))
+            for row_w, b in zip(layer.weights, layer.bias)
+        ]
         if layer.activation == "relu":
             x = [max(v, 0.0) for v in z]
         elif layer.activation == "leaky_relu":

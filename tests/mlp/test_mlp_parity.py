@@ -116,7 +116,7 @@ def test_sklearn_binary_mlp_pipeline_on_bank_rows():
     model = load_unsigned(spec)
     assert model.input_names == tuple(frame.columns)
     assert model.output_names == ("P_1",)
-    for name, rows in scoring_rows(frame, 11).items():
+    for rows in scoring_rows(frame, 11).values():
         got = model.score(rows)
         want = pipeline.predict_proba(rows)[:, 1:]
         assert_probabilities(got, want, cutoff=0.3)
@@ -171,8 +171,11 @@ def test_sklearn_mlp_without_transforms_refuses_missing_values():
 @pytest.mark.parametrize("kind", ["RandomForestClassifier", "GradientBoostingClassifier",
                                   "ExtraTreesClassifier", "XGBClassifier"])
 def test_tree_pipelines_read_transformed_columns(kind):
-    from sklearn.ensemble import (ExtraTreesClassifier, GradientBoostingClassifier,
-                                  RandomForestClassifier)
+    from sklearn.ensemble import (
+        ExtraTreesClassifier,
+        GradientBoostingClassifier,
+        RandomForestClassifier,
+    )
 
     frame, loan, _ = bank()
     if kind == "XGBClassifier":
@@ -194,7 +197,7 @@ def test_tree_pipelines_read_transformed_columns(kind):
         assert np.abs(got - want).max() <= 1e-6
 
 
-def bank_torch_net(activation: str, head: str) -> "torch.nn.Sequential":
+def bank_torch_net(activation: str, head: str) -> torch.nn.Sequential:
     """An 11-input network trained briefly on standardized bank rows (any weights would do;
     trained ones give realistic magnitudes)."""
     nn = torch.nn
@@ -214,7 +217,7 @@ def train(net, x: np.ndarray, y: np.ndarray, classes: int) -> None:
     target = torch.from_numpy(y)
     optimizer = torch.optim.Adam(net.parameters(), lr=0.01)
     net.train()
-    for epoch in range(15):
+    for _ in range(15):
         for start in range(0, len(x), 500):
             optimizer.zero_grad()
             out = net(inputs[start:start + 500])

@@ -88,14 +88,19 @@ def test_test_rows_never_touch_balancing_or_synthesis(bundled, monkeypatch):
     assert not set(train_index) & set(test_index)
     training = result.training
     real = ~training.synthetic & ~training.duplicated
-    assert np.array_equal(np.nan_to_num(training.x[real], nan=-7.0), np.nan_to_num(bundled.x[train_index], nan=-7.0))
+    assert np.array_equal(
+        np.nan_to_num(training.x[real], nan=-7.0), np.nan_to_num(bundled.x[train_index], nan=-7.0)
+    )
     assert training.synthetic.sum() == bundled.y[train_index].sum()  # ratio 1
     assert (training.y[training.synthetic] == 1).all()
     # the generator saw only training rows (imputed): no test row is among them
     test_rows = {tuple(np.nan_to_num(r, nan=-7.0)) for r in bundled.x[test_index]}
     generator_rows = {tuple(r) for r in seen[0]}
     assert len(seen[0]) == len(training.x) - training.synthetic.sum()
-    assert not (generator_rows & test_rows - {tuple(np.nan_to_num(r, nan=-7.0)) for r in bundled.x[train_index]})
+    assert not (
+        generator_rows
+        & test_rows - {tuple(np.nan_to_num(r, nan=-7.0)) for r in bundled.x[train_index]}
+    )
     # evaluation used exactly the untouched test rows
     assert np.allclose(result.scores, result.model.predict_proba(bundled.x[test_index])[:, 1])
 
@@ -150,9 +155,17 @@ def test_metrics_and_noise_verdict():
     y = np.array([0] * 95 + [1] * 5)
     perfect = np.concatenate([np.zeros(95), np.ones(5)])
     result = metrics.evaluate(y, perfect)
-    assert result["pr_auc"] == result["roc_auc"] == result["best_f1"] == result["recall_at_5pct"] == 1.0
+    assert (
+        result["pr_auc"]
+        == result["roc_auc"]
+        == result["best_f1"]
+        == result["recall_at_5pct"]
+        == 1.0
+    )
     assert result["recall_at_1pct"] == pytest.approx(0.2)
-    assert "within seed-to-seed noise" in metrics.noise_verdict([0.5, 0.6, 0.55], [0.52, 0.58, 0.56])
+    assert "within seed-to-seed noise" in metrics.noise_verdict(
+        [0.5, 0.6, 0.55], [0.52, 0.58, 0.56]
+    )
     assert metrics.noise_verdict([0.5, 0.6, 0.55], [0.7, 0.8, 0.75]).startswith("better by +0.2000")
     assert metrics.noise_verdict([0.5], [0.6]) == "too few seeds to tell from noise"
 
@@ -173,12 +186,17 @@ def test_cli_end_to_end_export_scores_like_the_library(tmp_path, capsys):
     assert "max |difference|" in err
     model = pyastore.load(out, trusted_keys=[pub])
     proof = (tmp_path / "fraud.astore.proof").read_bytes()
-    assert verify_bundle(proof, model.store_key, pyastore.keys.load_public_key(log_pub)).record.index == 0
+    assert (
+        verify_bundle(proof, model.store_key, pyastore.keys.load_public_key(log_pub)).record.index
+        == 0
+    )
     meta = model.meta
     assert meta["provenance"]["training_data_sha256"] == BUNDLED_SHA256
     assert meta["provenance"]["synthetic_method"] == "capsnet"
     assert meta["provenance"]["synthetic_parameters"]["epochs"] == 2
-    assert list(model.input_names) == list(data.load_csv(data.write_bundled(tmp_path / "b.csv"), "fraud").feature_names)
+    assert list(model.input_names) == list(
+        data.load_csv(data.write_bundled(tmp_path / "b.csv"), "fraud").feature_names
+    )
     report = json.loads((tmp_path / "report" / "metrics.json").read_text())
     assert set(report["variants"]) == {"capsnet"}
     for name in ("pr_curve.png", "f1_vs_cutoff.png", "roc_curve.png", "report.md"):
@@ -186,8 +204,21 @@ def test_cli_end_to_end_export_scores_like_the_library(tmp_path, capsys):
 
 
 def test_cli_compare_writes_a_report_over_seeds(tmp_path):
-    code = train_main(["fraud", "--compare", "--seeds", "3", "--epochs", "2", "--trees", "10", "--quiet",
-                       "--report", str(tmp_path / "r")])
+    code = train_main(
+        [
+            "fraud",
+            "--compare",
+            "--seeds",
+            "3",
+            "--epochs",
+            "2",
+            "--trees",
+            "10",
+            "--quiet",
+            "--report",
+            str(tmp_path / "r"),
+        ]
+    )
     assert code == 0
     report = json.loads((tmp_path / "r" / "metrics.json").read_text())
     assert set(report["variants"]) == set(fraud.AUGMENTATIONS)

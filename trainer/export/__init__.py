@@ -48,7 +48,8 @@ Importing this package imports no framework.
 from __future__ import annotations
 
 import math
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 from pyastore.errors import UnsupportedModelError, UsageError
 from pyastore.ir import Algorithm, Forest, Mlp, ModelSpec, Output, ScoreRules, Variable
@@ -103,7 +104,7 @@ def export_model(model: Any, *, feature_names: Sequence[str] | None = None,
                             encoder_layers=encoder_layers)
 
 
-def export_estimator(model: Any, library: str, options: "ExportOptions", *,
+def export_estimator(model: Any, library: str, options: ExportOptions, *,
                      iteration_range: tuple[int, int] | None = None,
                      encoder_layers: int | None = None) -> ModelSpec:
     """One xgboost or scikit-learn estimator (not a pipeline) to a ``ModelSpec``."""

@@ -9,7 +9,8 @@ folding (batch norm, a two-unit softmax) is rounded once, at the end.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from pyastore.errors import UnsupportedModelError, UsageError
 from pyastore.ir import Dense

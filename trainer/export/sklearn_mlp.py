@@ -27,7 +27,6 @@ from typing import Any
 
 from pyastore.errors import UnsupportedModelError
 from pyastore.ir import Algorithm, Mlp, ModelSpec
-
 from trainer.export import ExportOptions, make_spec, require_exact_class
 from trainer.export.mlp_common import dense_layer, encoder_cut
 

@@ -35,9 +35,14 @@ from typing import Any
 
 from pyastore.errors import UnsupportedModelError
 from pyastore.ir import ColumnTransform, ModelSpec, Transforms, Variable
-
-from trainer.export import (ExportOptions, _library_of, export_estimator, input_names,
-                            json_safe, require_exact_class)
+from trainer.export import (
+    ExportOptions,
+    _library_of,
+    export_estimator,
+    input_names,
+    json_safe,
+    require_exact_class,
+)
 
 TRANSFORMERS = ("SimpleImputer", "StandardScaler", "MinMaxScaler")
 
@@ -145,7 +150,9 @@ def _apply_step(name: str, step: Any, columns: list[ColumnTransform]) -> list[Co
         raise UnsupportedModelError(f"pipeline step {name!r}: at most one scaler")
     if cls.__name__ == "StandardScaler":
         mean = np.zeros(len(columns)) if step.mean_ is None else np.asarray(step.mean_, np.float64)
-        scale = np.ones(len(columns)) if step.scale_ is None else np.asarray(step.scale_, np.float64)
+        scale = (
+            np.ones(len(columns)) if step.scale_ is None else np.asarray(step.scale_, np.float64)
+        )
         return [dataclasses.replace(c, scaling="standardize", a=float(mean[i]), b=float(scale[i]))
                 for i, c in enumerate(columns)]
     if step.clip:

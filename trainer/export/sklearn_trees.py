@@ -55,7 +55,6 @@ from typing import Any
 
 from pyastore.errors import UnsupportedModelError
 from pyastore.ir import Algorithm, Forest, ModelSpec, Tree
-
 from trainer.export import ExportOptions, make_spec, require_exact_class
 
 SUPPORTED_CLASSES = (

@@ -40,11 +40,11 @@ Inputs are named by ``feature_names`` (else ``x0 .. x{n-1}``) and exported with
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from pyastore.errors import UnsupportedModelError, UsageError
 from pyastore.ir import Algorithm, Dense, Mlp, ModelSpec
-
 from trainer.export import ExportOptions, json_safe, make_spec
 from trainer.export.mlp_common import dense_layer, encoder_cut
 

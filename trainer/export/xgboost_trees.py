@@ -56,7 +56,6 @@ from typing import Any
 
 from pyastore.errors import UnsupportedModelError, UsageError
 from pyastore.ir import Algorithm, Forest, ModelSpec, Tree
-
 from trainer.export import ExportOptions, float32, make_spec, require_exact_class
 
 SUPPORTED_CLASSES = ("Booster", "XGBClassifier", "XGBRegressor", "XGBRFClassifier",
@@ -398,7 +397,7 @@ def _booster_params(booster) -> dict[str, Any]:
     params.update(tree_part.get("gbtree_train_param", {}))
     params.update(tree_part.get("tree_train_param", {}))
     params.update(gradient_booster.get("dart_train_param", {}))
-    for key, value in config.get("objective", {}).items():
+    for value in config.get("objective", {}).values():
         if isinstance(value, dict):
             params.update(value)
     params["num_boosted_rounds"] = booster.num_boosted_rounds()

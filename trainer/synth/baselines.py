@@ -32,7 +32,10 @@ def smote_rows(x: np.ndarray, y: np.ndarray, n_rows: int, *, seed: int = 0,
         raise ValueError("SMOTE needs at least two real fraud rows")
     if n_rows <= 0:
         return np.empty((0, x.shape[1]))
-    sampler = SMOTE(sampling_strategy={1: n_fraud + n_rows}, k_neighbors=min(k_neighbors, n_fraud - 1),
-                    random_state=seed)
+    sampler = SMOTE(
+        sampling_strategy={1: n_fraud + n_rows},
+        k_neighbors=min(k_neighbors, n_fraud - 1),
+        random_state=seed,
+    )
     resampled_x, _ = sampler.fit_resample(x, y)
     return resampled_x[len(x):]

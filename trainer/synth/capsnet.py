@@ -121,7 +121,7 @@ class CapsNetGenerator:
         self.scale = None
         self.history: list[float] = []
 
-    def fit(self, x: np.ndarray, y: np.ndarray) -> "CapsNetGenerator":
+    def fit(self, x: np.ndarray, y: np.ndarray) -> CapsNetGenerator:
         import torch
 
         config = self.config
