@@ -4,11 +4,14 @@ check the receiver makes, each refusal with an error that names what failed."""
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import os
 import stat
 import time
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from chain.log import Log
 from chain.records import KIND_BLOB
@@ -112,8 +115,6 @@ def test_pseudonyms_are_keyed():
     key, other = IdKey(b"k" * 32), IdKey(b"j" * 32)
     assert key.pseudonym("17") == key.pseudonym(" 17 ") != key.pseudonym("017")
     assert key.pseudonym("17") != other.pseudonym("17")
-    import hashlib
-
     assert key.pseudonym("17") != hashlib.sha256(b"17").digest()
     assert "k" * 8 not in repr(key)
 
@@ -266,3 +267,46 @@ def test_wait_times_out_naming_what_it_waited_for(fed):
             host.wait(lambda: None, 0.3, "the bank's answer")
         assert time.monotonic() - started < 2.0
         assert ExchangeTimeoutError("x").exit_code == 8
+
+
+# ---- round-trip laws --------------------------------------------------------------------------
+
+_HEX32 = st.binary(min_size=16, max_size=16).map(bytes.hex)
+_KEY_ID = st.binary(min_size=32, max_size=32).map(lambda b: hashlib.sha256(b).hexdigest())
+
+
+@st.composite
+def messages(draw) -> Message:
+    kind = draw(st.sampled_from(["representations", "predict-request", "predict-response",
+                                 "close"]))
+    rows = 0 if kind == "close" else draw(st.integers(0, 6))
+    width = draw(st.integers(1, 5)) if kind in ("representations", "predict-response") else 0
+    return Message(kind=kind, sender=draw(st.sampled_from(["bank", "personal", "host"])),
+                   recipient=draw(_KEY_ID), round=draw(st.integers(0, 2**31 - 1)),
+                   request_id=draw(_HEX32),
+                   reply_to=draw(_HEX32) if kind == "predict-response" else "",
+                   ids=draw(st.binary(min_size=32 * rows, max_size=32 * rows)), width=width,
+                   values=draw(st.binary(min_size=4 * rows * width, max_size=4 * rows * width)),
+                   labels=bytes(draw(st.lists(st.integers(0, 1), min_size=rows, max_size=rows)))
+                   if kind == "representations" else b"")
+
+
+@settings(max_examples=200, deadline=None)
+@given(messages())
+def test_message_round_trip_law(message):
+    assert Message.decode(message.encode(), "m") == message
+    announcement = message.announcement()
+    assert Announcement.from_description(announcement.to_description(), "r") == announcement
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.tuples(st.binary(min_size=32, max_size=32),
+                          st.binary(min_size=32, max_size=32)), min_size=2, max_size=5,
+                unique_by=(lambda k: k[0], lambda k: k[1])))
+def test_roster_round_trip_law(key_pairs):
+    participants = tuple(Participant(f"p{i}", "host" if i == 0 else "party", sign, box)
+                         for i, (sign, box) in enumerate(key_pairs))
+    if len({k for pair in key_pairs for k in pair}) != 2 * len(key_pairs):
+        return  # a key shared between a signing and a box slot: refused, tested above
+    roster = Roster(participants)
+    assert Roster.parse(roster.to_json()) == roster

@@ -229,6 +229,14 @@ def run_processes(commands: Mapping[str, Sequence[str]], log_dir: Path,
         raise ParticipantFailedError(f"{name} failed (exit code {code}): {last}", code)
 
 
+def _round_deadline(timeout: float) -> float:
+    """A backstop for a whole round: each participant already stops when another stays
+    silent for ``timeout``; this only catches a participant stuck for another reason. It
+    allows for a round's three waits and a minute of process start-up on a busy machine, so
+    that the participant's own, more precise error is the one reported."""
+    return 3 * timeout + 60.0
+
+
 def _store_size(store: Path) -> tuple[int, int]:
     sizes = [p.stat().st_size for p in store.iterdir() if len(p.name) == 64]
     return sum(sizes), len(sizes)
@@ -263,7 +271,7 @@ def run_round(config: VerticalConfig, roster: Roster, round_number: int,
     bytes_before, blobs_before = _store_size(config.store)
     records_before = _log_size(config.chain)
     run_processes(_commands(config, seed, round_number, round_dir, predict_file),
-                  round_dir / "logs", config.timeout * 3)
+                  round_dir / "logs", _round_deadline(config.timeout))
     bytes_after, blobs_after = _store_size(config.store)
     records_after = _log_size(config.chain)
     y_test = full.labels[test]
