@@ -95,15 +95,9 @@ def _parse_key_line(text: str, prefix: str, other_prefix: str, source: str) -> b
 
 
 def _read_text(path: str) -> str:
-    try:
-        with open(path, "rb") as handle:
-            data = handle.read(4097)
-    except FileNotFoundError:
-        raise KeyFileError(f"{path}: key file not found") from None
-    except IsADirectoryError:
-        raise KeyFileError(f"{path}: is a directory, not a key file") from None
-    except OSError as exc:
-        raise KeyFileError(f"{path}: cannot read key file: {exc.strerror}") from None
+    from pyastore.files import read_bytes
+
+    data = read_bytes(path, what="key file", error=KeyFileError, limit=4096)
     if len(data) > 4096:
         raise KeyFileError(f"{path}: too large to be a key file (over 4096 bytes)")
     try:

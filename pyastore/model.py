@@ -22,6 +22,7 @@ from pyastore import keys, trust
 from pyastore.errors import (
     FormatError,
     InputError,
+    InternalError,
     PyastoreError,
     SignatureError,
     UntrustedSignerError,
@@ -70,29 +71,15 @@ def read_container_bytes(
     return read_bytes(path, what="container"), path
 
 
-def _decode_meta(raw: bytes | None, name: str) -> dict[str, Any]:
+def _decode_meta(raw: bytes | None) -> dict[str, Any]:
+    """META as a dict. The C core has already read it (``_core.Model``) and refused anything
+    malformed or incomplete -- not msgpack, not a map, a required field missing or of the
+    wrong type, inputs/outputs that disagree with the payload -- so this only decodes."""
     import msgpack
 
-    if raw is None:
-        raise FormatError(f"{name}: the container has no META section")
-    try:
-        meta = msgpack.unpackb(raw, raw=False, strict_map_key=True, use_list=True)
-    except (ValueError, msgpack.UnpackException, TypeError) as exc:
-        detail = f" ({exc})" if str(exc) else ""
-        raise FormatError(f"{name}: META is not valid msgpack{detail}") from None
+    meta = msgpack.unpackb(raw, raw=False, strict_map_key=True, use_list=True)
     if not isinstance(meta, dict):
-        raise FormatError(f"{name}: META is not a map")
-    required = {"name": str, "created": str, "algorithm": dict, "inputs": list,
-                "outputs": list, "score_rules": dict}
-    for key, kind in required.items():
-        if not isinstance(meta.get(key), kind):
-            raise FormatError(f"{name}: META field {key!r} is missing or not a {kind.__name__}")
-    for field in ("inputs", "outputs"):
-        for i, variable in enumerate(meta[field]):
-            if not isinstance(variable, dict) or not isinstance(variable.get("name"), str):
-                raise FormatError(f"{name}: META {field}[{i}] has no name")
-    if not isinstance(meta["score_rules"].get("task"), str):
-        raise FormatError(f"{name}: META score_rules has no task")
+        raise InternalError("META passed the C core's checks but is not a map")
     return meta
 
 
@@ -139,10 +126,12 @@ class Model:
     ``InputError.row`` attribute is the 0-based index.
     """
 
-    def __init__(self, container: Any, meta: dict[str, Any], signature_status: str,
-                 source: str):
+    def __init__(self, container: Any, signature_status: str, source: str):
         self._container = container
-        self.meta = meta
+        # The C core reads META first: the inputs (names, missing-value policy) and outputs,
+        # refusing a META that is malformed or disagrees with the payload.
+        self._core = _core.Model(container)
+        self.meta = _decode_meta(container.section("META"))
         self.signature_status = signature_status
         self.source = source
         self.store_key: str = container.store_key
@@ -151,13 +140,10 @@ class Model:
         self.signer: str | None = (
             container.public_key.hex() if container.signature_algorithm else None
         )
-        # The C core reads the inputs (names, missing-value policy) and the outputs from
-        # META itself and refuses a META that disagrees with the payload.
-        self._core = _core.Model(container)
         self.input_names: tuple[str, ...] = tuple(self._core.input_names)
         self.accepts_missing: tuple[bool, ...] = tuple(self._core.accepts_missing)
-        self.output_names: tuple[str, ...] = tuple(v["name"] for v in meta["outputs"])
-        self.task: str = meta["score_rules"]["task"]
+        self.output_names: tuple[str, ...] = tuple(v["name"] for v in self.meta["outputs"])
+        self.task: str = self.meta["score_rules"]["task"]
         self._n_in = len(self.input_names)
         self._n_out = len(self.output_names)
 
@@ -422,9 +408,8 @@ def load(source: str | os.PathLike[str] | bytes, *, trusted_keys: Iterable[Any] 
                 f"{name}: signed by {public_key.hex()}, which is not a trusted key "
                 "(add it with --trust FILE.pub, PYASTORE_TRUSTED_KEYS or the config directory)"
             )
-    meta = _decode_meta(container.section("META"), name)
     try:
-        return Model(container, meta, status, name)
+        return Model(container, status, name)
     except PyastoreError as exc:
         if not exc.message.startswith(name):
             exc.message = f"{name}: {exc.message}"

@@ -1,4 +1,7 @@
-"""Shared fixtures and the ``--update-goldens`` flag (regenerates tests/golden/)."""
+"""Shared fixtures and the one regeneration flag, ``--update-goldens``: with it, every test that
+compares with a generated artefact rewrites the artefact first -- the golden containers
+(tests/golden/), the golden score files of the cross-architecture check (tests/golden_scores/),
+the negative corpus (tests/corpus/negative/) and the pinned bits of the golden network."""
 
 from __future__ import annotations
 
@@ -16,7 +19,8 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 def pytest_addoption(parser):
     parser.addoption("--update-goldens", action="store_true", default=False,
-                     help="rewrite the golden containers and manifest before testing")
+                     help="rewrite every generated test artefact (golden containers and scores, "
+                          "the negative corpus, pinned bits) before comparing with it")
 
 
 @pytest.fixture(scope="session")

@@ -53,7 +53,7 @@ def test_malformed_key_files(tmp_path, content):
 
 
 def test_missing_and_directory_key_files(tmp_path):
-    with pytest.raises(KeyFileError, match="not found"):
+    with pytest.raises(KeyFileError, match="nope.pub: no such file"):
         keys.load_public_key(tmp_path / "nope.pub")
     with pytest.raises(KeyFileError, match="is a directory"):
         keys.load_public_key(tmp_path)

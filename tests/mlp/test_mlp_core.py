@@ -100,7 +100,7 @@ def torch_network(layers) -> torch.nn.Sequential:
 # The golden network's outputs for golden_models.GOLDEN_ROWS, as float64 bit patterns: the
 # core computes in float32 with its own exp, so these are the same on every platform and
 # instruction set (a NaN is recorded as "nan": IEEE 754 leaves its sign and payload to the
-# CPU). After a deliberate change: python tests/mlp/test_mlp_core.py --pin
+# CPU). After a deliberate change: pytest --update-goldens
 GOLDEN_MLP_SCORES = "tiny_mlp_scores.json"
 
 
@@ -152,7 +152,11 @@ def golden_reference(row):
     return x
 
 
-def test_golden_mlp_scores_match_its_definition_and_pinned_bits(golden_pub):
+def test_golden_mlp_scores_match_its_definition_and_pinned_bits(golden_pub, update_goldens):
+    """With ``--update-goldens`` the pinned bits are rewritten first (the comparison with the
+    float64 definition still has to hold)."""
+    if update_goldens:
+        pin_golden_scores()
     model = pyastore.load(GOLDEN_DIR / "tiny_mlp.astore", trusted_keys=[golden_pub])
     assert model.format_version == (1, 1)
     assert [s[0] for s in model.sections()] == ["META", "XFRM", "MLP_", "SIGN"]
@@ -391,7 +395,3 @@ def test_reader_refuses_what_a_writer_could_not_write(golden_pub):
     with pytest.raises(pyastore.FormatError, match="not finite"):
         w_off = struct.unpack_from("<I", data, offset + 64 + 16)[0]
         load_unsigned(rekeyed(w_off + 4, "<f", float("inf")))
-
-
-if __name__ == "__main__" and sys.argv[1:] == ["--pin"]:
-    pin_golden_scores()
