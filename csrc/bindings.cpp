@@ -125,6 +125,7 @@ class Container {
     py::bytes data() const { return data_; }
 
   private:
+
     py::bytes data_;  // keeps the borrowed buffer alive
     astore_container *handle_ = nullptr;
 };
@@ -192,7 +193,7 @@ class Model {
             double value = PyFloat_AsDouble(item);
             if (value == -1.0 && PyErr_Occurred()) {
                 PyErr_Clear();
-                raise_input_error("value %zd of the row is not a number", i);
+                raise_not_a_number(static_cast<size_t>(i), item);
             }
             x[i] = static_cast<float>(value);
         }
@@ -254,6 +255,18 @@ class Model {
     }
 
   private:
+    // The same message as pyastore.model.not_a_number, without the row (there is one).
+    [[noreturn]] void raise_not_a_number(size_t column, PyObject *item) const {
+        std::string name = py::repr(input_names_[column]);
+        std::string shown = py::repr(py::handle(item));
+        if (shown.size() > 80) shown = shown.substr(0, 77) + "...";
+        astore_error err{ASTORE_ERR_INPUT, UINT64_MAX, ASTORE_NO_ROW,
+                         static_cast<uint32_t>(column), {0}};
+        std::snprintf(err.message, sizeof err.message, "column %s: %s is not a number",
+                      name.c_str(), shown.c_str());
+        raise_status(err);
+    }
+
     static bool is_c_contiguous(const py::buffer_info &info) {
         py::ssize_t expected = info.itemsize;
         for (py::ssize_t d = info.ndim - 1; d >= 0; d--) {

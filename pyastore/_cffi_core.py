@@ -345,8 +345,12 @@ class Model:
             try:
                 x[i] = _as_double(item)  # cffi rounds like C's (float) cast: overflow -> inf
             except Exception:
-                raise _error(lib.ASTORE_ERR_INPUT, f"value {i} of the row is not a number") \
-                    from None
+                shown = repr(item)
+                if len(shown) > 80:
+                    shown = shown[:77] + "..."
+                raise _error(lib.ASTORE_ERR_INPUT,
+                             f"column {self.input_names[i]!r}: {shown} is not a number",
+                             column=i) from None
         out = ffi.new("double[]", max(self._n_outputs, 1))
         err = ffi.new("astore_error *")
         _check(lib.astore_model_score(self._handle, x, 1, self._n_inputs, out, self._n_outputs,

@@ -216,7 +216,19 @@ class Model:
         Values are numbers or None (missing)."""
         if isinstance(row, dict):
             row = self._row_from_mapping(row)
-        return list(self._core.score_one(row))
+        try:
+            return list(self._core.score_one(row))
+        except InputError as exc:
+            if exc.column is None:
+                raise
+            error = exc
+        # A cell the binding could not take as a number: text cells ("1.5", "NA") are read as
+        # everywhere else (cell_value); anything still not a number keeps the binding's error.
+        try:
+            converted = [cell_value(value) for value in row]
+        except (TypeError, ValueError):
+            raise error from None
+        return list(self._core.score_one(converted))
 
     # ---- input conversions --------------------------------------------------------------
 

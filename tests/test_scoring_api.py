@@ -98,6 +98,7 @@ def test_bad_lists(model, bad, message):
 
 def test_text_cells_and_missing_words_in_lists(model):
     assert model.score([["1.5", "NA", " 2 "]]) == model.score([[1.5, None, 2.0]])
+    assert model.score_one(["1.5", "NA", " 2 "]) == model.score_one([1.5, None, 2.0])
 
 
 def test_bad_arrays_and_frames(model):
@@ -113,8 +114,9 @@ def test_bad_arrays_and_frames(model):
         model.score({"amount": 1.0})
     with pytest.raises(InputError, match="has 2 values"):
         model.score_one([1.0, 2.0])
-    with pytest.raises(InputError, match="value 1 of the row is not a number"):
+    with pytest.raises(InputError, match="column 'velocity': 'x' is not a number") as caught:
         model.score_one([1.0, "x", 2.0])
+    assert (caught.value.row, caught.value.column) == (None, 1)
 
 
 def test_threads_give_identical_results_and_share_the_model(model):
