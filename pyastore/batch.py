@@ -158,10 +158,13 @@ class BatchScorer:
                 parsed.append(position)
         return flat, parsed, bad
 
-    def score_chunk(self, rows: list[ReaderRow]) -> list[tuple[list[Any], list[float] | None]]:
-        """Score one chunk. Returns, per row kept in the output, (kept cells, outputs or None
-        for a bad row kept with on_error=null); raises the first bad row's InputError with
-        on_error=fail."""
+    def score_chunk(self, rows: list[ReaderRow]) -> list[list[Any]]:
+        """Score one chunk into output rows (kept cells, outputs, the label with --label).
+
+        A bad row -- a cell that is not a number, a missing value an input refuses, a reader
+        error, or (with --label) outputs that are not finite and so have no decision -- stops
+        the run with on_error=fail (the first bad row's InputError), is left out with skip,
+        and is written with empty outputs with null; skipped and null rows are reported."""
         self.report.rows_in += len(rows)
         flat, parsed, bad = self._parse(rows)
         refused = list(self.model.invalid_rows(flat))
@@ -175,33 +178,34 @@ class BatchScorer:
             for i in keep_rows:
                 valid.extend(flat[i * n_in:(i + 1) * n_in])
             flat, parsed = valid, [parsed[i] for i in keep_rows]
+        n_out = len(self.model.output_names)
+        out: array[float] = array("d", bytes(8 * n_out * len(parsed)))
+        if parsed:
+            self.model.score_into(flat, out, n_threads=self.n_threads)
+        scored: dict[int, list[Any]] = {}
+        for i, position in enumerate(parsed):
+            outputs: list[Any] = out[i * n_out:(i + 1) * n_out].tolist()
+            if self.with_label:
+                try:
+                    outputs.append(self.model.decide(outputs))
+                except InputError as exc:
+                    bad[position] = f"row {rows[position][0]}: {exc.message}"
+                    continue
+            scored[position] = outputs
         if bad:
             first = min(bad)
             if self.on_error == "fail":
                 raise InputError(bad[first], row=rows[first][0] - 1)
             for position in sorted(bad):
                 self.report.bad_rows.append((rows[position][0], bad[position]))
-        n_out = len(self.model.output_names)
-        out: array[float] = array("d", bytes(8 * n_out * len(parsed)))
-        if parsed:
-            self.model.score_into(flat, out, n_threads=self.n_threads)
-        scores = {position: out[i * n_out:(i + 1) * n_out].tolist()
-                  for i, position in enumerate(parsed)}
-        results: list[tuple[list[Any], list[float] | None]] = []
+        width = len(self.output_columns) - len(self.keep)
+        results: list[list[Any]] = []
         for position, row in enumerate(rows):
-            if position in scores:
-                results.append((row[2], scores[position]))
+            if position in scored:
+                results.append(row[2] + scored[position])
             elif self.on_error == "null":
-                results.append((row[2], None))
+                results.append(row[2] + [None] * width)
         return results
-
-    def output_row(self, kept: list[Any], outputs: list[float] | None) -> list[Any]:
-        if outputs is None:
-            return kept + [None] * (len(self.output_columns) - len(kept))
-        row = kept + outputs
-        if self.with_label:
-            row.append(self.model.decide(outputs))
-        return row
 
 
 # ---- readers: yield chunks of ReaderRow ---------------------------------------------------
@@ -416,7 +420,7 @@ def _stream(scorer: BatchScorer, chunks: Iterator[list[ReaderRow]],
             writer: CsvWriter | NdjsonWriter | ParquetWriter, flush: bool,
             progress: _Progress) -> None:
     for chunk in chunks:
-        rows = [scorer.output_row(kept, outputs) for kept, outputs in scorer.score_chunk(chunk)]
+        rows = scorer.score_chunk(chunk)
         writer.write(rows, flush=flush)
         scorer.report.rows_out += len(rows)
         progress.update(scorer.report.rows_in)

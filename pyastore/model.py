@@ -339,8 +339,18 @@ class Model:
         (``cutoff`` or the container's), else the negative label -- so a score exactly at the
         cutoff is negative, as scikit-learn's and XGBoost's ``predict`` decide at 0.5.
         Multi-class: the label of the largest output (the first on ties). Regression: the
-        value. Other tasks (an embedding) have no decision: :class:`UsageError`.
+        value. Outputs that are not all finite (NaN from infinite inputs, an infinite margin)
+        have no decision: :class:`InputError`, never a silent default -- a fraud model must not
+        say "not fraud" because it could not score. Other tasks (an embedding) have no
+        decision at all: :class:`UsageError`.
         """
+        if self.task not in DECISION_TASKS:
+            raise UsageError(f"this model's task is {self.task!r}: its outputs are a "
+                             "representation, not a decision (use score())")
+        for value in outputs:
+            if not math.isfinite(value):
+                shown = ", ".join(repr(v) for v in outputs[:4])
+                raise InputError(f"the outputs ({shown}) are not all finite: no decision")
         if self.task == "binary":
             threshold = cutoff if cutoff is not None else self._default_cutoff
             negative, positive = self._binary_labels()
@@ -349,10 +359,7 @@ class Model:
             best = max(range(len(outputs)), key=outputs.__getitem__)
             labels = self.meta["score_rules"].get("class_labels") or []
             return labels[best] if labels else best
-        if self.task == "regression":
-            return outputs[0]
-        raise UsageError(f"this model's task is {self.task!r}: its outputs are a "
-                         "representation, not a decision (use score())")
+        return outputs[0]
 
     def _binary_labels(self) -> tuple[Any, Any]:
         labels = self.meta["score_rules"].get("class_labels") or []
@@ -368,7 +375,13 @@ class Model:
             rows = [list(scores.values())]
         else:
             rows = scores.tolist() if hasattr(scores, "tolist") else scores
-        return [self.decide(row, cutoff=cutoff) for row in rows]
+        labels = []
+        for r, row in enumerate(rows):
+            try:
+                labels.append(self.decide(row, cutoff=cutoff))
+            except InputError as exc:
+                raise InputError(f"row {r + 1}: {exc.message}", row=r) from None
+        return labels
 
 
 def _numbered(exc: InputError) -> InputError:

@@ -305,3 +305,38 @@ def test_input_file_problems(tmp_path, golden_path, trust, capsys):
         main(["score", str(golden_path), str(tmp_path / "in.csv"), "--chunk-rows", "0", *trust])
         == 2
     )
+
+
+def nan_scoring_container(tmp_path):
+    """A binary MLP whose score is NaN when both inputs are +inf (inf - inf), signed by the
+    golden key: a model that cannot score such a row must not decide "negative" for it."""
+    from pyastore import format as fmt
+    from pyastore.ir import Algorithm, Dense, Mlp, ModelSpec, Output, ScoreRules, Variable
+
+    spec = ModelSpec(
+        name="difference", algorithm=Algorithm("mlp", "test", "1"),
+        inputs=(Variable("a", missing="error"), Variable("b", missing="error")),
+        outputs=(Output("P_fraud", "probability"),),
+        rules=ScoreRules("binary", (0, 1), 0.5),
+        mlp=Mlp((Dense(((1.0, -1.0),), (0.0,), "sigmoid"),)))
+    path = tmp_path / "difference.astore"
+    fmt.write_file(path, fmt.write(spec, golden_models.golden_key(), created=golden_models.CREATED))
+    return path
+
+
+@pytest.mark.parametrize("on_error, code", [("fail", 5), ("skip", 0), ("null", 0)])
+def test_label_never_decides_a_score_that_is_not_finite(tmp_path, trust, capsys, on_error, code):
+    path = nan_scoring_container(tmp_path)
+    write_csv(tmp_path / "in.csv", ["id", "a", "b"], [["t1", 2, 1], ["t2", "inf", "inf"]])
+    out = tmp_path / "out.csv"
+    argv = ["score", str(path), str(tmp_path / "in.csv"), "-o", str(out), "--keep", "id",
+            "--label", "--on-error", on_error, *trust]
+    assert main(argv) == code
+    err = capsys.readouterr().err
+    assert "row 2: the outputs (nan) are not all finite: no decision" in err
+    if on_error == "fail":
+        assert not out.exists()
+        return
+    rows = read_csv(out)
+    assert rows[1][0] == "t1" and rows[1][2] == "1"
+    assert rows[2:] == ([] if on_error == "skip" else [["t2", "", ""]])

@@ -188,3 +188,9 @@ def test_embeddings_have_no_decision(isolated_trust):
         model.predict([[1.0, 2.0, 3.0]])
     with pytest.raises(UsageError, match="not a decision"):
         model.decide([0.3])
+
+
+def test_outputs_that_are_not_finite_have_no_decision(model):
+    for outputs in ([math.nan], [math.inf], [-math.inf]):
+        with pytest.raises(InputError, match="not all finite: no decision"):
+            model.decide(outputs)
