@@ -162,7 +162,7 @@ class BatchScorer:
         """Score one chunk into output rows (kept cells, outputs, the label with --label).
 
         A bad row -- a cell that is not a number, a missing value an input refuses, a reader
-        error, or (with --label) outputs that are not finite and so have no decision -- stops
+        error, or (with --label) a NaN output, which has no decision -- stops
         the run with on_error=fail (the first bad row's InputError), is left out with skip,
         and is written with empty outputs with null; skipped and null rows are reported."""
         self.report.rows_in += len(rows)

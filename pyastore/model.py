@@ -339,18 +339,18 @@ class Model:
         (``cutoff`` or the container's), else the negative label -- so a score exactly at the
         cutoff is negative, as scikit-learn's and XGBoost's ``predict`` decide at 0.5.
         Multi-class: the label of the largest output (the first on ties). Regression: the
-        value. Outputs that are not all finite (NaN from infinite inputs, an infinite margin)
-        have no decision: :class:`InputError`, never a silent default -- a fraud model must not
-        say "not fraud" because it could not score. Other tasks (an embedding) have no
-        decision at all: :class:`UsageError`.
+        value. An output that is NaN (an MLP given infinite inputs can compute inf - inf) has no
+        decision: :class:`InputError`, never a silent default -- a fraud model must not say
+        "not fraud" because it could not score. Infinite outputs decide like any other value.
+        Other tasks (an embedding) have no decision at all: :class:`UsageError`.
         """
         if self.task not in DECISION_TASKS:
             raise UsageError(f"this model's task is {self.task!r}: its outputs are a "
                              "representation, not a decision (use score())")
         for value in outputs:
-            if not math.isfinite(value):
+            if value != value:
                 shown = ", ".join(repr(v) for v in outputs[:4])
-                raise InputError(f"the outputs ({shown}) are not all finite: no decision")
+                raise InputError(f"the outputs ({shown}) include NaN: no decision")
         if self.task == "binary":
             threshold = cutoff if cutoff is not None else self._default_cutoff
             negative, positive = self._binary_labels()

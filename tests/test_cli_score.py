@@ -325,7 +325,7 @@ def nan_scoring_container(tmp_path):
 
 
 @pytest.mark.parametrize("on_error, code", [("fail", 5), ("skip", 0), ("null", 0)])
-def test_label_never_decides_a_score_that_is_not_finite(tmp_path, trust, capsys, on_error, code):
+def test_label_never_decides_a_nan_score(tmp_path, trust, capsys, on_error, code):
     path = nan_scoring_container(tmp_path)
     write_csv(tmp_path / "in.csv", ["id", "a", "b"], [["t1", 2, 1], ["t2", "inf", "inf"]])
     out = tmp_path / "out.csv"
@@ -333,7 +333,7 @@ def test_label_never_decides_a_score_that_is_not_finite(tmp_path, trust, capsys,
             "--label", "--on-error", on_error, *trust]
     assert main(argv) == code
     err = capsys.readouterr().err
-    assert "row 2: the outputs (nan) are not all finite: no decision" in err
+    assert "row 2: the outputs (nan) include NaN: no decision" in err
     if on_error == "fail":
         assert not out.exists()
         return
