@@ -46,15 +46,27 @@ def child_env() -> dict[str, str]:
     return env
 
 
-def transaction(number: int, amount: float | None = None) -> dict[str, object]:
-    """A well-formed transaction; large amounts score high on the tiny forest."""
-    value = float(number % 1000) if amount is None else amount
-    return {"id": f"tx-{number}", "amount": value, "velocity": float(number % 7),
-            "age_days": float(number % 365), "note": "extra fields are kept in the bytes"}
+# Inputs of the tiny forest and their scores: one in four transactions scores 0.924 (rejected
+# at the container's cutoff 0.5), and (-100, -100, -100) scores exactly 0.5.
+PATTERNS = (((1.0, 5.0, -100.0), 0.9241418199787566), ((1.0, -100.0, 1.0), 0.43782349911420193),
+            ((0.0, -100.0, -100.0), 0.02931223075135632),
+            ((-100.0, 5.0, -100.0), 0.320821300824607))
+AT_CUTOFF = (-100.0, -100.0, -100.0)
 
 
-def transaction_line(number: int, amount: float | None = None) -> str:
-    return json.dumps(transaction(number, amount)) + "\n"
+def transaction(number: int) -> dict[str, object]:
+    """A well-formed transaction ``tx-<number>``; see PATTERNS for its score."""
+    amount, velocity, age_days = PATTERNS[number % 4][0]
+    return {"id": f"tx-{number}", "amount": amount, "velocity": velocity,
+            "age_days": age_days, "note": "extra fields are kept in the bytes"}
+
+
+def expected_score(number: int) -> float:
+    return PATTERNS[number % 4][1]
+
+
+def transaction_line(number: int) -> str:
+    return json.dumps(transaction(number)) + "\n"
 
 
 def write_transactions(path: Path, count: int, first: int = 0) -> Path:
@@ -64,15 +76,21 @@ def write_transactions(path: Path, count: int, first: int = 0) -> Path:
     return path
 
 
-def gate_argv(ledger: Path, *extra: str, model: Path = GOLDEN_MODEL) -> list[str]:
-    return [PYTHON, "-m", "pyastore", "gate", str(model), "--ledger", str(ledger),
+def gate_argv(ledger: Path, *extra: str, model: Path = GOLDEN_MODEL,
+              source: Path | None = None) -> list[str]:
+    """The command line; ``source`` (the INPUT file) goes right after MODEL, as argparse
+    wants an optional positional."""
+    where = [] if source is None else [str(source)]
+    return [PYTHON, "-m", "pyastore", "gate", str(model), *where, "--ledger", str(ledger),
             "--trust", str(GOLDEN_PUB), *extra]
 
 
-def run_gate(ledger: Path, *extra: str, input_text: str = "", timeout: float = 60
+def run_gate(ledger: Path, *extra: str, input_text: str = "", timeout: float = 60,
+             model: Path = GOLDEN_MODEL, source: Path | None = None
              ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(gate_argv(ledger, *extra), input=input_text, capture_output=True,
-                          text=True, env=child_env(), timeout=timeout, cwd=REPO_ROOT)
+    return subprocess.run(gate_argv(ledger, *extra, model=model, source=source),
+                          input=input_text, capture_output=True, text=True, env=child_env(),
+                          timeout=timeout, cwd=REPO_ROOT)
 
 
 def answers(stdout: str) -> list[dict[str, object]]:

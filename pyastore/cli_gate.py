@@ -1,0 +1,242 @@
+"""``pyastore gate`` and ``pyastore tx prove|verify``: the transaction gate on the command line.
+
+The main CLI (:mod:`pyastore.cli`) calls :func:`add_parser` with its subparsers object; each
+command's handler returns an exit code and raises the typed errors of :mod:`pyastore.errors`
+(the main CLI prints ``pyastore: error: <message>`` and exits with ``exc.exit_code``).
+Semantics, record fields and answer lines: docs/GATE.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+from typing import TYPE_CHECKING, Any
+
+from pyastore.errors import EXIT_INTERRUPTED, EXIT_OK, UsageError
+
+if TYPE_CHECKING:
+    Subparsers = argparse._SubParsersAction[argparse.ArgumentParser]
+
+GATE_DESCRIPTION = """\
+Score every transaction before it enters the ledger. Each line of INPUT (NDJSON objects, or
+CSV rows under a header line) is a transaction with an id (--id, default 'id') and the
+model's inputs by name. A score <= cutoff is admitted, a score > cutoff is rejected, a
+malformed line is rejected with its reason; every decision is appended to the ledger as a
+'tx' record (id, SHA-256 of the transaction's bytes, score, decision, the model's store key)
+and only then answered with one JSON line on stdout: {"id", "line", "decision", "index",
+"score"[, "reason"][, "duplicate"]}. An id the ledger already holds is refused (rejected,
+"duplicate": true, "index" of the first decision); nothing is appended for it.
+
+Records are appended in micro-batches of at most --max-batch transactions or --max-delay-ms
+after the first of them was read, one durable commit per batch. SIGTERM or end of input:
+every transaction already read is decided and answered, then exit 0 (SIGINT: exit 130).
+After a crash, run the gate again on the same input: what was decided is answered as a
+duplicate with its ledger index, the rest is decided; nothing is decided twice.
+"""
+
+GATE_EPILOG = """\
+examples:
+  pyastore gate fraud.astore --ledger ledger.log --trust publisher.pub < tx.ndjson
+  tail -f tx.ndjson | pyastore gate fraud.astore --ledger ledger.log --cutoff 0.3 \\
+      --rejected rejected.ndjson --max-batch 64 --max-delay-ms 5 --trust publisher.pub
+  pyastore tx prove ledger.log tx-1042 -o tx-1042.proof
+  pyastore tx verify tx-1042.proof --log-key log.pub --id tx-1042 --model fraud.astore
+
+exit codes: 0 done (end of input, SIGTERM, or stdout closed: see stderr), 2 usage, 3/4 bad
+or untrusted container, 5 bad CSV header, 7 the ledger cannot be written or is not a log,
+130 SIGINT.
+"""
+
+
+def add_parser(subparsers: Subparsers) -> None:
+    """Register ``gate`` and ``tx`` on an argparse subparsers object."""
+    from pyastore import cli
+
+    raw = argparse.RawDescriptionHelpFormatter
+    gate = subparsers.add_parser(
+        "gate", help="score transactions and record every decision in a ledger before "
+        "answering", description=GATE_DESCRIPTION, epilog=GATE_EPILOG, formatter_class=raw)
+    gate.add_argument("model", metavar="MODEL", help="the .astore file (a binary model)")
+    gate.add_argument("input", metavar="INPUT", nargs="?", default="-",
+                      help="transactions file, or - for stdin (default)")
+    gate.add_argument("--ledger", required=True, metavar="LOG",
+                      help="the ledger: a log made by 'pyastore chain init'")
+    gate.add_argument("--cutoff", type=float, metavar="P",
+                      help="admit scores <= P (default: the container's decision cutoff)")
+    gate.add_argument("--id", dest="id_field", default="id", metavar="FIELD",
+                      help="the field holding the transaction id (default 'id')")
+    gate.add_argument("--input-format", choices=("ndjson", "csv"),
+                      help="default: csv for a .csv INPUT, else ndjson")
+    gate.add_argument("--rejected", metavar="FILE",
+                      help="also append every rejected transaction (answer + its line) here")
+    gate.add_argument("--max-batch", type=int, default=512, metavar="N",
+                      help="at most N transactions per durable commit (default 512)")
+    gate.add_argument("--max-delay-ms", type=float, default=5.0, metavar="MS",
+                      help="commit a batch at most MS after its first transaction was read "
+                      "(default 5)")
+    gate.add_argument("--key", metavar="SIGNER.key",
+                      help="key that signs the tx records (default: the ledger's own key)")
+    gate.add_argument("--require-anchored", action="store_true",
+                      help="refuse to start unless the container is anchored in the model log "
+                      "(needs --log-key; see --proof, --log)")
+    cli._add_trust_options(gate)
+    cli._add_anchor_options(gate)
+    gate.set_defaults(handler=cmd_gate)
+
+    tx = subparsers.add_parser(
+        "tx", help="prove or verify one decision of the gate (a tx record of the ledger)",
+        description="Write a proof bundle for the ledger's decision on one transaction id, or "
+        "check such a bundle offline against the log's public key.", epilog=GATE_EPILOG,
+        formatter_class=raw)
+    commands = tx.add_subparsers(dest="tx_command", metavar="COMMAND")
+    commands.required = True
+    prove = commands.add_parser("prove", help="write a proof bundle for a transaction id",
+                                formatter_class=raw, epilog=GATE_EPILOG)
+    prove.add_argument("ledger", metavar="LOG")
+    prove.add_argument("tx_id", metavar="ID", help="the transaction id")
+    prove.add_argument("-o", "--output", required=True, metavar="PROOF",
+                       help="bundle file to write ('-' for stdout)")
+    prove.add_argument("--key", metavar="LOGKEY", help="log key (default: the path given at init)")
+    prove.set_defaults(handler=cmd_tx_prove)
+    verify = commands.add_parser("verify", help="check a transaction's proof bundle offline",
+                                 formatter_class=raw, epilog=GATE_EPILOG)
+    verify.add_argument("proof", metavar="PROOF")
+    verify.add_argument("--log-key", required=True, metavar="LOG.pub",
+                        help="the ledger's public key")
+    verify.add_argument("--id", dest="tx_id", metavar="ID", help="require this transaction id")
+    verify.add_argument("--model", metavar="MODEL.astore",
+                        help="require the decision to be by this container (or give --store-key)")
+    verify.add_argument("--store-key", metavar="KEY", help="require this model store key")
+    verify.add_argument("--transaction", metavar="FILE",
+                        help="require the record to be over these canonical bytes")
+    verify.add_argument("--admitted", action="store_true",
+                        help="require the decision to be 'admitted'")
+    verify.set_defaults(handler=cmd_tx_verify)
+
+
+def _signing_key(args: argparse.Namespace, log: Any) -> Any:
+    from pyastore import keys
+
+    if args.key:
+        return keys.SigningKey.load(args.key)
+    return log.signing_key()
+
+
+def cmd_gate(args: argparse.Namespace) -> int:
+    from chain.log import Log
+    from pyastore import cli
+    from pyastore.gate import Gate
+    from pyastore.stream import MicroBatcher, ShutdownSignals
+
+    if args.max_batch < 1:
+        raise UsageError("--max-batch must be at least 1")
+    if not 0 <= args.max_delay_ms <= 60000:
+        raise UsageError("--max-delay-ms must be between 0 and 60000")
+    if args.require_anchored and args.log_key is None:
+        raise UsageError("--require-anchored needs --log-key LOG.pub (and the proof bundle)")
+    input_format = args.input_format or (
+        "csv" if args.input.lower().endswith(".csv") else "ndjson")
+    model = cli._load(args)
+    anchored = cli._check_anchor(args, model)
+    if anchored:
+        sys.stderr.write(f"pyastore: {anchored}\n")
+    if os.path.isdir(args.ledger):
+        raise UsageError(f"{args.ledger}: is a directory, not a ledger")
+    if args.input == "-":
+        fd, close_input = sys.stdin.fileno(), False
+    else:
+        try:
+            fd, close_input = os.open(args.input, os.O_RDONLY), True
+        except OSError as exc:
+            raise UsageError(f"{args.input}: cannot read: {exc.strerror}") from None
+    rejected = None
+    try:
+        if args.rejected:
+            try:
+                rejected = open(args.rejected, "a", encoding="utf-8")
+            except OSError as exc:
+                raise UsageError(f"{args.rejected}: cannot write: {exc.strerror}") from None
+        with Log.open(args.ledger) as log:
+            gate = Gate(model, log, _signing_key(args, log), sys.stdout, cutoff=args.cutoff,
+                        id_field=args.id_field, input_format=input_format,
+                        rejected_out=rejected)
+            with ShutdownSignals() as stop:
+                batcher = MicroBatcher(fd, max_batch=args.max_batch,
+                                       max_delay_ms=args.max_delay_ms, stop=stop)
+                try:
+                    report = gate.run(batcher)
+                finally:
+                    sys.stderr.write(f"pyastore gate: {gate.report.summary()}\n")
+                if stop.received is not None:
+                    report.stopped_by = signal.Signals(stop.received).name
+    finally:
+        if rejected is not None:
+            rejected.close()
+        if close_input:
+            os.close(fd)
+    if report.output_closed:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.stderr.write(f"pyastore gate: stdout was closed; stopped reading. "
+                         f"{report.unanswered} decision(s) were durable but could not be "
+                         "answered: resubmit them for their ledger index (as duplicates)\n")
+        return EXIT_OK
+    if report.stopped_by:
+        sys.stderr.write(f"pyastore gate: stopped by {report.stopped_by}; every transaction "
+                         "read was decided and answered\n")
+    if report.partial_bytes:
+        sys.stderr.write(f"pyastore gate: {report.partial_bytes} byte(s) of an incomplete last "
+                         "line were not decided\n")
+    return EXIT_INTERRUPTED if report.stopped_by == "SIGINT" else EXIT_OK
+
+
+def cmd_tx_prove(args: argparse.Namespace) -> int:
+    from chain.log import Log
+    from pyastore.errors import LogError
+    from pyastore.files import write_atomic
+
+    with Log.open(args.ledger) as log:
+        record = log.tx(args.tx_id)
+        if record is None:
+            raise LogError(f"transaction id {args.tx_id!r} is not in the ledger {args.ledger}")
+        bundle = log.prove_index(record.index, args.key)
+    data = bundle.to_bytes()
+    if args.output == "-":
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
+        return EXIT_OK
+    write_atomic(args.output, data)
+    print(f"wrote {args.output}: transaction {args.tx_id!r}, record {record.index}, "
+          f"{len(bundle.record.inclusion_proof)} proof hashes")
+    return EXIT_OK
+
+
+def cmd_tx_verify(args: argparse.Namespace) -> int:
+    from chain.errors import ProofError
+    from pyastore.files import read_bytes
+    from pyastore.gate import ADMITTED, verify_tx_bundle
+    from pyastore.keys import load_public_key
+
+    store_key = args.store_key
+    if args.model:
+        import warnings
+
+        import pyastore
+
+        with warnings.catch_warnings():  # only the store key is wanted here
+            warnings.simplefilter("ignore")
+            store_key = pyastore.load(args.model, allow_untrusted=True).store_key
+    transaction = None
+    if args.transaction:  # the line as sent; its line terminator is not part of the bytes
+        transaction = read_bytes(args.transaction, what="transaction")
+        transaction = transaction.removesuffix(b"\n").removesuffix(b"\r")
+    proof = verify_tx_bundle(read_bytes(args.proof, what="proof bundle"),
+                             load_public_key(args.log_key), tx_id=args.tx_id,
+                             store_key=store_key, transaction=transaction)
+    if args.admitted and proof.decision.decision != ADMITTED:
+        raise ProofError(f"transaction {proof.tx_id!r} was {proof.decision.decision}, not "
+                         f"admitted: {proof.reason}", expected=ADMITTED,
+                         computed=proof.decision.decision)
+    print(f"OK  {proof.summary()}")
+    return EXIT_OK
