@@ -204,6 +204,12 @@ def _agent_matrix(runs: list[dict[str, Any]], variant: str, split: str, metric: 
     return np.array([[a[split][metric] for a in r["agents"]] for r in chosen])
 
 
+def _no_fraud_mask(runs: list[dict[str, Any]], variant: str) -> np.ndarray:
+    """(seeds, agents): True for the agents without training frauds in that seed's run."""
+    chosen = sorted((r for r in runs if r["variant"] == variant), key=lambda r: r["seed"])
+    return np.array([[a["train_frauds"] == 0 for a in r["agents"]] for r in chosen])
+
+
 def summarize(runs: list[dict[str, Any]], baseline: str = "disconnected") -> dict[str, Any]:
     """Per variant: metrics over seeds, gains against the baseline per agent, sizes, costs."""
     from trainer.metrics import noise_verdict
@@ -229,8 +235,9 @@ def summarize(runs: list[dict[str, Any]], baseline: str = "disconnected") -> dic
         entry["registry_bytes"] = float(np.mean([c["registry_bytes"] for c in costs]))
         entry["log_bytes"] = float(np.mean([c["log_bytes"] for c in costs]))
         entry["seconds"] = float(np.mean([c["seconds"] for c in costs]))
-        entry["round_seconds"] = float(np.mean([t["seconds"] for c in costs
-                                                for t in c["rounds"]]))
+        round_seconds = [t["seconds"] for c in costs for t in c["rounds"]]
+        # async runs have no common rounds: every agent keeps its own pace
+        entry["round_seconds"] = float(np.mean(round_seconds)) if round_seconds else None
         entry["rank_seconds"] = float(np.mean([c["rank_seconds"] for c in costs]))
         entry["refusals"] = int(sum(len(c["refusals"]) for c in costs))
         if variant != baseline and any(r["variant"] == baseline for r in runs):
@@ -248,6 +255,22 @@ def summarize(runs: list[dict[str, Any]], baseline: str = "disconnected") -> dic
                     "per_agent": per_agent.tolist(),
                     "verdict": noise_verdict(base.mean(axis=1).tolist(),
                                              mine.mean(axis=1).tolist()),
+                }
+                # within each run (seed), as the published per-run table: the best and the
+                # worst agent, and the agent(s) without training frauds, which differ by seed
+                per_run = mine - base
+                no_fraud = _no_fraud_mask(runs, baseline)
+                best_is_no_fraud = [bool(no_fraud[i, np.argmax(row)])
+                                    for i, row in enumerate(per_run)]
+                gains[metric]["per_run"] = {
+                    "best": float(per_run.max(axis=1).mean()),
+                    "worst": float(per_run.min(axis=1).mean()),
+                    "mean": float(per_run.mean(axis=1).mean()),
+                    "median": float(np.median(per_run, axis=1).mean()),
+                    "no_fraud_agent": float(per_run[no_fraud].mean()) if no_fraud.any()
+                    else None,
+                    "best_is_no_fraud_agent": int(sum(best_is_no_fraud)),
+                    "seeds": int(len(per_run)),
                 }
                 train_base = _agent_matrix(runs, baseline, "train", metric).mean()
                 train_mine = _agent_matrix(runs, variant, "train", metric).mean()
@@ -347,11 +370,23 @@ def _markdown(summary: dict[str, Any], context: dict[str, Any], heatmaps: list[s
                          f"{gain['best_agent']} ({gain['best']:+.3f}) | {gain['worst_agent']} "
                          f"({gain['worst']:+.3f}) | {gain['train_change']:+.3f} | "
                          f"{gain['verdict']} |")
+    lines += ["", "## Within each run (mean over seeds of the per-run figure)", "",
+              "| variant | metric | agent without frauds | best agent (times it is the agent "
+              "without frauds) | worst agent | mean | median |",
+              "| --- | --- | --- | --- | --- | --- | --- |"]
+    for variant, entry in summary.items():
+        for metric, gain in entry.get("gain_vs_disconnected", {}).items():
+            run = gain["per_run"]
+            no_fraud = "-" if run["no_fraud_agent"] is None else f"{run['no_fraud_agent']:+.3f}"
+            lines.append(f"| {variant} | {metric} | {no_fraud} | {run['best']:+.3f} "
+                         f"({run['best_is_no_fraud_agent']}/{run['seeds']}) | "
+                         f"{run['worst']:+.3f} | {run['mean']:+.3f} | {run['median']:+.3f} |")
     lines += ["", "## Costs (mean per run)", "",
               "| variant | wall s/run | s/round | ranking s | log MB | registry MB | refusals |",
               "| --- | --- | --- | --- | --- | --- | --- |"]
     for variant, entry in summary.items():
-        lines.append(f"| {variant} | {entry['seconds']:.1f} | {entry['round_seconds']:.2f} | "
+        per_round = "-" if entry["round_seconds"] is None else f"{entry['round_seconds']:.2f}"
+        lines.append(f"| {variant} | {entry['seconds']:.1f} | {per_round} | "
                      f"{entry['rank_seconds']:.2f} | {entry['log_bytes'] / 1e6:.2f} | "
                      f"{entry['registry_bytes'] / 1e6:.2f} | {entry['refusals']} |")
     lines += [""] + [f"![{name}]({name})" for name in heatmaps + ["quality_vs_cost.png"]]
