@@ -1,0 +1,270 @@
+"""Scoring a Spark DataFrame with a container: ``pyastore.spark.score(df, "fraud.astore", ...)``.
+
+The container is checked on the driver first, exactly as :func:`pyastore.load` and
+``pyastore score`` check it: integrity (store key), signature, trust of the signer and, with
+``require_anchored=True``, the proof that the store key is anchored in the verifiable log.
+The DataFrame's columns are matched to the model's inputs **by name**; a missing input or
+``keep`` column, or an input column that is not numeric, is refused there too. So every such
+failure is one typed error (:mod:`pyastore.errors`) raised by ``score`` itself, before Spark
+plans a single task.
+
+Then the container's bytes are broadcast once. Each Python worker loads them once (checking
+the store key and signature again, against the signer the driver accepted) and keeps the
+:class:`~pyastore.model.Model` in a cache keyed by store key, so a reused worker does not
+reload it for the next task or micro-batch. Scoring runs in ``mapInArrow``: every Arrow
+record batch becomes one C-contiguous float32 matrix (nulls are missing values, NaN) given to
+:meth:`Model.score_into`; the C core applies the input policy and fills the float64 outputs.
+No Python runs per row, except for ``label=True``, which applies :meth:`Model.decide` (the one
+decision rule) to each row's outputs.
+
+The result is a new DataFrame: the ``keep`` columns (unchanged), one ``double`` column per
+output (all of them, or those named in ``outputs``), then ``label`` with ``label=True``. It is
+lazy like any other: it works the same on a batch DataFrame and on a Structured Streaming one.
+A row the model refuses (a missing value in an input that does not accept one) fails its task
+with the same :class:`~pyastore.errors.InputError` message as ``pyastore score``, naming the
+row within its record batch and the column.
+
+pyspark, pyarrow and numpy are imported only when ``score`` is called, never by ``import
+pyastore``. Spark's ``spark.sql.execution.arrow.maxRecordsPerBatch`` (10,000 by default) sets
+the rows per call into the C core.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+from pyastore.errors import InputError, IntegrityError, UsageError
+from pyastore.model import Model, SecurityWarning, load
+
+LABEL_COLUMN = "label"
+
+# Spark SQL type names (``DataType.typeName()``) of the columns scored as numbers.
+_NUMERIC_TYPES = frozenset(
+    {"byte", "short", "integer", "long", "float", "double", "decimal", "boolean"}
+)
+
+# store key -> Model, in each Python worker process: one load per worker, reused by every task
+# and micro-batch that worker runs.
+_WORKER_MODELS: dict[str, Model] = {}
+
+
+def _quoted(name: str) -> str:
+    """A column reference that Spark reads literally (dots and spaces included)."""
+    return "`" + name.replace("`", "``") + "`"
+
+
+def _load_on_driver(
+    model: str | os.PathLike[str] | bytes | Model,
+    trusted_keys: Iterable[Any] | None,
+    allow_untrusted: bool,
+    allow_unsigned: bool,
+) -> Model:
+    if isinstance(model, Model):
+        return model
+    return load(model, trusted_keys=trusted_keys, allow_untrusted=allow_untrusted,
+                allow_unsigned=allow_unsigned)
+
+
+def _check_anchor(
+    model: Model,
+    source: str | os.PathLike[str] | bytes | Model,
+    require_anchored: bool,
+    log_key: str | os.PathLike[str] | bytes | None,
+    proof: str | os.PathLike[str] | None,
+    log: str | None,
+) -> str | None:
+    """As ``pyastore score --require-anchored --log-key LOG.pub [--proof P] [--log LOG]``."""
+    if log_key is None:
+        if require_anchored:
+            raise UsageError("require_anchored=True needs log_key= (the log's public key, a .pub "
+                             "file or 32 raw bytes) and the proof bundle")
+        if proof is not None or log is not None:
+            raise UsageError("proof= and log= need log_key=")
+        return None
+    from pyastore.anchor import check_anchored, default_proof_path
+    from pyastore.keys import load_public_key
+
+    if proof is None:
+        if not isinstance(source, (str, os.PathLike)):
+            raise UsageError("proof= is needed when the container is not given as a path")
+        proof = default_proof_path(os.fspath(source))
+    public_key = log_key if isinstance(log_key, bytes) else load_public_key(log_key)
+    return check_anchored(model.store_key, os.fspath(proof), public_key, log)
+
+
+def _label_type(model: Model, cutoff: float | None) -> tuple[str, list[Any]]:
+    """The Spark type name of the label column and the labels the model can decide, found
+    with :meth:`Model.decide` itself (so the column type follows the one decision rule)."""
+    n_out = len(model.output_names)
+    if model.task == "regression":
+        return "double", []
+    if model.task == "binary":
+        probes = [[-float("inf")] + [0.0] * (n_out - 1), [float("inf")] + [0.0] * (n_out - 1)]
+    else:
+        probes = [[1.0 if j == i else 0.0 for j in range(n_out)] for i in range(n_out)]
+    labels = [model.decide(probe, cutoff=cutoff) for probe in probes]
+    if all(isinstance(v, bool) for v in labels):
+        return "boolean", labels
+    if all(isinstance(v, int) and not isinstance(v, bool) for v in labels):
+        return "long", labels
+    if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in labels):
+        return "double", labels
+    return "string", labels
+
+
+class _ArrowScorer:
+    """The function ``mapInArrow`` runs in each Python worker (pickled by reference to this
+    module, with the broadcast handle and the settings the driver checked)."""
+
+    def __init__(self, container: Any, store_key: str, signer: str | None, status: str,
+                 keep: Sequence[str], outputs: Sequence[int], label_type: str | None,
+                 cutoff: float | None, n_threads: int):
+        self.container = container  # a Broadcast of the container's bytes
+        self.store_key = store_key
+        self.signer = signer
+        self.status = status
+        self.keep = list(keep)
+        self.outputs = list(outputs)
+        self.label_type = label_type
+        self.cutoff = cutoff
+        self.n_threads = n_threads
+
+    def model(self) -> Model:
+        model = _WORKER_MODELS.get(self.store_key)
+        if model is None:
+            data = self.container.value
+            with warnings.catch_warnings():
+                # The driver already warned about an allowed untrusted or unsigned container.
+                warnings.simplefilter("ignore", SecurityWarning)
+                model = load(data, trusted_keys=[self.signer] if self.signer else [],
+                             use_default_trust=False,
+                             allow_untrusted=self.status == "untrusted",
+                             allow_unsigned=self.status == "unsigned")
+            if model.store_key != self.store_key:
+                raise IntegrityError(f"the broadcast container has store key {model.store_key}, "
+                                     f"the driver verified {self.store_key}")
+            _WORKER_MODELS[self.store_key] = model
+        return model
+
+    def __call__(self, batches: Iterator[Any]) -> Iterator[Any]:
+        import numpy as np
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        model = self.model()
+        names = model.input_names
+        n_out = len(model.output_names)
+        nan32 = pa.scalar(float("nan"), pa.float32())
+        for batch in batches:
+            n_rows = batch.num_rows
+            x = np.empty((n_rows, len(names)), dtype=np.float32)
+            for c, name in enumerate(names):
+                column = pc.cast(batch.column(name), pa.float32()).fill_null(nan32)
+                x[:, c] = column.to_numpy(zero_copy_only=False)
+            out = np.empty((n_rows, n_out), dtype=np.float64)
+            if n_rows:
+                model.score_into(x, out, n_threads=self.n_threads)
+            arrays = [batch.column(name) for name in self.keep]
+            arrays += [pa.array(out[:, j]) for j in self.outputs]
+            names_out = self.keep + [model.output_names[j] for j in self.outputs]
+            if self.label_type is not None:
+                labels = [model.decide(row, cutoff=self.cutoff) for row in out.tolist()]
+                if self.label_type == "string":
+                    labels = [str(v) for v in labels]
+                arrow_type = {"boolean": pa.bool_(), "long": pa.int64(), "double": pa.float64(),
+                              "string": pa.string()}[self.label_type]
+                arrays.append(pa.array(labels, type=arrow_type))
+                names_out.append(LABEL_COLUMN)
+            yield pa.RecordBatch.from_arrays(arrays, names=names_out)
+
+
+def score(
+    df: Any,
+    model: str | os.PathLike[str] | bytes | Model,
+    *,
+    trusted_keys: Iterable[Any] | None = None,
+    allow_untrusted: bool = False,
+    allow_unsigned: bool = False,
+    keep: Sequence[str] = (),
+    outputs: Sequence[str] | None = None,
+    label: bool = False,
+    cutoff: float | None = None,
+    require_anchored: bool = False,
+    log_key: str | os.PathLike[str] | bytes | None = None,
+    proof: str | os.PathLike[str] | None = None,
+    log: str | None = None,
+    n_threads: int = 1,
+) -> Any:
+    """Score a Spark DataFrame (batch or streaming) with a container; see the module doc.
+
+    ``model``: the container as a path or bytes (loaded and verified here, with
+    ``trusted_keys``, ``allow_untrusted`` and ``allow_unsigned`` as for :func:`pyastore.load`),
+    or an already loaded :class:`~pyastore.model.Model`. ``keep``: input columns copied to the
+    result. ``outputs``: the output names to return (default: all). ``label``: add the
+    decision (``cutoff`` overrides the container's binary cutoff). ``require_anchored``:
+    refuse unless ``proof`` (default: the container's path + ``.proof``) shows the store key
+    anchored in the log whose public key is ``log_key``; ``log`` also checks the log itself
+    (a path or ``postgresql://`` URL) for a later revocation. ``n_threads``: C core threads
+    per Python worker (keep 1 when Spark runs one task per core).
+
+    Raises, before any Spark job: the errors of :func:`pyastore.load`, :class:`LogError` for
+    an unanchored container, :class:`InputError` for a missing or non-numeric column and
+    :class:`UsageError` for bad arguments.
+    """
+    loaded = _load_on_driver(model, trusted_keys, allow_untrusted, allow_unsigned)
+    _check_anchor(loaded, model, require_anchored, log_key, proof, log)
+    if label and not loaded.decides:
+        raise UsageError(f"label=True: this model's task is {loaded.task!r}, which has no "
+                         "labels to decide")
+    if n_threads < 1:
+        raise UsageError(f"n_threads must be at least 1, not {n_threads}")
+    keep = list(keep)
+    if isinstance(outputs, str):
+        raise UsageError("outputs= takes a list of output names, not one string")
+    wanted = list(loaded.output_names) if outputs is None else list(outputs)
+    unknown = [name for name in wanted if name not in loaded.output_names]
+    if unknown:
+        raise UsageError(f"outputs=: no such output(s): {', '.join(unknown)} (the model has "
+                         f"{', '.join(loaded.output_names)})")
+    result_names = keep + wanted + ([LABEL_COLUMN] if label else [])
+    clashes = sorted({name for name in result_names if result_names.count(name) > 1})
+    if clashes:
+        raise UsageError(f"result column(s) named twice: {', '.join(clashes)} (a kept column "
+                         "has the name of an output or of the label)")
+
+    from pyspark.sql import types
+
+    fields = {field.name: field for field in df.schema.fields}
+    missing = [name for name in loaded.input_names if name not in fields]
+    if missing:
+        raise InputError(f"the DataFrame: input column(s) missing: {', '.join(missing)} "
+                         f"(the model needs {', '.join(loaded.input_names)})")
+    absent_keep = [name for name in keep if name not in fields]
+    if absent_keep:
+        raise InputError(f"the DataFrame: keep column(s) not in the input: "
+                         f"{', '.join(absent_keep)}")
+    for name in loaded.input_names:
+        type_name = fields[name].dataType.typeName()
+        if type_name not in _NUMERIC_TYPES:
+            raise InputError(f"the DataFrame: input column {name!r} has type {type_name}, not a "
+                             "number (cast it, e.g. df.withColumn(name, col(name).cast('double')))")
+
+    label_type = _label_type(loaded, cutoff)[0] if label else None
+    spark_types = {"boolean": types.BooleanType(), "long": types.LongType(),
+                   "double": types.DoubleType(), "string": types.StringType()}
+    schema = types.StructType(
+        [fields[name] for name in keep]
+        + [types.StructField(name, types.DoubleType(), True) for name in wanted]
+        + ([types.StructField(LABEL_COLUMN, spark_types[label_type], True)]
+           if label_type is not None else [])
+    )
+    selected = list(dict.fromkeys(list(loaded.input_names) + keep))
+    broadcast = df.sparkSession.sparkContext.broadcast(loaded.container_bytes)
+    scorer = _ArrowScorer(
+        broadcast, loaded.store_key, loaded.signer, loaded.signature_status, keep,
+        [loaded.output_names.index(name) for name in wanted], label_type, cutoff, n_threads,
+    )
+    return df.select(*[_quoted(name) for name in selected]).mapInArrow(scorer, schema)
