@@ -84,9 +84,24 @@ def test_container_round_trip_and_scores_match_numpy(tmp_path):
     np.testing.assert_allclose(scores, predict_tree(decoded[0], probe), rtol=0, atol=1e-7)
     assert model.meta["provenance"]["federation"]["tree"] == {"creator": 3, "counter": 7,
                                                               "round": 1}
-    # the method's rule is Phi > 0.5: the container's cutoff makes >= cutoff the same rule
-    assert model.meta["score_rules"]["cutoff"] > 0.5
-    assert np.nextafter(0.5, 0) < 0.5 < model.meta["score_rules"]["cutoff"]
+    assert model.meta["score_rules"]["cutoff"] == 0.5
+
+
+def test_the_decision_is_the_methods_phi_above_one_half():
+    from pyastore.ir import Tree
+
+    key = seeded_key("creator")
+    stump = Tree((0, -1, -1), (0.0, 0.0, 0.0), (1, -1, -1), (2, -1, -1), (False,) * 3,
+                 ((), (0.5,), (0.75,)))
+    data = containers.one_tree_container(stump, creator=0, counter=0, round_=1,
+                                         process_id="cd" * 32, feature_names=FEATURES,
+                                         tree_params={}, signing_key=key,
+                                         created="2026-01-01T00:00:00Z")
+    model = pyastore.load(data, trusted_keys=[key.public_key], use_default_trust=False)
+    rows = np.zeros((2, len(FEATURES)), dtype=np.float32)
+    rows[0, 0], rows[1, 0] = -1.0, 1.0
+    assert model.score(rows)[:, 0].tolist() == [0.5, 0.75]
+    assert model.predict(rows) == [0, 1]  # exactly 0.5 is normal, above it an anomaly
 
 
 def test_tree_id_text_round_trip_and_errors():

@@ -5,9 +5,9 @@ Both are ordinary signed forest containers (docs/FORMAT.md) that read the raw in
 ``aggregation="mean"`` of the trees' leaf values (each leaf the mean 0/1 label of its rows),
 identity post-transform, one output ``P_1``, task ``binary`` with labels ``(0, 1)``.
 
-The decision rule of the method is "anomaly when Phi(x) > 0.5". A container's binary rule is
-``score >= cutoff``, so the cutoff is the next float64 above 0.5: the two rules agree on every
-score.
+The decision rule of the method is "anomaly when Phi(x) > 0.5", which is exactly a container's
+binary rule (the positive label when the score is strictly greater than the cutoff) with the
+cutoff 0.5.
 
 * One-tree container: signed by the tree's creator; ``name`` ``tree <creator>/<counter>``;
   META ``provenance.federation = {process, tree: {creator, counter, round}}``. The creation time
@@ -19,7 +19,6 @@ score.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from pyastore import format as fmt
@@ -27,7 +26,7 @@ from pyastore import keys
 from pyastore.cli_provenance import frst_tree_digests
 from pyastore.ir import Algorithm, Forest, ModelSpec, Output, ScoreRules, Tree, Variable
 
-CUTOFF = math.nextafter(0.5, 1.0)
+CUTOFF = 0.5
 
 
 def _algorithm() -> Algorithm:
