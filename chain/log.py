@@ -26,13 +26,15 @@ Policies enforced on append (and re-checked by :meth:`Log.verify`):
   ``tx`` for an id (or, for a ``tx`` without an id, for the same subject) with the index of
   the first instead of appending it, looking ids up in the storage's index (``tx_index``).
 
-Thread safety: a ``Log`` wraps one SQLite connection; use one per thread or process. Many
-processes may append to the same file at once: appends serialize on the tip.
+Where the records live: an SQLite file (``chain.storage``) for a path, a PostgreSQL schema
+(``chain.storage_pg``) for a ``postgresql://`` URL; the log's bytes are the same on both.
+
+Thread safety: a ``Log`` wraps one database connection; use one per thread or process. Many
+processes (on many hosts, with PostgreSQL) may append at once: appends serialize on the tip.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import re
 from collections.abc import Callable, Iterator, Sequence
@@ -54,6 +56,7 @@ from chain.records import (
     parse_subject,
 )
 from chain.storage import AppendContext, SQLiteStorage, Storage, StoredCheckpoint
+from chain.storage_pg import PostgresStorage, is_postgres_url, url_stem
 from pyastore import keys
 from pyastore.errors import KeyFileError, LogError, UsageError
 
@@ -147,7 +150,9 @@ class Log:
         if not isinstance(log_signing_key, keys.SigningKey):
             key_path = str(Path(log_signing_key).absolute())
         signing_key = _load_signing_key(log_signing_key)
-        path = Path(path)
+        postgres = is_postgres_url(path)
+        location = str(path) if postgres else ""
+        path = Path(url_stem(location)) if postgres else Path(path)
         if origin is None:
             origin = default_origin(path, signing_key.public_key)
         if not origin or _ORIGIN_BAD.search(origin):
@@ -155,8 +160,9 @@ class Log:
                 f"log origin {origin!r} must be non-empty, without spaces, '+' or control "
                 "characters (e.g. example.com/models)"
             )
-        storage = SQLiteStorage.create(
-            path,
+        create = PostgresStorage.create if postgres else SQLiteStorage.create
+        storage: Storage = create(
+            location if postgres else path,  # type: ignore[arg-type]
             origin=origin,
             log_public_key=signing_key.public_key,
             log_key_path=key_path,
@@ -173,7 +179,10 @@ class Log:
         readonly: bool = False,
     ) -> Log:
         """Open an existing log. ``LogError`` when the file is not a log of a known version."""
-        storage = SQLiteStorage.open(path, readonly=readonly)
+        storage: Storage = (
+            PostgresStorage.open(str(path), readonly=readonly) if is_postgres_url(path)
+            else SQLiteStorage.open(path, readonly=readonly)
+        )
         try:
             return cls(storage, None if log_key is None else _load_signing_key(log_key))
         except BaseException:
@@ -373,12 +382,14 @@ class Log:
         def build(context: AppendContext) -> list[Record]:
             outcomes.clear()
             records: list[Record] = []
-            seen: dict[str, int] = {}
+            seen_ids = context.storage.tx_indices(d.tx_id for d in drafts if d.tx_id)
+            seen_subjects: dict[str, int] = {}  # drafts without an id, in this batch
             index, prev_hash = context.index, context.prev_hash
             for draft in drafts:
+                seen = seen_ids if draft.tx_id else seen_subjects
                 key = draft.tx_id or draft.subject
                 first = seen.get(key)
-                if first is None:
+                if first is None and not draft.tx_id:
                     first = self._first_tx(context.storage, draft)
                 if first is not None:
                     outcomes.append(TxOutcome(draft, None, first))
@@ -391,8 +402,8 @@ class Log:
                     )
                 except RecordError as exc:
                     raise UsageError(str(exc)) from None
-                signature = submitter.sign(unsigned.signing_message()).hex()
-                record = dataclasses.replace(unsigned, signature=signature)
+                record = unsigned.with_signature(
+                    submitter.sign(unsigned.signing_message()).hex())
                 records.append(record)
                 outcomes.append(TxOutcome(draft, record, None))
                 seen[key] = index

@@ -161,6 +161,8 @@ class Storage(Protocol):
 
     def tx_index(self, tx_id: str) -> int | None: ...
 
+    def tx_indices(self, tx_ids: Iterable[str]) -> dict[str, int]: ...
+
     def tx_id_count(self) -> int: ...
 
     def import_records(self, records: Iterable[Record]) -> int: ...
@@ -631,6 +633,22 @@ class SQLiteStorage:
             return None
         row = self._db.execute("SELECT idx FROM tx_ids WHERE id = ?", (tx_id,)).fetchone()
         return None if row is None else int(row[0])
+
+    @_database_errors
+    def tx_indices(self, tx_ids: Iterable[str]) -> dict[str, int]:
+        """``tx_index`` for many ids at once: the ids the log holds, with their indices."""
+        wanted = list(dict.fromkeys(tx_ids))
+        found: dict[str, int] = {}
+        if not wanted or not self._has_tx_ids():
+            return found
+        for start in range(0, len(wanted), 500):  # under SQLite's bound-parameter limit
+            part = wanted[start:start + 500]
+            marks = ",".join("?" * len(part))
+            for tx_id, index in self._db.execute(
+                f"SELECT id, idx FROM tx_ids WHERE id IN ({marks})", part
+            ):
+                found[tx_id] = int(index)
+        return found
 
     @_database_errors
     def tx_id_count(self) -> int:

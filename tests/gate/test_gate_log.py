@@ -151,3 +151,14 @@ def test_a_log_from_before_the_index_gets_it_on_a_writable_open(ledger):
         log.append_tx_batch([draft(0)], GATE)
         assert log.tx("tx-0").index == 0
         assert log.verify().transactions == 1
+
+
+def test_with_signature_is_signed_without_a_second_check():
+    unsigned = Record(index=0, kind="tx", subject=draft(0).subject, name="tx-0",
+                      description="", time=WHEN, submitter=GATE.public_key.hex(),
+                      prev_hash="0" * 64, reason="", signature="")
+    fast = unsigned.with_signature(GATE.sign(unsigned.signing_message()).hex())
+    assert fast == unsigned.signed(GATE) and fast.signature_valid()
+    assert Record.decode(fast.encode()) == fast
+    with pytest.raises(Exception, match="128 lowercase hex"):
+        unsigned.with_signature("AB" * 64)
