@@ -122,3 +122,29 @@ def test_federated_agent_refuses_a_key_that_is_not_its_member(tmp_path, capsys):
                      str(tmp_path / "b.pub"), "--out", str(tmp_path / "m.astore")])
     err = capsys.readouterr().err
     assert code == EXIT_USAGE and "is not the key of member 1" in err
+
+
+def test_compare_runs_every_variant_with_its_own_log_and_reports_gains(tmp_path, capsys):
+    data = _csv(tmp_path / "cards.csv", rows=700, seed=2)
+    out, log_path, report = tmp_path / "runs", tmp_path / "fed.log", tmp_path / "report"
+    code = cli.main(["federated", "--data", str(data), "--target", "Class", "--agents", "3",
+                     "--compare", "--seeds", "2", "--chain", str(log_path), "--out", str(out),
+                     "--report", str(report), "--rounds", "1", "--n-new", "2", "--n-max", "3",
+                     "--n-share", "2", "--quiet"])
+    assert code == EXIT_OK, capsys.readouterr().err
+    from trainer.federated.experiment import VARIANTS
+
+    summary = json.loads((report / "summary.json").read_text())
+    assert set(summary) == set(VARIANTS)
+    assert summary["pool"]["trees"] == 3 * 2  # no CROP: every agent holds every tree
+    assert summary["full-kernel"]["trees"] <= 3
+    for variant in VARIANTS:
+        assert summary[variant]["seeds"] == 2
+        for seed in (0, 1):
+            assert (out / variant / f"seed-{seed}" / "agent-02.astore").exists()
+    assert log_path.exists() and (tmp_path / "fed.pool.seed1.log").exists()
+    gain = summary["ring-kernel"]["gain_vs_disconnected"]["bacc"]
+    assert len(gain["per_agent"]) == 3
+    assert gain["verdict"] == "too few seeds to tell from noise"  # 2 seeds: no verdict
+    text = (report / "report.md").read_text()
+    assert "Within each run" in text and "origin_ring-kernel.png" in text

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from fedlib import FEATURES, fraud_like, random_tree, seeded_key
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import pyastore
 from pyastore import format as fmt
@@ -108,3 +110,23 @@ def test_tree_id_text_round_trip_and_errors():
     assert TreeId.parse(TreeId(4, 12).text) == TreeId(4, 12)
     with pytest.raises(UsageError, match="not a tree id"):
         TreeId.parse("4-12")
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 2**16), st.integers(0, 2**20))
+def test_tree_id_round_trip(creator, counter):
+    tree_id = TreeId(creator, counter)
+    assert TreeId.parse(tree_id.text) == tree_id
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 2**32 - 1))
+def test_decode_is_the_inverse_of_encode(seed):
+    rng = np.random.default_rng(seed)
+    trees = [random_tree(rng, n_features=6, max_depth=5) for _ in range(3)]
+    body = fmt.encode_forest(containers._forest(trees, len(FEATURES)))
+    decoded = containers.decode_trees(body)
+    assert fmt.encode_forest(containers._forest(decoded, len(FEATURES))) == body
+    probe = rng.normal(0, 2, (64, len(FEATURES)))
+    for tree, again in zip(trees, decoded):
+        assert np.array_equal(predict_tree(tree, probe), predict_tree(again, probe))

@@ -23,7 +23,7 @@ the pool-everything baseline.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -289,9 +289,3 @@ class Agent:
             counts[tree.tree_id.creator] += 1
         return counts
 
-
-@dataclass
-class RoundTiming:
-    round: int
-    seconds: float
-    phases: dict[str, float] = field(default_factory=dict)

@@ -20,6 +20,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -34,8 +35,11 @@ from trainer.federated.schedules import RoundLog, neighbours, run_sync
 
 @dataclass
 class SimulationResult:
+    """A finished federation. ``agents`` are the :class:`Agent` objects (``sync``) or the
+    outcomes the agent processes reported (``async``: ``worker.AgentOutcome``)."""
+
     process: logbook.Process
-    agents: list[Agent]
+    agents: list[Any]
     model_paths: list[Path]
     timings: list[RoundLog]
     log_path: Path
