@@ -50,6 +50,12 @@ def test_sync_run_writes_verified_models_and_a_report(tmp_path, capsys):
     assert (tmp_path / "report" / "report.md").exists()
     assert (tmp_path / "report" / "origin_run.png").stat().st_size > 1000
     _models_close(out, log_path, 4)
+    # a final model is an ordinary container: the device CLI scores the raw CSV with it
+    scores = tmp_path / "scores.csv"
+    code = pyastore_cli.main(["score", str(out / "agent-01.astore"), str(data), "-o",
+                              str(scores), "--trust", str(out / "keys" / "agent-01.pub")])
+    assert code == EXIT_OK, capsys.readouterr().err
+    assert len(scores.read_text().splitlines()) == 900 + 1
 
 
 def test_async_run_of_separate_processes_completes_and_every_model_verifies(tmp_path, capsys):
