@@ -139,3 +139,17 @@ def test_a_model_not_signed_by_the_agent_is_refused(fed, capsys):
 def test_a_plain_model_is_a_usage_error(fed, capsys, golden_path):
     code = cli.main(["chain", "provenance", str(golden_path), "--log", str(fed.log_path)])
     assert code == 2 and "not a federated model" in capsys.readouterr().err
+
+
+def test_a_process_record_from_an_untrusted_coordinator_is_refused(fed):
+    model = pyastore.load(fed.model_paths[2], trusted_keys=fed.members, use_default_trust=False)
+    agent, process, claims = model_tree_claims(model)
+    with Log.open(fed.log_path, readonly=True) as log:
+        with pytest.raises(ProvenanceError, match="not a trusted coordinator"):
+            prove_closure(log, process=process, agent=agent, model_store_key=model.store_key,
+                          model_signer=model.signer, trees=claims,
+                          coordinators=[seeded_key("someone else").public_key])
+        proof = prove_closure(log, process=process, agent=agent,
+                              model_store_key=model.store_key, model_signer=model.signer,
+                              trees=claims, coordinators=[log.public_key])
+    assert proof.agent == 2 and len(proof.trees) == len(claims)
