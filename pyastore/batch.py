@@ -20,21 +20,25 @@ the input policy), refused rows are found by :meth:`Model.invalid_rows`, and lab
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
 import os
 import sys
 from array import array
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import IO, Any
 
+from pyastore.commandline import printable
 from pyastore.errors import InputError, UsageError
-from pyastore.files import atomic_output, open_text, write_atomic
+from pyastore.files import atomic_output, open_text
 from pyastore.model import Model, cell_value
 
 FORMATS = ("csv", "ndjson", "parquet")
+MAX_LINE_CHARS = 16 << 20  # one CSV row or NDJSON event: a longer line is refused
+CHUNK_CHARS = 32 << 20  # a CSV chunk also ends when its kept cells hold this many characters
 ON_ERROR = ("fail", "skip", "null")
 
 # A row as the readers hand it over: (row number from 1, input cells in model order or None
@@ -44,11 +48,12 @@ ReaderRow = tuple[int, "list[Any] | None", "list[Any]", "str | None"]
 
 @dataclass
 class ScoreReport:
-    """What a batch run did: rows read, written, and the rows that had bad cells."""
+    """What a batch run did: rows read, rows written, and how many rows were bad (each is
+    reported as it is found, to the errors file or stderr: never held in memory)."""
 
     rows_in: int = 0
     rows_out: int = 0
-    bad_rows: list[tuple[int, str]] = field(default_factory=list)
+    bad_rows: int = 0
 
 
 def guess_format(path: str | None) -> str:
@@ -102,7 +107,8 @@ class BatchScorer:
     """Scores rows of named columns with a ``Model``; knows the output columns."""
 
     def __init__(self, model: Model, *, keep: list[str] | None = None, on_error: str = "fail",
-                 n_threads: int = 1, with_label: bool = False):
+                 n_threads: int = 1, with_label: bool = False,
+                 on_bad_row: Callable[[int, str], None] | None = None):
         if on_error not in ON_ERROR:
             raise UsageError(f"--on-error must be fail, skip or null, not {on_error!r}")
         if with_label and not model.decides:
@@ -114,13 +120,39 @@ class BatchScorer:
         self.n_threads = n_threads
         self.with_label = with_label
         self.report = ScoreReport()
-        self.output_columns = (self.keep + list(model.output_names)
-                               + (["label"] if with_label else []))
+        self.on_bad_row = on_bad_row or (lambda row, message: None)
+        produced = list(model.output_names) + (["label"] if with_label else [])
+        clash = [name for name in self.keep if name in produced]
+        if clash:
+            raise UsageError(f"--keep {', '.join(clash)}: the output already has a column of "
+                             "that name (the model's outputs and 'label')")
+        if len(set(self.keep)) != len(self.keep):
+            raise UsageError("--keep names a column twice")
+        self.output_columns = self.keep + produced
+
+    def output_types(self) -> dict[str, str]:
+        """The type of every column the scorer makes (not the kept ones): the outputs are
+        float64; the label is int64, float64 or text as the model's labels are."""
+        types = {name: "float64" for name in self.model.output_names}
+        if self.with_label:
+            if self.model.task == "regression":
+                types["label"] = "float64"
+            else:
+                labels = self.model.meta["score_rules"].get("class_labels") or [0]
+                kinds = {type(label) for label in labels}
+                types["label"] = ("int64" if kinds == {int} else
+                                  "float64" if kinds <= {int, float} else "string")
+        return types
 
     def check_columns(self, columns: list[str], where: str) -> list[int]:
         """Indices of the model inputs in ``columns``; errors name what is missing."""
         positions: dict[str, int] = {}
+        used = set(self.model.input_names) | set(self.keep)
         for i, name in enumerate(columns):
+            if name in positions and name in used:
+                raise InputError(f"{where}: the input has two columns named {name!r} "
+                                 f"(columns {positions[name] + 1} and {i + 1}); which one "
+                                 "to use is ambiguous")
             positions.setdefault(name, i)
         missing = [name for name in self.model.input_names if name not in positions]
         if missing:
@@ -197,7 +229,8 @@ class BatchScorer:
             if self.on_error == "fail":
                 raise InputError(bad[first], row=rows[first][0] - 1)
             for position in sorted(bad):
-                self.report.bad_rows.append((rows[position][0], bad[position]))
+                self.report.bad_rows += 1
+                self.on_bad_row(rows[position][0], bad[position])
         width = len(self.output_columns) - len(self.keep)
         results: list[list[Any]] = []
         for position, row in enumerate(rows):
@@ -211,9 +244,31 @@ class BatchScorer:
 # ---- readers: yield chunks of ReaderRow ---------------------------------------------------
 
 
+def _lines(handle: IO[str], where: str) -> Iterator[str]:
+    """The lines of ``handle``, never holding more than ``MAX_LINE_CHARS`` of one line: a
+    longer line, or bytes that are not UTF-8, stop the run with an InputError naming the line."""
+    line_number = 0
+    while True:
+        try:
+            line = handle.readline(MAX_LINE_CHARS + 1)
+        except UnicodeDecodeError as exc:
+            raise InputError(f"{where}: line {line_number + 1} (or the text just after it) is "
+                             f"not UTF-8: {exc.reason}") from None
+        if not line:
+            return
+        line_number += 1
+        if len(line) > MAX_LINE_CHARS and not line.endswith("\n"):
+            raise InputError(f"{where}: line {line_number} is longer than {MAX_LINE_CHARS:,} "
+                             "characters")
+        yield line
+
+
 def read_csv(handle: IO[str], scorer: BatchScorer, chunk_rows: int, where: str
              ) -> Iterator[list[ReaderRow]]:
-    reader = csv.reader(handle)
+    """Chunks of at most ``chunk_rows`` rows whose kept cells hold at most ``CHUNK_CHARS``
+    characters. Quotes are strict (an unterminated quote is an error, not a field that eats
+    the rest of the file); a header naming a used column twice is refused."""
+    reader = csv.reader(_lines(handle, where), strict=True)
     try:
         header = next(reader)
     except StopIteration:
@@ -227,6 +282,7 @@ def read_csv(handle: IO[str], scorer: BatchScorer, chunk_rows: int, where: str
     keep_positions = [header.index(name) for name in scorer.keep]
     width = len(header)
     chunk: list[ReaderRow] = []
+    chunk_chars = 0
     row_number = 0
     try:
         for record in reader:
@@ -240,43 +296,61 @@ def read_csv(handle: IO[str], scorer: BatchScorer, chunk_rows: int, where: str
                 kept = [record[p] if p < len(record) else "" for p in keep_positions]
                 chunk.append((row_number, None, kept, message))
             else:
-                chunk.append((row_number, [record[p] for p in positions],
-                              [record[p] for p in keep_positions], None))
-            if len(chunk) >= chunk_rows:
+                kept = [record[p] for p in keep_positions]
+                chunk.append((row_number, [record[p] for p in positions], kept, None))
+            chunk_chars += sum(len(cell) for cell in kept)
+            if len(chunk) >= chunk_rows or chunk_chars >= CHUNK_CHARS:
                 yield chunk
                 chunk = []
+                chunk_chars = 0
     except csv.Error as exc:
         raise InputError(f"{where}: row {row_number + 1}: {exc}") from None
     if chunk:
         yield chunk
 
 
+def _parse_event(line: str, row_number: int, where: str) -> tuple[Any, str | None]:
+    try:
+        event = json.loads(line)
+    except json.JSONDecodeError as exc:
+        return None, f"{where}: line {row_number}: not JSON ({exc.msg})"
+    except ValueError as exc:  # e.g. an integer of more than 4,300 digits
+        return None, f"{where}: line {row_number}: not usable JSON ({exc})"
+    except RecursionError:
+        return None, f"{where}: line {row_number}: JSON nested too deeply"
+    if not isinstance(event, dict):
+        return None, f"{where}: line {row_number}: expected a JSON object"
+    return event, None
+
+
+def _kept_text(value: Any) -> Any:
+    """A kept NDJSON value as written out: text stays text; numbers and booleans stay as
+    they are; other JSON (objects, arrays) becomes its JSON text."""
+    if value is None or isinstance(value, (str, bool, int, float)):
+        return value
+    return json.dumps(value)
+
+
 def read_ndjson(handle: IO[str], scorer: BatchScorer, where: str) -> Iterator[list[ReaderRow]]:
     """One chunk per line, so each output line can be flushed as soon as its input arrives."""
-    for row_number, line in enumerate(handle, start=1):
+    inputs = list(scorer.model.input_names)
+    for row_number, line in enumerate(_lines(handle, where), start=1):
         if not line.strip():
             continue
-        event: Any = None
-        try:
-            event = json.loads(line)
-            message = None if isinstance(event, dict) else (
-                f"{where}: line {row_number}: expected a JSON object")
-        except json.JSONDecodeError as exc:
-            message = f"{where}: line {row_number}: not JSON ({exc.msg})"
+        event, message = _parse_event(line, row_number, where)
         if message is None:
-            missing = [
-                name for name in list(scorer.model.input_names) + scorer.keep if name not in event
-            ]
+            missing = [name for name in inputs + scorer.keep if name not in event]
             if missing:
                 message = f"{where}: line {row_number}: missing field(s): {', '.join(missing)}"
         if message is not None:
             if scorer.on_error == "fail":
                 raise InputError(message)
-            kept = [event.get(name) if isinstance(event, dict) else None for name in scorer.keep]
+            kept = [_kept_text(event.get(name)) if isinstance(event, dict) else None
+                    for name in scorer.keep]
             yield [(row_number, None, kept, message)]
             continue
-        yield [(row_number, [event[name] for name in scorer.model.input_names],
-                [event[name] for name in scorer.keep], None)]
+        yield [(row_number, [event[name] for name in inputs],
+                [_kept_text(event[name]) for name in scorer.keep], None)]
 
 
 def read_parquet(path: str, scorer: BatchScorer, chunk_rows: int, where: str
@@ -293,7 +367,15 @@ def read_parquet(path: str, scorer: BatchScorer, chunk_rows: int, where: str
     scorer.check_columns(columns, where)
     wanted = list(dict.fromkeys(list(scorer.model.input_names) + scorer.keep))
     row_number = 0
-    for batch in parquet.iter_batches(batch_size=chunk_rows, columns=wanted):
+    batches = parquet.iter_batches(batch_size=chunk_rows, columns=wanted)
+    while True:
+        try:
+            batch = next(batches)
+        except StopIteration:
+            return
+        except Exception as exc:  # pyarrow: OSError, ArrowInvalid... for corrupt pages
+            raise InputError(f"{where}: Parquet data after row {row_number} cannot be read "
+                             f"({exc})") from None
         data = batch.to_pydict()
         n = batch.num_rows
         chunk: list[ReaderRow] = []
@@ -344,7 +426,12 @@ class NdjsonWriter:
 
 
 class ParquetWriter:
-    def __init__(self, path: str, columns: list[str]):
+    """Parquet output. Column types: float64 for the model's outputs; the label's type from
+    the model's labels; a kept column's type from its first chunk with a value (text when a
+    chunk holds none yet). A later chunk whose kept values cannot take that type is an
+    InputError naming the column, not a crash."""
+
+    def __init__(self, path: str, columns: list[str], types: dict[str, str]):
         try:
             import pyarrow  # noqa: F401
             import pyarrow.parquet  # noqa: F401
@@ -352,25 +439,52 @@ class ParquetWriter:
             raise UsageError("Parquet needs pyarrow: pip install pyarrow") from None
         self.path = path
         self.columns = columns
+        self.types = types  # column -> "float64" | "int64" | "string"; absent: inferred
         self.writer: Any = None  # a pyarrow.parquet.ParquetWriter once the schema is known
+
+    def _arrays(self, rows: list[list[Any]]) -> list[Any]:
+        import pyarrow as pa
+
+        arrays = []
+        for i, column in enumerate(self.columns):
+            values = [row[i] for row in rows]
+            if self.writer is not None:
+                wanted = self.writer.schema.field(column).type
+            elif column in self.types:
+                wanted = getattr(pa, self.types[column])()
+            else:
+                wanted = None
+            try:
+                array = pa.array(values, type=wanted) if wanted is not None else pa.array(values)
+            except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+                try:
+                    array = pa.array(values).cast(wanted)
+                except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+                    raise InputError(f"kept column {column!r} changes type: its values no "
+                                     f"longer fit the Parquet column's type {wanted}") from None
+            if pa.types.is_null(array.type):
+                array = array.cast(pa.string())
+            arrays.append(array)
+        return arrays
 
     def write(self, rows: list[list[Any]], flush: bool = False) -> None:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        table = pa.table({c: [row[i] for row in rows] for i, c in enumerate(self.columns)})
+        if not rows:
+            return
+        table = pa.Table.from_arrays(self._arrays(rows), names=self.columns)
         if self.writer is None:
             self.writer = pq.ParquetWriter(self.path, table.schema)
-        self.writer.write_table(
-            table.cast(self.writer.schema) if table.schema != self.writer.schema else table
-        )
+        self.writer.write_table(table)
 
     def close(self) -> None:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
         if self.writer is None:
-            schema = pa.schema([(c, pa.float64()) for c in self.columns])
+            schema = pa.schema([(c, getattr(pa, self.types.get(c, "string"))())
+                                for c in self.columns])
             self.writer = pq.ParquetWriter(self.path, schema)
         self.writer.close()
 
@@ -406,10 +520,11 @@ def _reader(input_format: str, input_path: str, handle: IO[str] | None, scorer: 
 
 
 def _writer(output_format: str, handle: IO[str] | None, path: str | None,
-            columns: list[str]) -> CsvWriter | NdjsonWriter | ParquetWriter:
+            scorer: BatchScorer) -> CsvWriter | NdjsonWriter | ParquetWriter:
+    columns = scorer.output_columns
     if output_format == "parquet":
         assert path is not None
-        return ParquetWriter(path, columns)
+        return ParquetWriter(path, columns, scorer.output_types())
     assert handle is not None
     if output_format == "ndjson":
         return NdjsonWriter(handle, columns)
@@ -428,62 +543,68 @@ def _stream(scorer: BatchScorer, chunks: Iterator[list[ReaderRow]],
     writer.close()
 
 
+def _stdin() -> IO[str]:
+    """Standard input as text the way files are read: UTF-8 with an optional BOM, newlines
+    kept for csv; a closed stdin (``<&-``) is a usage error."""
+    if sys.stdin is None:
+        raise UsageError("standard input is closed: give an INPUT file")
+    buffer = getattr(sys.stdin, "buffer", None)
+    if buffer is None:  # a text-only stream (tests, embedding): use it as it is
+        return sys.stdin
+    return io.TextIOWrapper(buffer, encoding="utf-8-sig", newline="")
+
+
 def run(model: Model, input_path: str, output_path: str, *, input_format: str | None = None,
         output_format: str | None = None, keep: list[str] | None = None, on_error: str = "fail",
         n_threads: int = 1, chunk_rows: int = 65536, with_label: bool = False,
+        errors_path: str | None = None, errors_stream: IO[str] | None = None,
         stdin: IO[str] | None = None, stdout: IO[str] | None = None) -> ScoreReport:
     """Score ``input_path`` (``-`` for stdin) into ``output_path`` (``-`` for stdout).
 
     A file output is written whole or not at all (``pyastore.files.atomic_output``): on a
     fatal error no partial file is left behind. On stdout, rows already written stay
-    written; the caller reports how many.
+    written; the caller reports how many. Bad rows (with ``on_error`` skip or null) are
+    written as they are found to ``errors_path`` (CSV ``row,error``, itself whole or not at
+    all) or else as lines to ``errors_stream`` (stderr).
     """
     input_format, output_format = resolve_formats(input_path, output_path, input_format,
                                                   output_format)
     if chunk_rows < 1:
         raise UsageError("--chunk-rows must be at least 1")
-    scorer = BatchScorer(model, keep=keep, on_error=on_error, n_threads=n_threads,
-                         with_label=with_label)
     where = "<stdin>" if input_path == "-" else input_path
-    in_handle: IO[str] | None = None
-    total_bytes = None
-    if input_format != "parquet":
-        if input_path == "-":
-            in_handle = stdin or sys.stdin
+    with contextlib.ExitStack() as stack:
+        if errors_path:
+            _, errors_handle = stack.enter_context(atomic_output(errors_path))
+            assert errors_handle is not None
+            errors_csv = csv.writer(errors_handle, lineterminator="\n")
+            errors_csv.writerow(["row", "error"])
+
+            def on_bad_row(row: int, message: str) -> None:
+                errors_csv.writerow([row, message])
         else:
-            in_handle = open_text(input_path)
-            total_bytes = os.fstat(in_handle.fileno()).st_size
-    try:
+            stream = errors_stream or sys.stderr
+
+            def on_bad_row(row: int, message: str) -> None:
+                stream.write(f"pyastore: bad row {row}: {printable(message)}\n")
+        scorer = BatchScorer(model, keep=keep, on_error=on_error, n_threads=n_threads,
+                             with_label=with_label, on_bad_row=on_bad_row)
+        in_handle: IO[str] | None = None
+        total_bytes = None
+        if input_format != "parquet":
+            if input_path == "-":
+                in_handle = stdin or _stdin()
+            else:
+                in_handle = stack.enter_context(open_text(input_path))
+                total_bytes = os.fstat(in_handle.fileno()).st_size
         chunks = _reader(input_format, input_path, in_handle, scorer, chunk_rows, where)
         progress = _Progress(in_handle, total_bytes)
         flush = input_format == "ndjson"
         if output_path == "-":
-            writer = _writer(output_format, stdout or sys.stdout, None, scorer.output_columns)
+            writer = _writer(output_format, stdout or sys.stdout, None, scorer)
             _stream(scorer, chunks, writer, flush, progress)
         else:
             with atomic_output(output_path, open_file=output_format != "parquet") as (
                     temporary, handle):
-                writer = _writer(output_format, handle, temporary, scorer.output_columns)
+                writer = _writer(output_format, handle, temporary, scorer)
                 _stream(scorer, chunks, writer, flush, progress)
-    finally:
-        if in_handle is not None and input_path != "-":
-            in_handle.close()
     return scorer.report
-
-
-def report_bad_rows(report: ScoreReport, errors_path: str | None, stream: IO[str]) -> None:
-    """Write every bad row to ``errors_path`` (CSV: row, error) or to ``stream``."""
-    if not report.bad_rows:
-        return
-    if errors_path:
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(["row", "error"])
-        writer.writerows(report.bad_rows)
-        write_atomic(errors_path, buffer.getvalue().encode("utf-8"))
-        stream.write(
-            f"pyastore: {len(report.bad_rows)} row(s) with bad input, listed in {errors_path}\n"
-        )
-        return
-    for row, message in report.bad_rows:
-        stream.write(f"pyastore: bad row {row}: {message}\n")

@@ -13,7 +13,7 @@ import warnings
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, cast
 
-from pyastore.commandline import Parser, run_command
+from pyastore.commandline import Parser, printable, run_command
 from pyastore.errors import (
     EXIT_FORMAT,
     EXIT_INPUT,
@@ -49,6 +49,19 @@ trust: a container must be signed by a trusted key. Trusted keys come from --tru
 (repeatable), PYASTORE_TRUSTED_KEYS (.pub paths or 64-hex keys separated by ':'), and every
 *.pub in $PYASTORE_CONFIG_DIR/trusted/ (default ~/.config/pyastore/trusted/).
 """
+
+
+def _thread_count(text: str) -> int:
+    """--threads: a whole number from 1 to MAX_THREADS (argparse reports the error)."""
+    from pyastore.model import MAX_THREADS
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 1 <= value <= MAX_THREADS:
+        raise argparse.ArgumentTypeError(f"{value} is not from 1 to {MAX_THREADS}")
+    return value
 
 
 def _add_trust_options(parser: argparse.ArgumentParser) -> None:
@@ -110,12 +123,19 @@ def _table(rows: list[list[str]], header: list[str]) -> list[str]:
 
 
 def _flat(value: Any) -> str:
+    """A META value on one line, escaped for the terminal (META is the signer's text)."""
     if isinstance(value, (dict, list)):
-        return json.dumps(value, sort_keys=True)
-    return str(value)
+        return printable(json.dumps(value, sort_keys=True))
+    return printable(value)
+
+
+def _map(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
 
 
 def describe_text(info: dict[str, Any]) -> str:
+    """``pyastore describe``'s text. Every string from META goes through :func:`printable`:
+    a signer's odd content cannot break the layout or forge a line."""
     meta = info["meta"]
     signature = info["signature"]
     status = {
@@ -123,41 +143,46 @@ def describe_text(info: dict[str, Any]) -> str:
         "untrusted": "valid, signer NOT trusted",
         "unsigned": "UNSIGNED",
     }[signature["status"]]
-    algorithm = meta["algorithm"]
-    rules = meta["score_rules"]
+    algorithm = _map(meta.get("algorithm"))
+    rules = _map(meta.get("score_rules"))
     lines = [
-        f"file:          {info['file']}",
+        f"file:          {printable(info['file'])}",
         f"store key:     sha256:{info['store_key']}",
         f"format:        {info['format_version']} ({info['size_bytes']} bytes)",
         f"signature:     {signature['algorithm']}, {status}",
     ]
     if signature["signer"]:
         lines.append(f"signer:        {signature['signer']}")
-    estimator = f", {algorithm['estimator']}" if algorithm.get("estimator") else ""
+    estimator = f", {_flat(algorithm['estimator'])}" if algorithm.get("estimator") else ""
     lines += [
-        f"name:          {meta['name']}",
-        f"description:   {meta.get('description') or '-'}",
-        f"created:       {meta['created']}",
-        f"algorithm:     {algorithm.get('family', '?')} ({algorithm.get('library', '?')} "
-        f"{algorithm.get('library_version', '')}{estimator})",
-        "score rules:   " + ", ".join(f"{k} {_flat(v)}" for k, v in sorted(rules.items())),
+        f"name:          {_flat(meta.get('name'))}",
+        f"description:   {_flat(meta.get('description') or '-')}",
+        f"created:       {_flat(meta.get('created'))}",
+        f"algorithm:     {_flat(algorithm.get('family', '?'))} "
+        f"({_flat(algorithm.get('library', '?'))} "
+        f"{_flat(algorithm.get('library_version', ''))}{estimator})",
+        "score rules:   "
+        + ", ".join(f"{_flat(k)} {_flat(v)}" for k, v in sorted(rules.items())),
     ]
-    payload = meta.get("payload") or {}
+    payload = _map(meta.get("payload"))
     if payload:
         lines.append(
-            "payload:       " + ", ".join(f"{k} {_flat(v)}" for k, v in sorted(payload.items()))
+            "payload:       "
+            + ", ".join(f"{_flat(k)} {_flat(v)}" for k, v in sorted(payload.items()))
         )
     for title, key in (("provenance", "provenance"), ("training parameters", "training_params")):
-        entries = meta.get(key) or {}
+        entries = _map(meta.get(key))
         lines.append(f"{title}:" + ("" if entries else " -"))
-        lines += [f"  {k}: {_flat(v)}" for k, v in sorted(entries.items())]
+        lines += [f"  {_flat(k)}: {_flat(v)}" for k, v in sorted(entries.items())]
     inputs = meta["inputs"]
     lines.append(f"inputs ({len(inputs)}):")
-    lines += _table([[str(i), v["name"], v.get("type", ""), v.get("missing", "")]
+    lines += _table([[str(i), _flat(v["name"]), _flat(v.get("type", "")),
+                      _flat(v.get("missing", ""))]
                      for i, v in enumerate(inputs)], ["#", "name", "type", "missing"])
     outputs = meta["outputs"]
     lines.append(f"outputs ({len(outputs)}):")
-    lines += _table([[str(i), v["name"], v.get("type", ""), v.get("meaning", "")]
+    lines += _table([[str(i), _flat(v["name"]), _flat(v.get("type", "")),
+                      _flat(v.get("meaning", ""))]
                      for i, v in enumerate(outputs)], ["#", "name", "type", "meaning"])
     lines.append("sections:")
     lines += _table(
@@ -224,13 +249,15 @@ def cmd_score(args: argparse.Namespace) -> int:
         report = batch.run(model, args.input, args.output, input_format=args.input_format,
                            output_format=args.format, keep=args.keep, on_error=args.on_error,
                            n_threads=args.threads, chunk_rows=args.chunk_rows,
-                           with_label=args.label)
+                           with_label=args.label, errors_path=args.errors)
     except PyastoreError as exc:
         where = ("no output file was written" if args.output != "-"
                  else "the output on stdout is incomplete")
         exc.message = f"{exc.message} ({where})"
         raise
-    batch.report_bad_rows(report, args.errors, sys.stderr)
+    if report.bad_rows and args.errors:
+        sys.stderr.write(f"pyastore: {report.bad_rows} row(s) with bad input, listed in "
+                         f"{args.errors}\n")
     if args.output != "-":
         sys.stderr.write(f"pyastore: scored {report.rows_out} row(s) into {args.output}\n")
     return EXIT_OK
@@ -321,7 +348,7 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--label", action="store_true",
                        help="add a 'label' column: the decision with the model's cutoff")
     score.add_argument(
-        "--threads", type=int, default=1, metavar="N", help="worker threads (default 1)"
+        "--threads", type=_thread_count, default=1, metavar="N", help="worker threads (default 1)"
     )
     score.add_argument("--chunk-rows", type=int, default=65536, metavar="N",
                        help="rows per chunk (default 65536; bounds memory)")

@@ -17,6 +17,7 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from pyastore.commandline import printable
 from pyastore.errors import UsageError
 from pyastore.files import write_atomic
 
@@ -159,7 +160,7 @@ def _cmd_append(args: argparse.Namespace) -> int:
     with Log.open(args.log) as log:
         record = log.append_model(model.store_key, name, args.description, submitter)
     print(f"appended record {record.index}: model {record.subject} "
-          f"({_printable(record.name) or 'unnamed'})")
+          f"({printable(record.name) or 'unnamed'})")
     return 0
 
 
@@ -171,14 +172,8 @@ def _cmd_revoke(args: argparse.Namespace) -> int:
     store_key = _store_key_of(args.store_key)
     with Log.open(args.log) as log:
         record = log.revoke(store_key, args.reason, submitter)
-    print(f"appended record {record.index}: revoke {record.subject} ({_printable(record.reason)})")
+    print(f"appended record {record.index}: revoke {record.subject} ({printable(record.reason)})")
     return 0
-
-
-def _printable(text: str) -> str:
-    """Text from the log as shown on a terminal: control characters escaped, so a record's
-    name cannot move the cursor or recolour the screen."""
-    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
 
 
 def _record_json(record: Record) -> dict[str, object]:
@@ -224,7 +219,7 @@ def _cmd_show(args: argparse.Namespace) -> int:
             detail = record.name
             if record.kind == "revoke":
                 detail += f" (reason: {record.reason})"
-            detail = _printable(detail)
+            detail = printable(detail)
             print(
                 f"{record.index:>7}  {record.kind:<8} {subject:<18} {record.time:<20} "
                 f"{record.submitter[:8] + '...':<12} {detail}{note}"

@@ -35,6 +35,11 @@ EXIT_LOG = 7
 EXIT_INTERRUPTED = 130
 
 
+class SecurityWarning(UserWarning):
+    """Something was allowed that weakens trust: an unsigned or untrusted container loaded on
+    request, a secret key file others may read."""
+
+
 class PyastoreError(Exception):
     """Base class of every error pyastore raises on purpose.
 

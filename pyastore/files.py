@@ -6,8 +6,10 @@
   readable.
 * :func:`atomic_output` writes a file so that it appears whole or not at all: the bytes go
   to a temporary file in the same folder, are flushed to disk (``fsync``) and renamed over
-  the target only when the caller's block ends without an exception; otherwise the
-  temporary file is removed and the target is left as it was. :func:`write_atomic` is the
+  the target only when the caller's block ends without an exception (or a signal turned
+  into one, see :mod:`pyastore.commandline`); otherwise the temporary file is removed and
+  the target is left as it was. A target that is a device or a FIFO (``/dev/null``, a named
+  pipe) is written to directly: there is no file to replace. :func:`write_atomic` is the
   one-call form for bytes already in memory.
 """
 
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 
 from pyastore.errors import UsageError
 
@@ -36,14 +39,27 @@ def _open_error(path: str, exc: OSError, what: str, error: type[UsageError]) -> 
 
 def read_bytes(path: str | os.PathLike[str], *, what: str = "file",
                error: type[UsageError] = UsageError, limit: int | None = None) -> bytes:
-    """The whole file, or ``error`` naming the path. With ``limit``, at most ``limit + 1``
-    bytes are read, so the caller can tell a file that is too large without reading it all."""
+    """The whole file, or ``error`` naming the path. Only a regular file is read: a FIFO, a
+    device such as /dev/zero or a socket is refused before reading (it could block forever or
+    never end). With ``limit``, at most ``limit + 1`` bytes are read, so the caller can tell
+    a file that is too large without reading it all."""
     name = os.fspath(path)
     try:
-        with open(name, "rb") as handle:
-            return handle.read() if limit is None else handle.read(limit + 1)
+        # O_NONBLOCK: opening a FIFO nobody writes must not block; it is refused just below.
+        fd = os.open(name, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except OSError as exc:
         raise _open_error(name, exc, what, error) from None
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        if stat.S_ISDIR(mode):
+            raise error(f"{name}: is a directory, not a {what}")
+        raise error(f"{name}: not a regular file (a FIFO, device or socket), so not a {what}")
+    with os.fdopen(fd, "rb") as handle:
+        try:
+            return handle.read() if limit is None else handle.read(limit + 1)
+        except OSError as exc:
+            raise _open_error(name, exc, what, error) from None
 
 
 def open_text(path: str | os.PathLike[str], *, what: str = "file",
@@ -75,6 +91,17 @@ def atomic_output(path: str | os.PathLike[str], *, binary: bool = False,
     folder = os.path.dirname(os.path.abspath(target))
     if not os.path.isdir(folder):
         raise UsageError(f"{target}: no such directory {folder}")
+    try:
+        mode: int | None = os.stat(target).st_mode
+    except OSError:
+        mode = None
+    if mode is not None and stat.S_ISDIR(mode):
+        raise UsageError(f"{target}: is a directory")
+    if mode is not None and (stat.S_ISCHR(mode) or stat.S_ISFIFO(mode)):
+        # A device or a FIFO (/dev/null, a named pipe): write to it as it is -- renaming a
+        # file over it would replace the node and its reader would get nothing.
+        yield from _write_through(target, binary, open_file)
+        return
     temporary = temporary_path(target)
     handle: IO[Any] | None = None
     try:
@@ -98,6 +125,23 @@ def atomic_output(path: str | os.PathLike[str], *, binary: bool = False,
             handle.close()
         with contextlib.suppress(OSError):
             os.unlink(temporary)
+
+
+def _write_through(target: str, binary: bool, open_file: bool
+                   ) -> Iterator[tuple[str, IO[Any] | None]]:
+    handle: IO[Any] | None = None
+    try:
+        if open_file:
+            handle = open(target, "wb") if binary else open(target, "w", encoding="utf-8",
+                                                               newline="")
+        yield target, handle
+        if handle is not None:
+            handle.flush()
+    except OSError as exc:
+        raise UsageError(f"cannot write {target}: {exc.strerror}") from None
+    finally:
+        if handle is not None:
+            handle.close()
 
 
 def write_atomic(path: str | os.PathLike[str], data: bytes) -> None:

@@ -145,7 +145,18 @@ class SigningKey:
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> SigningKey:
-        return cls(load_secret_seed(path))
+        """Load a ``.key`` file; warns (``SecurityWarning``) when others may read or write it."""
+        seed = load_secret_seed(path)
+        mode = os.stat(path).st_mode
+        if mode & 0o077:
+            import warnings
+
+            from pyastore.errors import SecurityWarning
+
+            warnings.warn(f"{os.fspath(path)}: the secret key file is readable or writable by "
+                          f"others (mode {mode & 0o777:o}); chmod 600 it", SecurityWarning,
+                          stacklevel=2)
+        return cls(seed)
 
     @classmethod
     def generate(cls) -> SigningKey:
@@ -158,6 +169,26 @@ class SigningKey:
     def sign(self, message: bytes) -> bytes:
         """Return the 64-byte detached Ed25519 signature of ``message``."""
         return bytes(self._key.sign(bytes(message)).signature)
+
+
+def _write_new(path: Path, text: str, mode: int) -> None:
+    """Create ``path`` (never an existing file, never through a link) holding ``text``, flushed
+    to disk; on any failure (a full disk...) remove what was created: no empty key file."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+    try:
+        fd = os.open(path, flags, mode)
+    except OSError as exc:
+        raise KeyFileError(f"{path}: cannot create: {exc.strerror}") from None
+    try:
+        with os.fdopen(fd, "w", encoding="ascii") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+    except BaseException as exc:
+        path.unlink()
+        if isinstance(exc, OSError):
+            raise KeyFileError(f"{path}: cannot write: {exc.strerror}") from None
+        raise
 
 
 def keygen(name: str | os.PathLike[str]) -> tuple[Path, Path]:
@@ -179,20 +210,12 @@ def keygen(name: str | os.PathLike[str]) -> tuple[Path, Path]:
     if not secret_path.parent.is_dir():
         raise UsageError(f"{secret_path.parent}: no such directory")
     key = SigningKey.generate()
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+    _write_new(secret_path, SECRET_PREFIX + key.seed.hex() + "\n", 0o600)
     try:
-        fd = os.open(secret_path, flags, 0o600)
-    except OSError as exc:
-        raise KeyFileError(f"{secret_path}: cannot create: {exc.strerror}") from None
-    with os.fdopen(fd, "w", encoding="ascii") as handle:
-        handle.write(SECRET_PREFIX + key.seed.hex() + "\n")
-    try:
-        fd = os.open(public_path, flags, 0o644)
-    except OSError as exc:
+        _write_new(public_path, public_key_line(key.public_key) + "\n", 0o644)
+    except BaseException:
         secret_path.unlink()
-        raise KeyFileError(f"{public_path}: cannot create: {exc.strerror}") from None
-    with os.fdopen(fd, "w", encoding="ascii") as handle:
-        handle.write(public_key_line(key.public_key) + "\n")
+        raise
     return secret_path, public_path
 
 

@@ -28,6 +28,7 @@ from pyastore.errors import (
     UntrustedSignerError,
     UsageError,
 )
+from pyastore.errors import SecurityWarning as SecurityWarning  # re-exported: pyastore.model's API
 from pyastore.files import read_bytes
 
 # The compiled binding, or the cffi backend over a prebuilt libastore.so on devices that cannot
@@ -49,10 +50,7 @@ MAX_CONTAINER_BYTES = 1 << 32
 # Cell text that means "missing" (NaN) in every textual input: CSV, NDJSON strings, lists.
 MISSING_TOKENS = frozenset({"", "nan", "NaN", "NAN", "NA", "N/A", "null", "NULL", "None"})
 DECISION_TASKS = ("binary", "multiclass", "regression")
-
-
-class SecurityWarning(UserWarning):
-    """Emitted when a container is loaded without a trusted signature, as explicitly allowed."""
+MAX_THREADS = 1024  # the C core uses at most 64 worker threads; more is surely a mistake
 
 
 def read_container_bytes(
@@ -83,6 +81,39 @@ def _decode_meta(raw: bytes | None) -> dict[str, Any]:
     return meta
 
 
+def _json_safe(value: Any) -> Any:
+    """META as JSON can carry it: bytes as ``"0x<hex>"``, msgpack extension values and other
+    types as their text, map keys as text (a validly signed META may hold any of these)."""
+    if isinstance(value, dict):
+        return {(k if isinstance(k, str) else str(_json_safe(k))): _json_safe(v)
+                for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, (bytes, bytearray)):
+        return "0x" + bytes(value).hex()
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return repr(value)
+
+
+def _check_score_rules(meta: dict[str, Any], n_outputs: int) -> None:
+    """The score rules a decision reads must have the types it needs: checked once, at load,
+    so that :meth:`Model.decide` can trust them (the C core does not read them)."""
+    rules = meta["score_rules"]
+    cutoff = rules.get("cutoff", 0.5)
+    if isinstance(cutoff, bool) or not isinstance(cutoff, (int, float)) or cutoff != cutoff:
+        raise FormatError(f"META score_rules cutoff {cutoff!r} is not a number")
+    labels = rules.get("class_labels", [])
+    if not isinstance(labels, list) or not all(
+            isinstance(label, (str, int, float, bool)) for label in labels):
+        raise FormatError("META score_rules class_labels must be a list of numbers or strings")
+    task = rules["task"]
+    wanted = {"binary": 2, "multiclass": n_outputs}.get(task)
+    if labels and wanted is not None and len(labels) != wanted:
+        raise FormatError(f"META score_rules has {len(labels)} class labels; a {task} model "
+                          f"with {n_outputs} output(s) needs {wanted}")
+
+
 def cell_value(value: Any) -> float:
     """One input cell as a float: numbers as they are, ``None`` and the missing-value words
     (``MISSING_TOKENS``: empty, ``nan``, ``NA``, ``null``...) as NaN, other text parsed as a
@@ -93,9 +124,15 @@ def cell_value(value: Any) -> float:
         text = value.strip()
         if text in MISSING_TOKENS:
             return math.nan
+        # float() also takes "1_000" and non-ASCII digits: a number in a data file is ASCII
+        if "_" in text or not text.isascii():
+            raise ValueError(value)
         return float(text)  # raises ValueError for non-numbers; accepts inf, 1e3, -0.5
     if isinstance(value, (int, float)):  # bool is an int
-        return float(value)
+        try:
+            return float(value)
+        except OverflowError:  # an integer beyond float64 (JSON numbers of 309+ digits)
+            raise ValueError(value) from None
     item = getattr(value, "item", None)  # numpy scalars
     if callable(item) and getattr(value, "shape", None) == ():
         return cell_value(item())
@@ -144,6 +181,7 @@ class Model:
         self.accepts_missing: tuple[bool, ...] = tuple(self._core.accepts_missing)
         self.output_names: tuple[str, ...] = tuple(v["name"] for v in self.meta["outputs"])
         self.task: str = self.meta["score_rules"]["task"]
+        _check_score_rules(self.meta, len(self.output_names))
         self._n_in = len(self.input_names)
         self._n_out = len(self.output_names)
 
@@ -175,7 +213,7 @@ class Model:
                 {"type": t, "critical": bool(flags & 1), "offset": offset, "length": length}
                 for t, flags, offset, length in self.sections()
             ],
-            "meta": self.meta,
+            "meta": _json_safe(self.meta),
         }
 
     # ---- the one scoring entry ----------------------------------------------------------
@@ -191,6 +229,9 @@ class Model:
         GIL is released while the C core works; ``n_threads`` > 1 uses worker threads
         (results do not depend on it).
         """
+        if type(n_threads) is not int or not 1 <= n_threads <= MAX_THREADS:
+            raise UsageError(f"n_threads must be a whole number from 1 to {MAX_THREADS}, "
+                             f"not {n_threads!r}")
         try:
             self._core.score_into(x, out, n_threads)
         except InputError as exc:

@@ -159,21 +159,19 @@ def test_unreadable_targets(tmp_path, target, code, words):
 
 
 def test_permission_denied(tmp_path, monkeypatch, capsys):
-    """Simulated (tests may run as root, who reads any file): open() raising EACCES."""
-    import builtins
-
+    """Simulated (tests may run as root, who reads any file): os.open() raising EACCES."""
     from pyastore.cli import main
 
     path = tmp_path / "secret.astore"
     path.write_bytes(b"x")
-    real_open = builtins.open
+    real_open = os.open
 
     def deny(file, *args, **kwargs):
         if str(file) == str(path):
             raise PermissionError(13, "Permission denied", str(file))
         return real_open(file, *args, **kwargs)
 
-    monkeypatch.setattr(builtins, "open", deny)
+    monkeypatch.setattr(os, "open", deny)
     assert main(["describe", str(path)]) == 2
     assert "permission denied" in capsys.readouterr().err
 

@@ -103,7 +103,7 @@ def test_log_key_handling(tmp_path, key_files, submitter):
     key_files["log.key"].rename(tmp_path / "moved.key")
     with Log.open(path) as log:
         log.append_model(store_key(1), "m", "", submitter)
-        with pytest.raises(KeyFileError, match="not found"):
+        with pytest.raises(KeyFileError, match="log.key: no such file"):
             log.checkpoint()
         log.checkpoint(tmp_path / "moved.key")
 
