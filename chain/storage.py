@@ -237,6 +237,10 @@ class SQLiteStorage:
     def _connect(path: Path, *, create: bool, readonly: bool = False) -> sqlite3.Connection:
         mode = "rwc" if create else ("ro" if readonly else "rw")
         uri = "file:" + _uri_path(path) + f"?mode={mode}"
+        if readonly and not os.access(path.parent, os.W_OK):
+            # A read-only medium (the edge device's case): SQLite cannot create the WAL index
+            # beside the file, and nothing can change the file, so open it as immutable.
+            uri += "&immutable=1"
         try:
             db = sqlite3.connect(
                 uri, uri=True, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000

@@ -252,3 +252,20 @@ def test_show_escapes_control_characters(tmp_path, new_log, submitter, capsys):
     out = capsys.readouterr().out
     assert "\x1b" not in out and "\x9b" not in out
     assert json.loads(out)["records"][0]["name"] == "evil\x1b[2Jname\x9b"
+
+
+def test_a_log_on_a_read_only_file_system_can_be_verified(tmp_path, key_files, new_log):
+    """The edge device's case: the log file on a read-only mount (a bind mount remounted
+    read-only inside a private mount namespace, so nothing leaks out of the test)."""
+    path, log = new_log(records=3)
+    log.close()
+    source, mounted = path.parent, tmp_path / "readonly"
+    mounted.mkdir()
+    script = (f'mount --bind "{source}" "{mounted}" && mount -o remount,ro,bind "{mounted}" && '
+              f'"{PYTHON}" -m pyastore chain verify "{mounted / path.name}" && '
+              f'"{PYTHON}" -m pyastore chain show "{mounted / path.name}" >/dev/null && '
+              f'! touch "{mounted}/written"')
+    result = subprocess.run(["unshare", "-m", "sh", "-c", script], capture_output=True,
+                            text=True, env=child_env(), timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "verifies: 3 record(s)" in result.stdout
