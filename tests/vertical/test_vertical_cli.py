@@ -331,3 +331,23 @@ def test_vertical_stops_every_process_when_one_fails(tmp_path):
     assert "Traceback" not in done.stderr and time.monotonic() - started < 60
     logs = tmp_path / "out" / "round-0" / "logs"
     assert sorted(p.name for p in logs.iterdir()) == ["bank.log", "host.log", "personal.log"]
+
+
+def test_party_audit_finds_nothing_in_a_run_and_names_a_planted_leak(cli_run, tmp_path):
+    import shutil
+
+    root, data, done, _ = cli_run
+    assert done.returncode == 0, done.stderr
+    audit = ["vertical-party", "audit", "--data", str(root / "data.csv"), "--id", "id",
+             "--columns", ",".join(PARTIES["bank"])]
+    clean = run_cli(*audit, "--store", str(root / "store"), "--chain", str(root / "exchange.log"))
+    assert clean.returncode == 0, clean.stderr
+    assert "no trace of 240 rows" in clean.stderr
+    shutil.copytree(root / "store", tmp_path / "store")
+    row = [data[c][7] for c in PARTIES["bank"]]
+    (tmp_path / "store" / "leak").write_bytes(b"\x00" + struct.pack("<3d", *row) + b"\x01")
+    leaked = run_cli(*audit, "--store", str(tmp_path / "store"), "--chain",
+                     str(root / "exchange.log"))
+    assert leaked.returncode == 4, leaked.stderr
+    assert "1 trace(s) of this party's raw rows" in leaked.stderr
+    assert "leak: row 8 as <d values" in leaked.stderr

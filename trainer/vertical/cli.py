@@ -2,7 +2,8 @@
 
 * ``vertical``: every participant as its own process on this machine
   (``trainer.vertical.orchestrate``), one round per seed, with an optional report;
-* ``vertical-party keygen | id-key | pseudonyms | run``: a data party on its own machine;
+* ``vertical-party keygen | id-key | pseudonyms | run | audit``: a data party on its own
+  machine (``audit``: look for its raw rows in the store and the log);
 * ``vertical-host roster | run | predict | compose``: the host on its own machine.
 
 Errors are one ``pyastore-train: error: ...`` line and the exit codes of ``pyastore.errors``
@@ -13,6 +14,7 @@ does not answer within ``--timeout`` (docs/VERTICAL.md).
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import sys
 from pathlib import Path
@@ -165,8 +167,6 @@ def cmd_party_id_key(args: argparse.Namespace) -> int:
 
 
 def cmd_party_pseudonyms(args: argparse.Namespace) -> int:
-    import csv
-
     from trainer.vertical.data import read_header
     from trainer.vertical.ids import IdKey
 
@@ -201,6 +201,43 @@ def cmd_party_run(args: argparse.Namespace) -> int:
     _say(f"{args.name}: trained on {result.n_train} rows; alone on its {result.n_test} test "
          f"rows: accuracy {result.metrics['accuracy']:.4f}; served {result.requests_served} "
          f"request(s); sent {result.bytes_sent} bytes in {result.records_sent} blobs")
+    return 0
+
+
+def cmd_party_audit(args: argparse.Namespace) -> int:
+    from trainer.vertical import audit
+    from trainer.vertical.data import read_header
+    from trainer.vertical.errors import ExchangeError
+    from trainer.vertical.orchestrate import parse_party
+
+    _, columns = parse_party(f"party={args.columns}")
+    header = read_header(args.data)
+    for column in (args.id, *columns):
+        if column not in header:
+            raise InputError(f"{args.data}: no column {column!r} (columns: {', '.join(header)})")
+    with open(args.data, newline="", encoding="utf-8-sig") as handle:
+        rows = [row for row in csv.reader(handle)][1:]
+    at = [header.index(c) for c in columns]
+    ids = [row[header.index(args.id)].strip() for row in rows if row]
+    texts = [[row[i].strip() for i in at] for row in rows if row]
+    try:
+        values = [[float(cell) for cell in cells] for cells in texts]
+    except ValueError as exc:
+        raise InputError(f"{args.data}: a cell of {', '.join(columns)} is not a number "
+                         f"({exc})") from None
+    store, log = Path(args.store), Path(args.chain)
+    if not store.is_dir() or not log.exists():
+        raise UsageError(f"no store folder {store} or no log {log}")
+    files = audit.files_of(store, log)
+    wanted = audit.needles(ids, texts, values)
+    findings = audit.scan(files, wanted)
+    size = sum(f.stat().st_size for f in files)
+    if findings:
+        shown = "; ".join(f"{Path(f.path).name}: {f.what}" for f in findings[:5])
+        raise ExchangeError(f"{len(findings)} trace(s) of this party's raw rows in the store or "
+                            f"the log: {shown}")
+    _say(f"no trace of {len(ids)} rows ({len(wanted)} patterns) in {len(files)} files "
+         f"({size} bytes) of the store and the log")
     return 0
 
 
@@ -363,6 +400,17 @@ def add_commands(commands: Any, formatter_class: Any) -> None:
     pseudonyms.add_argument("--id", metavar="COLUMN", required=True)
     pseudonyms.add_argument("--out", metavar="FILE", help="default: standard output")
     pseudonyms.set_defaults(handler=cmd_party_pseudonyms)
+    audit = actions.add_parser(
+        "audit", help="look for this party's raw rows in the store and the log",
+        description="Scan every byte of the store and the log for this party's raw rows and "
+                    "customer IDs (trainer.vertical.audit lists the encodings); exit 4 and "
+                    "name them when any is found.")
+    audit.add_argument("--data", metavar="FILE.csv", required=True)
+    audit.add_argument("--id", metavar="COLUMN", required=True)
+    audit.add_argument("--columns", metavar="COL,COL", required=True)
+    audit.add_argument("--chain", metavar="LOG", required=True)
+    audit.add_argument("--store", metavar="DIR", required=True)
+    audit.set_defaults(handler=cmd_party_audit)
     run = actions.add_parser("run", help="train, send representations, answer requests",
                              formatter_class=formatter_class, epilog=PARTY_EXAMPLES)
     run.add_argument("--name", required=True, help="this party's name in the roster")
