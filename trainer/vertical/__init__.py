@@ -25,6 +25,7 @@ One module per concern:
 * ``compose``     -- encoder, host and composed containers;
 * ``orchestrate`` -- ``pyastore-train vertical``: every participant as its own process;
 * ``metrics`` / ``report`` / ``experiment`` -- evaluation, the report and the experiment;
+* ``audit``       -- a party's scan of the store and the log for its own raw rows;
 * ``cli``         -- ``pyastore-train vertical``, ``vertical-party``, ``vertical-host``.
 
 The protocol, formats and threat model are in docs/VERTICAL.md. Importing this package
