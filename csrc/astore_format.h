@@ -42,7 +42,7 @@ typedef struct astore_file_header {
 typedef struct astore_section_entry {
     uint8_t type[4];   /*  0: four ASCII characters, e.g. "META"                             */
     uint32_t flags;    /*  4: ASTORE_SECTION_CRITICAL; other bits zero                       */
-    uint64_t offset;   /*  8: from the file start; a multiple of 64; sections in file order  */
+    uint64_t offset;   /*  8: from the file start; the next multiple of 64; in file order   */
     uint64_t length;   /* 16: bytes of the body, without the zero padding that follows      */
     uint64_t reserved; /* 24: zero                                                           */
 } astore_section_entry;

@@ -39,6 +39,11 @@ static inline bool astore_all_zero(const uint8_t *bytes, size_t count) {
     return true;
 }
 
+/* The first multiple of ASTORE_ALIGN at or after `value` (value < 2^63). */
+static inline uint64_t astore_align_up(uint64_t value) {
+    return (value + (ASTORE_ALIGN - 1)) / ASTORE_ALIGN * ASTORE_ALIGN;
+}
+
 /* `count` bytes as lowercase hex into `out` (2 * count + 1 chars, NUL-terminated). */
 void astore_to_hex(const uint8_t *bytes, size_t count, char *out);
 

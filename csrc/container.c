@@ -143,12 +143,31 @@ static bool is_known_section(const char type[5]) {
            memcmp(type, ASTORE_SECTION_SIGNATURE, 4) == 0;
 }
 
-static bool is_printable_type(const uint8_t type[4]) {
+/* A section type is four of 'A'-'Z', '0'-'9' and '_' (the known types and any later one). */
+static bool is_valid_type(const uint8_t type[4]) {
     for (int i = 0; i < 4; i++) {
-        if (type[i] < 0x20 || type[i] > 0x7e) return false;
+        uint8_t b = type[i];
+        if (!((b >= 'A' && b <= 'Z') || (b >= '0' && b <= '9') || b == '_')) return false;
     }
     return true;
 }
+
+/* The minor version that defined a known section type. */
+static uint16_t section_minor(const char type[5]) {
+    return memcmp(type, ASTORE_SECTION_MLP, 4) == 0 ||
+                   memcmp(type, ASTORE_SECTION_TRANSFORM, 4) == 0
+               ? 1
+               : 0;
+}
+
+/* Where a known section stands in a canonical file: META, XFRM, the payload, SIGN. */
+static int section_rank(const char type[5]) {
+    if (memcmp(type, ASTORE_SECTION_META, 4) == 0) return 0;
+    if (memcmp(type, ASTORE_SECTION_TRANSFORM, 4) == 0) return 1;
+    if (memcmp(type, ASTORE_SECTION_SIGNATURE, 4) == 0) return 3;
+    return 2; /* FRST, MLP_ */
+}
+
 
 /* ---- framing ------------------------------------------------------------------------- */
 
@@ -214,7 +233,7 @@ static astore_status parse_header(astore_container *c, astore_cursor *cursor,
     return ASTORE_OK;
 }
 
-/* Reads table entry `i` into c->sections[i]: its fields, a printable type, known flags. */
+/* Reads table entry `i` into c->sections[i]: its fields, a valid type, known flags. */
 static astore_status read_section_entry(astore_container *c, astore_cursor *cursor, uint32_t i,
                                         astore_error *err) {
     uint64_t entry_offset = astore_cursor_offset(cursor);
@@ -228,9 +247,10 @@ static astore_status read_section_entry(astore_container *c, astore_cursor *curs
                            "file ends inside section table entry %u", (unsigned)i);
     }
     astore_section *s = &c->sections[i];
-    if (!is_printable_type(type)) {
+    if (!is_valid_type(type)) {
         return astore_fail(err, ASTORE_ERR_FORMAT, entry_offset,
-                           "section %u has a non-ASCII type", (unsigned)i);
+                           "section %u has a type that is not four of A-Z, 0-9 and _",
+                           (unsigned)i);
     }
     memcpy(s->type, type, 4);
     s->type[4] = '\0';
@@ -274,6 +294,13 @@ static astore_status check_section_bounds(const astore_container *c, uint32_t i,
         return astore_fail(err, ASTORE_ERR_FORMAT, previous_end,
                            "padding before section %u (%s) is not zero", (unsigned)i, s->type);
     }
+    if (s->offset != astore_align_up(previous_end)) {
+        return astore_fail(err, ASTORE_ERR_FORMAT, entry_offset + 8,
+                           "section %u (%s) starts at %llu, not at %llu (the first multiple of "
+                           "64 after what precedes it): padding is not minimal",
+                           (unsigned)i, s->type, (unsigned long long)s->offset,
+                           (unsigned long long)astore_align_up(previous_end));
+    }
     return ASTORE_OK;
 }
 
@@ -291,6 +318,45 @@ static astore_status check_section_type(const astore_container *c, uint32_t i,
         return astore_fail(err, ASTORE_ERR_VERSION, entry_offset,
                            "unknown critical section %s (written by a newer version?)",
                            s->type);
+    }
+    if (is_known_section(s->type) && (s->flags & ASTORE_SECTION_CRITICAL) == 0) {
+        return astore_fail(err, ASTORE_ERR_FORMAT, entry_offset + 4,
+                           "section %s must be marked critical", s->type);
+    }
+    return ASTORE_OK;
+}
+
+/*
+ * One byte representation per model, at the framing level: known sections in the order
+ * META, XFRM, payload, SIGN, and format_minor the lowest minor that defines every section
+ * used. A section this reader does not know comes from a later minor, so a file holding
+ * one must claim a minor above ASTORE_FORMAT_MINOR (whose own rules this reader cannot
+ * check further); a file of only known sections must claim exactly the minor they need.
+ */
+static astore_status check_canonical_framing(const astore_container *c, astore_error *err) {
+    uint16_t needed = 0;
+    bool unknown = false;
+    int rank = -1;
+    for (size_t i = 0; i < c->section_count; i++) {
+        const astore_section *s = &c->sections[i];
+        if (!is_known_section(s->type)) {
+            unknown = true;
+            continue;
+        }
+        if (section_minor(s->type) > needed) needed = section_minor(s->type);
+        if (section_rank(s->type) < rank) {
+            return astore_fail(err, ASTORE_ERR_FORMAT, 64 + 32u * (uint64_t)i,
+                               "section %s is out of order (META, XFRM, then the payload)",
+                               s->type);
+        }
+        rank = section_rank(s->type);
+    }
+    if (unknown ? c->format_minor <= ASTORE_FORMAT_MINOR : c->format_minor != needed) {
+        return astore_fail(err, ASTORE_ERR_FORMAT, 10,
+                           "format_minor is %u but the sections need exactly %u%s",
+                           (unsigned)c->format_minor,
+                           (unsigned)(unknown ? ASTORE_FORMAT_MINOR + 1 : needed),
+                           unknown ? " or more (a section this reader does not know)" : "");
     }
     return ASTORE_OK;
 }
@@ -408,6 +474,8 @@ astore_status astore_container_open(const uint8_t *data, size_t length,
     astore_status status = parse_header(c, &cursor, &section_count, err);
     if (status == ASTORE_OK) status = parse_section_table(c, &cursor, section_count, err);
     if (status == ASTORE_OK) status = parse_signature(c, err);
+    /* after the store key: an altered file is reported as altered, not as non-canonical */
+    if (status == ASTORE_OK) status = check_canonical_framing(c, err);
     if (status != ASTORE_OK) {
         astore_container_close(c);
         return status;

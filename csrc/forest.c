@@ -176,6 +176,44 @@ static astore_status read_header(const astore_section *section, astore_cursor *c
     return ASTORE_OK;
 }
 
+/*
+ * One byte representation per forest: the four arrays follow the header in the order trees,
+ * nodes, leaves, base scores, each at the first multiple of 64 after what precedes it, with
+ * zero bytes between, and the section ends with the base scores.
+ */
+static astore_status check_canonical_layout(const uint8_t *body, const astore_section *section,
+                                            const astore_forest_header *h, astore_error *err) {
+    static const char *const names[4] = {"tree", "node", "leaf", "base score"};
+    const uint32_t offsets[4] = {h->trees_offset, h->nodes_offset, h->leaves_offset,
+                                 h->base_offset};
+    const uint64_t sizes[4] = {24u * (uint64_t)h->n_trees, 12u * (uint64_t)h->n_nodes,
+                               4u * (uint64_t)h->n_leaves * h->leaf_width,
+                               8u * (uint64_t)h->n_outputs};
+    uint64_t end = sizeof(astore_forest_header);
+    for (int k = 0; k < 4; k++) {
+        if (offsets[k] != astore_align_up(end)) {
+            return astore_fail(err, ASTORE_ERR_FORMAT, section->offset + 32 + 4u * (unsigned)k,
+                               "FRST is not canonical: the %s array starts at %u, not at %llu "
+                               "(arrays follow each other at the next multiple of 64)",
+                               names[k], (unsigned)offsets[k],
+                               (unsigned long long)astore_align_up(end));
+        }
+        /* offsets[k] lies inside the section (check_array), so the gap does too */
+        if (!astore_all_zero(body + end, offsets[k] - end)) {
+            return astore_fail(err, ASTORE_ERR_FORMAT, section->offset + end,
+                               "FRST padding before the %s array is not zero", names[k]);
+        }
+        end = offsets[k] + sizes[k];
+    }
+    if (section->length != end) {
+        return astore_fail(err, ASTORE_ERR_FORMAT, section->offset,
+                           "FRST is not canonical: the section is %llu bytes, its base scores "
+                           "end at %llu",
+                           (unsigned long long)section->length, (unsigned long long)end);
+    }
+    return ASTORE_OK;
+}
+
 /* Pass 2: the arrays, used in place (little-endian host, aligned buffer) or decoded. */
 static astore_status place_arrays(const uint8_t *body, const astore_forest_header *h,
                                   astore_forest *f, astore_error *err) {
@@ -197,16 +235,98 @@ static astore_status place_arrays(const uint8_t *body, const astore_forest_heade
     return ASTORE_OK;
 }
 
-/* Pass 3: every tree, and that the trees use exactly the nodes and leaves there are. */
+/*
+ * One byte representation per tree: a walk in preorder (a node, its left subtree, its right
+ * subtree) meets split node 0, 1, 2, ... and leaf 0, 1, 2, ... in that order, each once, so
+ * no two nodes share a subtree or a leaf and the leaves are in depth-first order.
+ * validate_tree has checked every index; `pending` holds up to tree->n_nodes entries.
+ */
+static astore_status check_canonical_tree(const astore_forest *f, uint32_t t,
+                                          const astore_section *s, uint32_t *pending,
+                                          astore_error *err) {
+    const astore_tree_entry *tree = &f->trees[t];
+    const astore_tree_node *nodes = f->nodes + tree->first_node;
+    uint32_t next_node = 0, next_leaf = 0, depth = 0;
+    const char *problem = NULL;
+    uint32_t at = 0;
+    bool visit = tree->n_nodes > 0;
+    if (!visit) next_leaf = 1; /* a tree that is one leaf */
+    while (visit && problem == NULL) {
+        if (at != next_node) {
+            problem = "split node reached out of preorder (a shared subtree?)";
+            break;
+        }
+        next_node++;
+        uint32_t split = nodes[at].split, child = nodes[at].child;
+        if ((split & ASTORE_NODE_LEFT_LEAF) == 0) {
+            pending[depth++] = at; /* its right child comes after the left subtree */
+            at++;
+            continue;
+        }
+        if (child != next_leaf) {
+            problem = "leaf out of depth-first order (a shared leaf?)";
+            break;
+        }
+        next_leaf++;
+        if ((split & ASTORE_NODE_RIGHT_LEAF) == 0) { /* the right child is node at + 1 */
+            at++;
+            continue;
+        }
+        next_leaf++; /* the right leaf, child + 1 */
+        visit = false;
+        while (depth > 0 && !visit && problem == NULL) { /* the right child of the nearest pending ancestor */
+            uint32_t parent = pending[--depth];
+            uint32_t right = nodes[parent].child;
+            if ((nodes[parent].split & ASTORE_NODE_RIGHT_LEAF) == 0) {
+                at = right;
+                visit = true;
+            } else if (right != next_leaf) {
+                problem = "leaf out of depth-first order (a shared leaf?)";
+            } else {
+                next_leaf++;
+            }
+        }
+    }
+    if (problem == NULL && (next_node != tree->n_nodes || next_leaf != tree->n_leaves)) {
+        problem = "not every node and leaf is reached once";
+    }
+    if (problem != NULL) {
+        return astore_fail(err, ASTORE_ERR_FORMAT, s->offset, "tree %u is not canonical: %s",
+                           (unsigned)t, problem);
+    }
+    return ASTORE_OK;
+}
+
+/* Pass 3: every tree, and that the trees use exactly the nodes and leaves there are, each
+ * tree's ranges following the one before. */
 static astore_status validate_trees(const astore_forest *f, const astore_section *section,
                                     const astore_forest_header *h, astore_error *err) {
     uint64_t nodes_seen = 0, leaves_seen = 0;
+    uint32_t *pending = malloc(sizeof(uint32_t) * ((size_t)h->n_nodes + 1u));
+    if (pending == NULL) {
+        return astore_fail(err, ASTORE_ERR_NOMEM, ASTORE_NO_OFFSET, "out of memory");
+    }
     for (uint32_t t = 0; t < h->n_trees; t++) {
         astore_status status = validate_tree(f, t, section, h->n_nodes, h->n_leaves, err);
-        if (status != ASTORE_OK) return status;
+        if (status == ASTORE_OK &&
+            (f->trees[t].first_node != nodes_seen || f->trees[t].first_leaf != leaves_seen)) {
+            status = astore_fail(err, ASTORE_ERR_FORMAT, section->offset,
+                                 "tree %u is not canonical: its nodes start at %u and its "
+                                 "leaves at %u, not where the tree before ends (%llu, %llu)",
+                                 (unsigned)t, (unsigned)f->trees[t].first_node,
+                                 (unsigned)f->trees[t].first_leaf,
+                                 (unsigned long long)nodes_seen,
+                                 (unsigned long long)leaves_seen);
+        }
+        if (status == ASTORE_OK) status = check_canonical_tree(f, t, section, pending, err);
+        if (status != ASTORE_OK) {
+            free(pending);
+            return status;
+        }
         nodes_seen += f->trees[t].n_nodes;
         leaves_seen += f->trees[t].n_leaves;
     }
+    free(pending);
     if (nodes_seen != h->n_nodes || leaves_seen != h->n_leaves) {
         return astore_fail(err, ASTORE_ERR_FORMAT, section->offset,
                            "FRST trees use %llu nodes and %llu leaves, header says %u and %u",
@@ -224,6 +344,7 @@ astore_status astore_forest_load(const astore_container *container,
     astore_cursor cursor = astore_cursor_make(body, (size_t)section->length, section->offset);
     astore_forest_header h;
     astore_status status = read_header(section, &cursor, &h, err);
+    if (status == ASTORE_OK) status = check_canonical_layout(body, section, &h, err);
     if (status != ASTORE_OK) return status;
     f->n_trees = h.n_trees;
     f->n_nodes_total = h.n_nodes;

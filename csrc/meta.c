@@ -15,7 +15,8 @@
  * allocation by the section's size. Skipping is iterative, so hostile nesting cannot
  * exhaust the stack. Errors are ASTORE_ERR_FORMAT with the offset of the offending item.
  *
- * When a map holds a key twice the last one counts, as in a Python dict.
+ * META must also be in its one canonical encoding (check_canonical below): the shortest
+ * encoding of every value, float64 floats, string keys in strictly increasing order.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -231,6 +232,150 @@ astore_status astore_msgpack_skip(astore_cursor *cursor, unsigned open, astore_e
     return ASTORE_OK;
 }
 
+/* ---- canonical encoding ------------------------------------------------------------------ */
+
+static uint64_t big_endian_at(const uint8_t *bytes, size_t size) {
+    uint64_t value = 0;
+    for (size_t i = 0; i < size; i++) value = (value << 8) | bytes[i];
+    return value;
+}
+
+/*
+ * Why the item whose bytes start at `raw` (already read whole as `item`) is not in its one
+ * canonical encoding -- the one msgpack-python's packb(use_bin_type=True,
+ * use_single_float=False) writes -- or NULL when it is.
+ */
+static const char *non_canonical(const uint8_t *raw, const astore_msgpack_item *item) {
+    const uint8_t b = raw[0];
+    const uint32_t n = item->count;
+    switch (item->kind) {
+    case ASTORE_MSGPACK_INT:
+        if (b >= 0xCC && b <= 0xCF) {
+            static const uint64_t floor[4] = {0x80u, 0x100u, 0x10000u, 0x100000000u};
+            size_t size = (size_t)1 << (b - 0xCC);
+            return big_endian_at(raw + 1, size) < floor[b - 0xCC]
+                       ? "an integer in a longer encoding than its value needs" : NULL;
+        }
+        if (b >= 0xD0 && b <= 0xD3) {
+            static const uint64_t floor[4] = {32u, 0x80u, 0x8000u, 0x80000000u};
+            size_t size = (size_t)1 << (b - 0xD0);
+            uint64_t bits = big_endian_at(raw + 1, size);
+            uint64_t sign = (uint64_t)1 << (8 * size - 1);
+            if ((bits & sign) == 0) return "a non-negative integer in a signed encoding";
+            uint64_t magnitude = (~bits & (sign - 1)) + 1; /* of the negative value */
+            return magnitude <= floor[b - 0xD0]
+                       ? "an integer in a longer encoding than its value needs" : NULL;
+        }
+        return NULL;
+    case ASTORE_MSGPACK_FLOAT:
+        return b == 0xCA ? "a float32 (META floats are float64)" : NULL;
+    case ASTORE_MSGPACK_STR:
+        if ((b == 0xD9 && n < 32) || (b == 0xDA && n <= 0xFF) || (b == 0xDB && n <= 0xFFFF)) {
+            return "a string length in a longer encoding than it needs";
+        }
+        return NULL;
+    case ASTORE_MSGPACK_BIN:
+        if ((b == 0xC5 && n <= 0xFF) || (b == 0xC6 && n <= 0xFFFF)) {
+            return "a binary length in a longer encoding than it needs";
+        }
+        return NULL;
+    case ASTORE_MSGPACK_ARRAY:
+    case ASTORE_MSGPACK_MAP:
+        if (((b == 0xDC || b == 0xDE) && n < 16) || ((b == 0xDD || b == 0xDF) && n <= 0xFFFF)) {
+            return "an array or map length in a longer encoding than it needs";
+        }
+        return NULL;
+    case ASTORE_MSGPACK_EXT: {
+        bool fixed_size = n == 1 || n == 2 || n == 4 || n == 8 || n == 16;
+        if ((b == 0xC7 && fixed_size) || (b == 0xC8 && n <= 0xFF) ||
+            (b == 0xC9 && n <= 0xFFFF)) {
+            return "an extension length in a longer encoding than it needs";
+        }
+        uint8_t type = item->data[-1]; /* the type byte precedes the data */
+        if (type == 0xFF && n == 8) {
+            uint64_t value = big_endian_at(item->data, 8);
+            if ((value >> 34) == 0 && value <= 0xFFFFFFFFu) {
+                return "a timestamp in 64 bits that fits in 32";
+            }
+        }
+        if (type == 0xFF && n == 12 && (big_endian_at(item->data + 4, 8) >> 34) == 0) {
+            return "a timestamp in 96 bits that fits in 64";
+        }
+        return NULL;
+    }
+    default:
+        return NULL;
+    }
+}
+
+/* Key `a` sorts before key `b`: bytewise, a prefix first (UTF-8 keeps code point order). */
+static bool key_before(const uint8_t *a, size_t a_length, const uint8_t *b, size_t b_length) {
+    size_t common = a_length < b_length ? a_length : b_length;
+    int order = common ? memcmp(a, b, common) : 0;
+    return order < 0 || (order == 0 && a_length < b_length);
+}
+
+/*
+ * META is in its one canonical encoding (docs/FORMAT.md): every item as non_canonical
+ * wants it, map keys strings in strictly increasing order (so none twice). The bytes were
+ * checked as msgpack before (astore_msgpack_skip), so the walk only compares.
+ */
+static astore_status check_canonical(astore_cursor cursor, astore_error *err) {
+    typedef struct open_item {
+        uint64_t remaining; /* elements left                                 */
+        bool is_map;
+        const uint8_t *last_key; /* the map's previous key, NULL before the first */
+        size_t last_key_length;
+    } open_item;
+    open_item *open = malloc(sizeof(open_item) * ASTORE_MSGPACK_MAX_DEPTH);
+    if (open == NULL) return astore_fail(err, ASTORE_ERR_NOMEM, ASTORE_NO_OFFSET, "out of memory");
+    size_t depth = 0;
+    astore_status status = ASTORE_OK;
+    do {
+        open_item *parent = depth > 0 ? &open[depth - 1] : NULL;
+        bool is_key = parent != NULL && parent->is_map && parent->remaining % 2 == 0;
+        if (parent != NULL) parent->remaining--;
+        const uint8_t *raw = cursor.data + cursor.position;
+        astore_msgpack_item item;
+        status = astore_msgpack_read(&cursor, &item, err);
+        if (status != ASTORE_OK) break;
+        const char *problem = non_canonical(raw, &item);
+        if (problem == NULL && is_key) {
+            if (item.kind != ASTORE_MSGPACK_STR) {
+                problem = "a map key that is not a string";
+            } else if (parent->last_key != NULL &&
+                       !key_before(parent->last_key, parent->last_key_length, item.data,
+                                   item.count)) {
+                problem = "map keys not in increasing order, or a key given twice";
+            } else {
+                parent->last_key = item.data;
+                parent->last_key_length = item.count;
+            }
+        }
+        if (problem != NULL) {
+            status = astore_fail(err, ASTORE_ERR_FORMAT, item.offset,
+                                 "META is not canonical msgpack: %s", problem);
+            break;
+        }
+        if ((item.kind == ASTORE_MSGPACK_ARRAY || item.kind == ASTORE_MSGPACK_MAP) &&
+            item.count > 0) {
+            if (depth == ASTORE_MSGPACK_MAX_DEPTH) { /* not reached: the skip checked it */
+                status = malformed(err, item.offset, "arrays and maps nest more than 1024 deep");
+                break;
+            }
+            bool map = item.kind == ASTORE_MSGPACK_MAP;
+            open[depth].remaining = map ? 2 * (uint64_t)item.count : item.count;
+            open[depth].is_map = map;
+            open[depth].last_key = NULL;
+            open[depth].last_key_length = 0;
+            depth++;
+        }
+        while (depth > 0 && open[depth - 1].remaining == 0) depth--;
+    } while (depth > 0);
+    free(open);
+    return status;
+}
+
 /* ---- the fields of META ----------------------------------------------------------------- */
 
 void astore_quote_name(const char *name, size_t length, char out[ASTORE_QUOTED_NAME_SIZE]) {
@@ -413,6 +558,7 @@ astore_status astore_meta_parse(const uint8_t *body, size_t length, uint64_t bas
         status = malformed(err, astore_cursor_offset(&cursor),
                            "bytes follow the value that should fill the section");
     }
+    if (status == ASTORE_OK) status = check_canonical(astore_cursor_make(body, length, base), err);
     if (status == ASTORE_OK) {
         status = parse_fields(astore_cursor_make(body, length, base), meta, err);
     }

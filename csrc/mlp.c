@@ -109,6 +109,11 @@ static astore_status read_header(const astore_section *section, astore_cursor *c
                            (unsigned)h->layers_offset, (unsigned)(32u * h->n_layers),
                            (unsigned long long)section->length);
     }
+    if (h->layers_offset != sizeof(astore_mlp_header)) {
+        return astore_fail(err, ASTORE_ERR_FORMAT, section->offset + 12,
+                           "MLP_ is not canonical: the layer table starts at %u, not 64",
+                           (unsigned)h->layers_offset);
+    }
     if (h->n_layers > ASTORE_MLP_MAX_LAYERS) {
         return astore_fail(err, ASTORE_ERR_UNSUPPORTED, section->offset,
                            "MLP_ has %u layers; this reader scores at most %u",
@@ -163,11 +168,22 @@ static astore_status read_layer(const astore_section *section, const uint8_t *bo
         return mlp_fail(section, ASTORE_ERR_FORMAT, k, "reserved fields are not zero", err);
     }
     uint64_t n_weights = (uint64_t)e->n_in * e->n_out;
+    uint64_t weights_start = *previous_end;
     if (!array_ok(section, e->weights_offset, n_weights, previous_end) ||
         !array_ok(section, e->bias_offset, e->n_out, previous_end)) {
         return mlp_fail(section, ASTORE_ERR_FORMAT, k,
                         "weights or bias lie outside the section, overlap, are out of "
                         "order or misaligned",
+                        err);
+    }
+    uint64_t weights_end = (uint64_t)e->weights_offset + 4u * n_weights;
+    if (e->weights_offset != astore_align_up(weights_start) ||
+        e->bias_offset != astore_align_up(weights_end) ||
+        !astore_all_zero(body + weights_start, e->weights_offset - weights_start) ||
+        !astore_all_zero(body + weights_end, e->bias_offset - weights_end)) {
+        return mlp_fail(section, ASTORE_ERR_FORMAT, k,
+                        "not canonical: weights and bias must start at the first multiple "
+                        "of 64 after what precedes them, with zero bytes between",
                         err);
     }
     if (e->n_in > *max_width) *max_width = e->n_in;
@@ -236,6 +252,13 @@ astore_status astore_mlp_load(const astore_container *container, const astore_se
     for (uint32_t k = 0; k < h.n_layers; k++) {
         status = read_layer(section, body, &h, k, entries, &previous_end, &max_width, err);
         if (status != ASTORE_OK) return status;
+    }
+    if (section->length != previous_end) {
+        return astore_fail(err, ASTORE_ERR_FORMAT, section->offset,
+                           "MLP_ is not canonical: the section is %llu bytes, its last bias "
+                           "ends at %llu",
+                           (unsigned long long)section->length,
+                           (unsigned long long)previous_end);
     }
     if (entries[h.n_layers - 1].n_out != h.n_outputs) {
         return astore_fail(err, ASTORE_ERR_FORMAT, section->offset + 8,

@@ -61,6 +61,14 @@ static astore_status read_header(const astore_section *section, astore_cursor *c
                            (unsigned)h->columns_offset, (unsigned long long)bytes,
                            (unsigned long long)section->length);
     }
+    if (h->columns_offset != sizeof(astore_xfrm_header) ||
+        section->length != sizeof(astore_xfrm_header) + bytes) {
+        return astore_fail(err, ASTORE_ERR_FORMAT, section->offset + 8,
+                           "XFRM is not canonical: its column records start at %u and the "
+                           "section is %llu bytes, not 64 and %llu",
+                           (unsigned)h->columns_offset, (unsigned long long)section->length,
+                           (unsigned long long)(sizeof(astore_xfrm_header) + bytes));
+    }
     return ASTORE_OK;
 }
 

@@ -11,8 +11,11 @@
  *    types;
  * 3. nesting: 1024 open arrays or maps are read, one more is refused, without recursion;
  * 4. META: a valid document parses into its inputs and policies; each missing or mistyped
- *    field fails; a key given twice counts once, the last one; every truncation and every
- *    byte mutation of a valid META either parses or fails cleanly.
+ *    field fails; a key given twice is refused; every truncation and every byte mutation of
+ *    a valid META either parses or fails cleanly;
+ * 5. canonical encoding: every value in a longer encoding than the one msgpack-python
+ *    writes (integers, lengths, extensions, timestamps), float32, unsorted or binary keys
+ *    is refused at its offset; the canonical forms next to them are accepted.
  * Prints "N passed, M failed" and exits non-zero on any failure.
  */
 #include <stdbool.h>
@@ -257,6 +260,8 @@ typedef struct meta_options {
     bool rules_without_task;
     bool inputs_twice_bad_first; /* an `inputs` that is not an array, then the real one */
     bool inputs_twice_bad_last;
+    const char *algorithm_raw;   /* algorithm is {"x": these msgpack bytes}               */
+    size_t algorithm_raw_length;
 } meta_options;
 
 static void put_inputs(writer *w, const meta_options *o) {
@@ -302,6 +307,11 @@ static void build_meta(writer *w, const meta_options *o) {
         put_str(w, field);
         if (o->retype != NULL && strcmp(field, o->retype) == 0) {
             put(w, 0x01);
+        } else if (strcmp(field, "algorithm") == 0 && o->algorithm_raw != NULL) {
+            put(w, 0x81);
+            put_str(w, "x");
+            memcpy(w->bytes + w->length, o->algorithm_raw, o->algorithm_raw_length);
+            w->length += o->algorithm_raw_length;
         } else if (strcmp(field, "algorithm") == 0) {
             put(w, 0x80);
         } else if (strcmp(field, "inputs") == 0) {
@@ -436,18 +446,13 @@ static void test_meta_fields(void) {
         {{.policy_of_b = "error", .rules_without_task = true}, "rules without task",
          "score_rules has no task"},
         {{.policy_of_b = "error", .inputs_twice_bad_last = true},
-         "the last of two `inputs` counts", "META inputs[0] has no name"},
+         "a key given twice", "a key given twice"},
+        {{.policy_of_b = "error", .inputs_twice_bad_first = true},
+         "a key given twice, the valid one last", "a key given twice"},
     };
     for (size_t i = 0; i < sizeof refusals / sizeof refusals[0]; i++) {
         expect_refused(&refusals[i].options, refusals[i].what, refusals[i].message);
     }
-    meta_options bad = o;
-    bad.inputs_twice_bad_first = true;
-    build_meta(&w, &bad);
-    CHECK(parse_exact(w.bytes, w.length, &meta, &err) == ASTORE_OK && meta.n_inputs == 2,
-          "a first, invalid `inputs` is replaced by the second: %s", err.message);
-    astore_meta_release(&meta);
-
     /* one value fills the section: a trailing byte is refused at its offset */
     build_meta(&w, &o);
     put(&w, 0xc0);
@@ -457,6 +462,75 @@ static void test_meta_fields(void) {
     CHECK(parse_exact((const uint8_t *)"\x91\x80", 2, &meta, &err) == ASTORE_ERR_FORMAT &&
               strcmp(err.message, "META is not a map") == 0,
           "an array is not a map: %s", err.message);
+}
+
+/* algorithm = {"x": value}: each value in its canonical form is accepted, each other
+ * encoding of a value is refused at the value's offset. */
+static void test_canonical(void) {
+    static const sample canonical[] = {
+        SAMPLE("fixint 127", "\x7f"), SAMPLE("uint8 128", "\xcc\x80"),
+        SAMPLE("uint16 256", "\xcd\x01\x00"), SAMPLE("uint32 65536", "\xce\x00\x01\x00\x00"),
+        SAMPLE("uint64 2^32", "\xcf\x00\x00\x00\x01\x00\x00\x00\x00"),
+        SAMPLE("negative fixint -32", "\xe0"), SAMPLE("int8 -33", "\xd0\xdf"),
+        SAMPLE("int16 -129", "\xd1\xff\x7f"), SAMPLE("int32 -32769", "\xd2\xff\xff\x7f\xff"),
+        SAMPLE("int64 -2^31-1", "\xd3\xff\xff\xff\xff\x7f\xff\xff\xff"),
+        SAMPLE("float64", "\xcb\x3f\xf0\x00\x00\x00\x00\x00\x00"),
+        SAMPLE("bin8", "\xc4\x01\x00"), SAMPLE("fixext 1", "\xd4\x07\x00"),
+        SAMPLE("ext8 of 3 bytes", "\xc7\x03\x07\x00\x00\x00"),
+        SAMPLE("timestamp 32", "\xd6\xff\x00\x00\x00\x01"),
+        SAMPLE("timestamp 64 with nanoseconds", "\xd7\xff\x00\x00\x00\x04\x00\x00\x00\x00"),
+        SAMPLE("timestamp 64 past 2^32 s", "\xd7\xff\x00\x00\x00\x01\x00\x00\x00\x00"),
+        SAMPLE("timestamp 96 before 1970", "\xc7\x0c\xff\x00\x00\x00\x00\xff\xff\xff\xff\xff\xff\xff\xff"),
+        SAMPLE("map with sorted keys", "\x82\xa1\x61\xc0\xa2\x61\x61\xc0"),
+        SAMPLE("map keys by code point", "\x82\xa1\x5a\xc0\xa2\xc3\xa9\xc0"),
+    };
+    static const sample refused[] = {
+        SAMPLE("uint8 127", "\xcc\x7f"), SAMPLE("uint16 255", "\xcd\x00\xff"),
+        SAMPLE("uint32 65535", "\xce\x00\x00\xff\xff"),
+        SAMPLE("uint64 2^32-1", "\xcf\x00\x00\x00\x00\xff\xff\xff\xff"),
+        SAMPLE("int8 -32", "\xd0\xe0"), SAMPLE("int8 5", "\xd0\x05"),
+        SAMPLE("int16 -128", "\xd1\xff\x80"), SAMPLE("int32 -32768", "\xd2\xff\xff\x80\x00"),
+        SAMPLE("int64 -2^31", "\xd3\xff\xff\xff\xff\x80\x00\x00\x00"),
+        SAMPLE("int64 0", "\xd3\x00\x00\x00\x00\x00\x00\x00\x00"),
+        SAMPLE("float32", "\xca\x3f\x80\x00\x00"),
+        SAMPLE("str8 of 1 byte", "\xd9\x01\x61"), SAMPLE("str16 of 1 byte", "\xda\x00\x01\x61"),
+        SAMPLE("str32 of 1 byte", "\xdb\x00\x00\x00\x01\x61"),
+        SAMPLE("bin16 of 1 byte", "\xc5\x00\x01\x00"),
+        SAMPLE("bin32 of 1 byte", "\xc6\x00\x00\x00\x01\x00"),
+        SAMPLE("array16 of 1", "\xdc\x00\x01\xc0"), SAMPLE("array32 of 1", "\xdd\x00\x00\x00\x01\xc0"),
+        SAMPLE("map16 of 0", "\xde\x00\x00"), SAMPLE("map32 of 0", "\xdf\x00\x00\x00\x00"),
+        SAMPLE("ext8 of 1 byte", "\xc7\x01\x07\x00"),
+        SAMPLE("ext16 of 3 bytes", "\xc8\x00\x03\x07\x00\x00\x00"),
+        SAMPLE("timestamp 64 that fits 32", "\xd7\xff\x00\x00\x00\x00\x00\x00\x00\x01"),
+        SAMPLE("timestamp 96 that fits 64", "\xc7\x0c\xff\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x01"),
+        SAMPLE("unsorted keys", "\x82\xa2\x61\x61\xc0\xa1\x61\xc0"),
+        SAMPLE("a key twice", "\x82\xa1\x61\xc0\xa1\x61\xc0"),
+        SAMPLE("a binary key", "\x81\xc4\x01\x61\xc0"),
+        SAMPLE("a nested non-canonical value", "\x91\x91\xcc\x01"),
+    };
+    writer w;
+    astore_meta meta;
+    astore_error err;
+    for (size_t i = 0; i < sizeof canonical / sizeof canonical[0]; i++) {
+        meta_options o = {.policy_of_b = "error", .algorithm_raw = canonical[i].bytes,
+                          .algorithm_raw_length = canonical[i].length};
+        build_meta(&w, &o);
+        CHECK(parse_exact(w.bytes, w.length, &meta, &err) == ASTORE_OK, "%s refused: %s",
+              canonical[i].what, err.message);
+        astore_meta_release(&meta);
+    }
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+        meta_options o = {.policy_of_b = "error", .algorithm_raw = refused[i].bytes,
+                          .algorithm_raw_length = refused[i].length};
+        build_meta(&w, &o);
+        const uint64_t value_offset = BASE + 1 + 10 + 1 + 2; /* {"algorithm": {"x": value */
+        astore_status status = parse_exact(w.bytes, w.length, &meta, &err);
+        CHECK(status == ASTORE_ERR_FORMAT && strstr(err.message, "not canonical") != NULL &&
+                  err.offset >= value_offset && err.offset < value_offset + refused[i].length,
+              "%s: %s '%s' at %llu", refused[i].what, astore_status_name(status), err.message,
+              (unsigned long long)err.offset);
+        astore_meta_release(&meta);
+    }
 }
 
 static void test_quote_name(void) {
@@ -479,6 +553,7 @@ int main(void) {
     test_types();
     test_depth();
     test_meta_fields();
+    test_canonical();
     test_quote_name();
     printf("%d passed, %d failed\n", passed, failed);
     return failed == 0 ? 0 : 1;

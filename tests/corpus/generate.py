@@ -172,6 +172,75 @@ def _set_input(index: int, **fields):
     return change
 
 
+def _align64(value: int) -> int:
+    return -(-value // 64) * 64
+
+
+def _assemble_with_extra_padding(sections: list[tuple[bytes, bytes, bool]], before: int,
+                                 minor: int = fmt.FORMAT_MINOR) -> bytes:
+    """fmt.assemble, signed with the golden key, but with 64 more zero bytes before section
+    ``before`` (len(sections): before SIGN): only the padding is not minimal."""
+    count = len(sections) + 1
+    offset = _align64(64 + 32 * count)
+    entries = []
+    for i, (kind, data, critical) in enumerate(sections + [(b"SIGN", b"", True)]):
+        offset += 64 if i == before else 0
+        entries.append((kind, fmt.SECTION_CRITICAL if critical else 0, offset,
+                        SIGN_LEN if kind == b"SIGN" else len(data)))
+        offset = _align64(offset + len(data))
+    sign_offset = entries[-1][2]
+    out = bytearray(fmt.MAGIC + struct.pack("<HHIQIII", fmt.FORMAT_MAJOR, minor, 64,
+                                            sign_offset + SIGN_LEN, count, 64, 0))
+    out += b"\0" * (64 - len(out))
+    for kind, flags, start, length in entries:
+        out += struct.pack("<4sIQQQ", kind, flags, start, length, 0)
+    for (_, data, _), (_, _, start, _) in zip(sections, entries):
+        out += b"\0" * (start - len(out)) + data
+    out += b"\0" * (sign_offset - len(out))
+    key = hashlib.sha256(out).digest()
+    signer = golden_models.golden_key()
+    signature = signer.sign(fmt.signed_message(key.hex(), fmt.FORMAT_MAJOR, minor))
+    return bytes(out) + struct.pack("<II", fmt.SIGNATURE_ED25519, 0) + key + \
+        signer.public_key + signature
+
+
+def _meta_keys_unsorted() -> bytes:
+    import msgpack
+
+    meta = _meta_dict()
+    return bytes(msgpack.packb(dict(reversed(list(meta.items()))), use_bin_type=True))
+
+
+def _meta_float32() -> bytes:
+    import msgpack
+
+    encoded = bytes(msgpack.packb(_meta_dict(), use_bin_type=True, use_single_float=True))
+    assert b"\xca" in encoded and encoded != META
+    return encoded
+
+
+def _forest_gap_before_base() -> bytes:
+    base = struct.unpack_from("<I", FRST, 44)[0]
+    return patch(FRST[:base] + b"\0" * 64 + FRST[base:], 44, "<I", base + 64)
+
+
+def _forest_node(index: int, field: int, fmt_: str, value) -> bytes:
+    return forest_with(first_node_offset() + 12 * index + field, fmt_, value)
+
+
+def _forest_leaves_permuted() -> bytes:
+    """Tree 1's leaves 0, 1, 2 stored as 1, 2, 0: the same trees, leaves not depth-first."""
+    nodes = first_node_offset()
+    frst = patch(patch(FRST, nodes + 12 * 3 + 8, "<I", 0), nodes + 12 * 4 + 8, "<I", 1)
+    return resign([(b"META", META, True), (b"FRST", frst, True)])
+
+
+def _forest_shared_subtree() -> bytes:
+    """Tree 1's root sends its right branch to node 2, also the left child of node 1."""
+    frst = patch(FRST, first_node_offset() + 12 * 2, "<IfI", 1, 2.0, 2)
+    return resign([(b"META", META, True), (b"FRST", frst, True)])
+
+
 OTHER_KEY = SigningKey(hashlib.sha256(b"an untrusted test key").digest())
 
 # name: (bytes, C container status, C model status, Python error, exit code)
@@ -299,6 +368,61 @@ CASES = {
     "xfrm_without_payload": (resign(mlp_sections()[:2], minor=fmt.LATEST_MINOR), "OK", "UNSUPPORTED",
                              "UnsupportedModelError", 6),
     "xfrm_reorders_forest_columns": (_forest_reading_reordered_columns(), "OK", "OK", "OK", 0),
+    # one byte representation per model: each non-canonical form of a valid model, signed
+    "noncanonical_padding_before_payload": (_assemble_with_extra_padding([(b"META", META, True), (b"FRST", FRST, True)], 1),
+                                            "FORMAT", "-", "FormatError", 3),
+    "noncanonical_padding_before_sign": (_assemble_with_extra_padding([(b"META", META, True), (b"FRST", FRST, True)], 2),
+                                         "FORMAT", "-", "FormatError", 3),
+    "noncanonical_minor_0_on_mlp": (resign(mlp_sections(), minor=0), "FORMAT", "-", "FormatError", 3),
+    "noncanonical_minor_7_on_mlp": (resign(mlp_sections(), minor=7), "FORMAT", "-", "FormatError", 3),
+    "noncanonical_minor_1_on_forest": (resign([(b"META", META, True), (b"FRST", FRST, True)], minor=1),
+                                       "FORMAT", "-", "FormatError", 3),
+    "noncanonical_unknown_section_in_minor_1": (
+        resign([(b"META", META, True), (b"NOTE", b"not defined by 1.1", False), (b"FRST", FRST, True)], minor=1),
+        "FORMAT", "-", "FormatError", 3),
+    "noncanonical_meta_not_critical": (resign([(b"META", META, False), (b"FRST", FRST, True)]), "FORMAT", "-", "FormatError", 3),
+    "noncanonical_payload_before_meta": (resign([(b"FRST", FRST, True), (b"META", META, True)]), "FORMAT", "-", "FormatError", 3),
+    "noncanonical_xfrm_after_payload": (resign([mlp_sections()[0], mlp_sections()[2], mlp_sections()[1]], minor=1),
+                                        "FORMAT", "-", "FormatError", 3),
+    "section_type_with_space": (resign([(b"META", META, True), (b"NO E", b"x", False), (b"FRST", FRST, True)], minor=7),
+                                "FORMAT", "-", "FormatError", 3),
+    "section_type_lowercase": (resign([(b"META", META, True), (b"note", b"x", False), (b"FRST", FRST, True)], minor=7),
+                               "FORMAT", "-", "FormatError", 3),
+    "noncanonical_meta_keys_unsorted": (meta_with(_meta_keys_unsorted()), "OK", "FORMAT", "FormatError", 3),
+    "noncanonical_meta_float32": (meta_with(_meta_float32()), "OK", "FORMAT", "FormatError", 3),
+    "noncanonical_meta_key_twice": (meta_with(_meta_with_raw("provenance", b"\x82\xa1a\xc0\xa1a\xc0")),
+                                    "OK", "FORMAT", "FormatError", 3),
+    "noncanonical_meta_binary_key": (meta_with(_meta_with_raw("provenance", b"\x81\xc4\x01a\xc0")),
+                                     "OK", "FORMAT", "FormatError", 3),
+    "noncanonical_meta_integer_too_long": (meta_with(_meta_with_raw("provenance", b"\x81\xa4seed\xcd\x00\x07")),
+                                           "OK", "FORMAT", "FormatError", 3),
+    "noncanonical_meta_signed_encoding": (meta_with(_meta_with_raw("provenance", b"\x81\xa4seed\xd0\x07")),
+                                          "OK", "FORMAT", "FormatError", 3),
+    "noncanonical_meta_string_too_long": (meta_with(_meta_with_raw("description", b"\xd9\x03abc")),
+                                          "OK", "FORMAT", "FormatError", 3),
+    "noncanonical_meta_array_too_long": (meta_with(_meta_with_raw("transforms", b"\xdc\x00\x00")),
+                                         "OK", "FORMAT", "FormatError", 3),
+    "noncanonical_meta_timestamp_too_long": (meta_with(_meta_with_raw("provenance", b"\xd7\xff" + bytes(7) + b"\x01")),
+                                             "OK", "FORMAT", "FormatError", 3),
+    "noncanonical_forest_shared_leaf": (_forest_node(1, 8, "<I", 0), "OK", "FORMAT", "FormatError", 3),
+    "noncanonical_forest_leaves_out_of_order": (_forest_leaves_permuted(), "OK", "FORMAT", "FormatError", 3),
+    "noncanonical_forest_shared_subtree": (_forest_shared_subtree(),
+                                           "OK", "FORMAT", "FormatError", 3),
+    "noncanonical_forest_trees_swapped": (
+        resign([(b"META", META, True), (b"FRST", FRST[:64] + FRST[88:112] + FRST[64:88] + FRST[112:], True)]),
+        "OK", "FORMAT", "FormatError", 3),
+    "noncanonical_forest_gap_before_base": (resign([(b"META", META, True), (b"FRST", _forest_gap_before_base(), True)]),
+                                            "OK", "FORMAT", "FormatError", 3),
+    "noncanonical_forest_padding_not_zero": (forest_with(64 + 24 * 2 + 3, "<B", 1), "OK", "FORMAT", "FormatError", 3),
+    "noncanonical_forest_trailing_bytes": (resign([(b"META", META, True), (b"FRST", FRST + bytes(8), True)]),
+                                           "OK", "FORMAT", "FormatError", 3),
+    "noncanonical_mlp_layer_table_at_128": (mlp_with(12, "<I", 128), "OK", "FORMAT", "FormatError", 3),
+    "noncanonical_mlp_trailing_bytes": (resign(mlp_sections(mlp=MLP + bytes(64)), minor=fmt.LATEST_MINOR),
+                                        "OK", "FORMAT", "FormatError", 3),
+    "noncanonical_mlp_weights_not_minimal": (mlp_with(layer_field(0, 16), "<I", first_weight_offset() + 64),
+                                             "OK", "FORMAT", "FormatError", 3),
+    "noncanonical_xfrm_trailing_bytes": (resign(mlp_sections(xfrm=XFRM + bytes(32)), minor=fmt.LATEST_MINOR),
+                                         "OK", "FORMAT", "FormatError", 3),
 }
 
 
