@@ -1,6 +1,9 @@
-"""``pyastore gate`` and ``pyastore tx prove|verify``: the transaction gate on the command line.
+"""``pyastore gate``, ``pyastore tx prove|verify`` and ``pyastore score --stream``.
 
-The main CLI (:mod:`pyastore.cli`) calls :func:`add_parser` with its subparsers object; each
+The main CLI (:mod:`pyastore.cli`) calls :func:`add_parser` with its subparsers object, after
+registering ``score``: this module adds the streaming options (``--stream``, ``--max-batch``,
+``--max-delay-ms``) to ``score`` and handles ``score --stream`` itself (else the main CLI's
+``score`` handler runs as before). Each
 command's handler returns an exit code and raises the typed errors of :mod:`pyastore.errors`
 (the main CLI prints ``pyastore: error: <message>`` and exits with ``exc.exit_code``).
 Semantics, record fields and answer lines: docs/GATE.md.
@@ -115,6 +118,97 @@ def add_parser(subparsers: Subparsers) -> None:
                         help="require the decision to be 'admitted'")
     verify.set_defaults(handler=cmd_tx_verify)
 
+    score = subparsers.choices.get("score")
+    if score is not None:
+        streaming = score.add_argument_group(
+            "streaming (--stream)", "score NDJSON or CSV lines in micro-batches as they arrive: "
+            "each batch is scored in one call and its lines written and flushed before the next "
+            "is read; a batch closes at --max-batch lines or --max-delay-ms after its first "
+            "line; memory stays constant; SIGTERM or end of input answers every line read")
+        streaming.add_argument("--stream", action="store_true",
+                               help="micro-batched streaming (stdin or a file, to stdout)")
+        streaming.add_argument("--max-batch", type=int, default=512, metavar="N",
+                               help="lines per batch with --stream (default 512)")
+        streaming.add_argument("--max-delay-ms", type=float, default=5.0, metavar="MS",
+                               help="longest wait for a batch with --stream (default 5)")
+        score.set_defaults(handler=cmd_score_or_stream, batch_score=score.get_default("handler"))
+
+
+def cmd_score_or_stream(args: argparse.Namespace) -> int:
+    """``pyastore score``: ``--stream`` here, everything else by the main CLI's handler."""
+    if not args.stream:
+        return int(args.batch_score(args))
+    return cmd_score_stream(args)
+
+
+def cmd_score_stream(args: argparse.Namespace) -> int:
+    from pyastore import batch, cli
+    from pyastore.stream import MicroBatcher, ShutdownSignals, score_stream
+
+    if args.max_batch < 1:
+        raise UsageError("--max-batch must be at least 1")
+    if not 0 <= args.max_delay_ms <= 60000:
+        raise UsageError("--max-delay-ms must be between 0 and 60000")
+    if args.output != "-":
+        raise UsageError("--stream writes to stdout (-o -); for a file, score without --stream")
+    input_format = args.input_format or (
+        "csv" if args.input.lower().endswith(".csv") else "ndjson")
+    if input_format == "parquet":
+        raise UsageError("--stream reads NDJSON or CSV lines, not Parquet")
+    output_format = args.format or input_format
+    if output_format == "parquet":
+        raise UsageError("--stream writes NDJSON or CSV, not Parquet")
+    if args.require_anchored and args.log_key is None:
+        raise UsageError("--require-anchored needs --log-key LOG.pub (and the proof bundle)")
+    model = cli._load(args)
+    anchored = cli._check_anchor(args, model)
+    if anchored:
+        sys.stderr.write(f"pyastore: {anchored}\n")
+    if args.errors:
+        raise UsageError("--errors FILE is not available with --stream: bad rows go to stderr")
+
+    def on_bad_row(row: int, message: str) -> None:
+        sys.stderr.write(f"pyastore: bad row {row}: {message}\n")
+
+    scorer = batch.BatchScorer(model, keep=args.keep, on_error=args.on_error,
+                               n_threads=args.threads, with_label=args.label,
+                               on_bad_row=on_bad_row)
+    writer = (batch.NdjsonWriter(sys.stdout, scorer.output_columns) if output_format == "ndjson"
+              else batch.CsvWriter(sys.stdout, scorer.output_columns))
+    where = "<stdin>" if args.input == "-" else args.input
+    fd, close_input = _open_input(args.input)
+    try:
+        with ShutdownSignals() as stop:
+            batcher = MicroBatcher(fd, max_batch=args.max_batch,
+                                   max_delay_ms=args.max_delay_ms, stop=stop)
+            try:
+                score_stream(scorer, batcher, writer, input_format=input_format, where=where)
+            except BrokenPipeError:
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+                return EXIT_OK
+            writer.close()
+    finally:
+        if close_input:
+            os.close(fd)
+    if stop.received is not None:
+        sys.stderr.write(f"pyastore: stopped by {signal.Signals(stop.received).name}; every "
+                         f"line read was scored ({scorer.report.rows_out} row(s) written)\n")
+        if stop.received == signal.SIGINT:
+            return EXIT_INTERRUPTED
+    return EXIT_OK
+
+
+def _open_input(path: str) -> tuple[int, bool]:
+    """A file descriptor for INPUT (stdin for ``-``) and whether to close it."""
+    if path == "-":
+        return sys.stdin.fileno(), False
+    if os.path.isdir(path):
+        raise UsageError(f"{path}: is a directory, not an input file")
+    try:
+        return os.open(path, os.O_RDONLY), True
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot read: {exc.strerror}") from None
+
 
 def _signing_key(args: argparse.Namespace, log: Any) -> Any:
     from pyastore import keys
@@ -144,13 +238,7 @@ def cmd_gate(args: argparse.Namespace) -> int:
         sys.stderr.write(f"pyastore: {anchored}\n")
     if os.path.isdir(args.ledger):
         raise UsageError(f"{args.ledger}: is a directory, not a ledger")
-    if args.input == "-":
-        fd, close_input = sys.stdin.fileno(), False
-    else:
-        try:
-            fd, close_input = os.open(args.input, os.O_RDONLY), True
-        except OSError as exc:
-            raise UsageError(f"{args.input}: cannot read: {exc.strerror}") from None
+    fd, close_input = _open_input(args.input)
     rejected = None
     try:
         if args.rejected:

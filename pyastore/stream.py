@@ -17,6 +17,10 @@ Shutdown: with ``wakeup_fd`` (the read end of the pipe a :class:`ShutdownSignals
 when SIGTERM or SIGINT arrives), the batcher stops reading at the signal and hands over
 every complete line already read; a partial line (bytes after the last newline) is not a
 line, and ``partial_bytes`` says how many such bytes were dropped.
+
+:func:`score_stream` is ``pyastore score --stream``: each micro-batch is scored in one call
+(:class:`pyastore.batch.BatchScorer`) and its output lines written and flushed before the
+next batch is read.
 """
 
 from __future__ import annotations
@@ -32,6 +36,9 @@ TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs the de
 if TYPE_CHECKING:
     from collections.abc import Iterator
     from types import FrameType
+    from typing import Any
+
+    from pyastore.batch import BatchScorer
 
 READ_SIZE = 65536
 DEFAULT_MAX_LINE_BYTES = 1 << 20
@@ -243,3 +250,110 @@ class _Waiter:
                 pass
         except BlockingIOError:
             pass
+
+
+# -- streaming scoring (``pyastore score --stream``) ------------------------------------------
+
+
+def _kept(value: Any) -> Any:
+    if value is None or isinstance(value, (str, bool, int, float)):
+        return value
+    import json
+
+    return json.dumps(value)
+
+
+class LineRows:
+    """Lines of NDJSON objects or CSV rows (under a header line) as the rows
+    :meth:`pyastore.batch.BatchScorer.score_chunk` takes; a line that cannot be read becomes
+    a row with the reader's error (the scorer applies ``--on-error`` to it)."""
+
+    def __init__(self, scorer: BatchScorer, input_format: str, where: str):
+        self.scorer = scorer
+        self.input_format = input_format
+        self.where = where
+        self.width = 0
+        self.positions: list[int] | None = None
+        self.keep_positions: list[int] = []
+
+    def header(self, line: Line) -> None:
+        import csv
+
+        from pyastore.errors import InputError
+
+        try:
+            names = next(csv.reader([line.data.decode("utf-8-sig")]))
+        except (UnicodeDecodeError, csv.Error, StopIteration) as exc:
+            raise InputError(f"{self.where}: line {line.number}: not a CSV header ({exc})"
+                             ) from None
+        names = [name.strip() for name in names]
+        self.positions = self.scorer.check_columns(names, self.where)
+        self.keep_positions = [names.index(name) for name in self.scorer.keep]
+        self.width = len(names)
+
+    def row(self, line: Line) -> tuple[int, list[Any] | None, list[Any], str | None]:
+        """One row; numbered as ``pyastore score`` numbers rows (CSV: the header is not
+        counted), messages name the input line."""
+        where = f"{self.where}: line {line.number}"
+        keep = self.scorer.keep
+        number = line.number - 1 if self.input_format == "csv" else line.number
+        line = Line(number, line.data, line.read_ns, line.overlong, line.digest)
+        if line.overlong:
+            return (line.number, None, [None] * len(keep),
+                    f"{where}: {line.overlong} bytes, over the line limit")
+        try:
+            text = line.data.decode("utf-8")
+        except UnicodeDecodeError:
+            return line.number, None, [None] * len(keep), f"{where}: not UTF-8"
+        if self.input_format == "csv":
+            import csv
+
+            assert self.positions is not None
+            try:
+                cells = next(csv.reader([text]))
+            except (csv.Error, StopIteration) as exc:
+                return line.number, None, [None] * len(keep), f"{where}: {exc}"
+            kept = [cells[p] if p < len(cells) else "" for p in self.keep_positions]
+            if len(cells) != self.width:
+                return (line.number, None, kept,
+                        f"{where}: {len(cells)} fields, the header has {self.width}")
+            return line.number, [cells[p] for p in self.positions], kept, None
+        import json
+
+        try:
+            event = json.loads(text)
+        except (ValueError, RecursionError) as exc:
+            return line.number, None, [None] * len(keep), f"{where}: not JSON ({exc})"
+        if not isinstance(event, dict):
+            return line.number, None, [None] * len(keep), f"{where}: expected a JSON object"
+        kept = [_kept(event.get(name)) for name in keep]
+        names = self.scorer.model.input_names
+        missing = [name for name in (*names, *keep) if name not in event]
+        if missing:
+            return line.number, None, kept, f"{where}: missing field(s): {', '.join(missing)}"
+        return line.number, [event[name] for name in names], kept, None
+
+
+def score_stream(scorer: BatchScorer, batcher: MicroBatcher, writer: Any, *,
+                 input_format: str, where: str) -> None:
+    """Score micro-batches as they come: each batch is scored in one call and its output
+    lines written and flushed before the next batch is read (``pyastore score --stream``).
+    With ``on_error=fail`` the first bad row stops the stream with its InputError; the
+    lines already written stay written."""
+    rows = LineRows(scorer, input_format, where)
+    for lines in batcher.batches():
+        if input_format == "csv" and rows.positions is None:
+            rows.header(lines[0])
+            lines = lines[1:]
+            if not lines:
+                continue
+        chunk = [rows.row(line) for line in lines]
+        if scorer.on_error == "fail":
+            for row in chunk:
+                if row[3] is not None:
+                    from pyastore.errors import InputError
+
+                    raise InputError(row[3], row=row[0] - 1)
+        out = scorer.score_chunk(chunk)
+        writer.write(out, flush=True)
+        scorer.report.rows_out += len(out)

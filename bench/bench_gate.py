@@ -1,0 +1,209 @@
+"""The transaction gate under load: durable decisions per second and read-to-answer latency.
+
+    python bench/bench_gate.py                 # --max-batch 1, 64, 512 at --max-delay-ms 5
+    python bench/bench_gate.py --batches 64 --transactions 100000
+
+The model is the bundled one: ``pyastore-train fraud --augment none`` on the bundled data
+set (XGBoost, 100 trees, 12 inputs), signed with a fixed bench key, cached in
+``bench/.cache/gate/``. Transactions are the bundled rows as NDJSON objects with an ``id``.
+
+For each ``--max-batch`` the gate runs as its own process on a fresh ledger (SQLite,
+``synchronous=FULL``: every answer follows a durable commit), fed through a pipe by this
+process:
+
+* **throughput**: every transaction written as fast as the pipe takes it; decisions/s =
+  transactions / (last answer - first write);
+* **latency**: transactions written at a fixed offered rate (20,000/s, or 80% of the measured
+  throughput when that is lower), each timed from its write to the arrival of its answer
+  (answers come in input order); p50 and p99 over all of them.
+
+``--max-batch 1`` is the baseline: one durable commit (one fsync of the WAL) per transaction.
+Results: a Markdown table on stdout and ``bench/.cache/gate/results.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import platform
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+CACHE = ROOT / "bench" / ".cache" / "gate"
+PYTHON = sys.executable
+TARGET_RATE = 20000
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+def prepare() -> tuple[Path, Path, Path, list[bytes]]:
+    """The bundled model, its public key, a log key and the transaction lines."""
+    from pyastore import keys
+
+    CACHE.mkdir(parents=True, exist_ok=True)
+    key = keys.SigningKey(hashlib.sha256(b"pyastore gate bench key").digest())
+    secret, public = CACHE / "bench.key", CACHE / "bench.pub"
+    if not secret.exists():
+        secret.write_text(keys.SECRET_PREFIX + key.seed.hex() + "\n")
+        secret.chmod(0o600)
+        public.write_text(keys.public_key_line(key.public_key) + "\n")
+    model = CACHE / "fraud.astore"
+    if not model.exists():
+        subprocess.run([PYTHON, "-m", "trainer.cli", "fraud", "--augment", "none", "--out",
+                        str(model), "--sign-key", str(secret), "--quiet"], check=True,
+                       env=_env(), cwd=ROOT, stdout=subprocess.DEVNULL)
+    from trainer.data import bundled_fraud_csv
+
+    text = bundled_fraud_csv().decode()
+    header, *rows = text.splitlines()
+    names = header.split(",")
+    events = []
+    for row in rows:
+        cells = row.split(",")
+        event = {name: (float(cell) if cell else None)
+                 for name, cell in zip(names, cells) if name != "fraud"}
+        events.append(event)
+    lines = []
+    for number in range(200_000):
+        event = dict(events[number % len(events)])
+        lines.append((json.dumps({"id": f"tx-{number}", **event}) + "\n").encode())
+    return model, public, secret, lines
+
+
+def _fresh_ledger(log_key: Path, name: str) -> Path:
+    ledger = CACHE / f"{name}.log"
+    for suffix in ("", "-wal", "-shm"):
+        Path(str(ledger) + suffix).unlink(missing_ok=True)
+    subprocess.run([PYTHON, "-m", "pyastore", "chain", "init", str(ledger), "--key",
+                    str(log_key)], check=True, env=_env(), stdout=subprocess.DEVNULL)
+    return ledger
+
+
+def drive(model: Path, public: Path, ledger: Path, lines: list[bytes], max_batch: int,
+          max_delay_ms: float, rate: float | None) -> dict[str, float]:
+    """Feed ``lines`` to a gate process (as fast as possible, or at ``rate`` per second) and
+    time every answer; returns throughput and latency percentiles in ms."""
+    process = subprocess.Popen(
+        [PYTHON, "-m", "pyastore", "gate", str(model), "--ledger", str(ledger), "--trust",
+         str(public), "--max-batch", str(max_batch), "--max-delay-ms", str(max_delay_ms)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env(),
+        bufsize=0)
+    assert process.stdin is not None and process.stdout is not None
+    count = len(lines)
+    sent = [0] * count
+    received = [0] * count
+    # Wait for the gate to be ready (model loaded, ledger open): one warm-up transaction.
+    warm = b'{"id": "warm-up", "amount": 1, "hour": 1, "merchant_risk": 0, "distance_km": 0, ' \
+        b'"txn_per_hour": 0, "account_age_days": 1, "foreign": 0, "card_present": 1, ' \
+        b'"v1": 0, "v2": 0, "v3": 0, "v4": 0}\n'
+    process.stdin.write(warm)
+    process.stdout.readline()
+
+    def write() -> None:
+        assert process.stdin is not None
+        start = time.perf_counter_ns()
+        position = 0
+        while position < count:
+            if rate is None:
+                end = min(count, position + 256)
+            else:
+                due = int((time.perf_counter_ns() - start) * rate / 1e9) + 1
+                end = min(count, max(due, position + 1))
+                if due <= position:
+                    time.sleep(0.0002)
+                    continue
+            now = time.perf_counter_ns()
+            for i in range(position, end):
+                sent[i] = now
+            process.stdin.write(b"".join(lines[position:end]))
+            position = end
+        process.stdin.close()
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    stdout = process.stdout
+    for i in range(count):
+        if not stdout.readline():
+            break
+        received[i] = time.perf_counter_ns()
+    writer.join()
+    stderr = process.stderr.read().decode() if process.stderr else ""
+    process.wait()
+    if process.returncode != 0 or not received[-1]:
+        raise SystemExit(f"the gate failed ({process.returncode}): {stderr}")
+    latencies = sorted((r - s) / 1e6 for r, s in zip(received, sent))
+    seconds = (received[-1] - sent[0]) / 1e9
+    return {
+        "transactions": count,
+        "decisions_per_s": count / seconds,
+        "p50_ms": latencies[len(latencies) // 2],
+        "p99_ms": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))],
+        "max_ms": latencies[-1],
+    }
+
+
+def _cpu_name() -> str:
+    try:
+        for line in subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines():
+            if line.startswith("Model name:"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--batches", default="1,64,512", help="--max-batch values (default "
+                        "1,64,512)")
+    parser.add_argument("--max-delay-ms", type=float, default=5.0)
+    parser.add_argument("--transactions", type=int, default=100_000,
+                        help="per run for batches > 1 (default 100000; 5000 for batch 1)")
+    args = parser.parse_args(argv)
+    model, public, secret, lines = prepare()
+    results = []
+    for max_batch in (int(b) for b in args.batches.split(",")):
+        count = min(args.transactions, 5000) if max_batch == 1 else args.transactions
+        ledger = _fresh_ledger(secret, f"throughput-{max_batch}")
+        throughput = drive(model, public, ledger, lines[:count], max_batch, args.max_delay_ms,
+                           None)
+        rate = min(TARGET_RATE, 0.8 * throughput["decisions_per_s"])
+        ledger = _fresh_ledger(secret, f"latency-{max_batch}")
+        latency_count = min(count, int(rate * 10))  # about ten seconds of offered load
+        paced = drive(model, public, ledger, lines[:latency_count], max_batch,
+                      args.max_delay_ms, rate)
+        results.append({"max_batch": max_batch, "throughput": throughput,
+                        "offered_rate": rate, "latency": paced})
+        print(f"max-batch {max_batch}: {throughput['decisions_per_s']:.0f} decisions/s; at "
+              f"{rate:.0f}/s offered: p50 {paced['p50_ms']:.2f} ms, p99 {paced['p99_ms']:.2f} ms "
+              f"({paced['decisions_per_s']:.0f}/s achieved)", file=sys.stderr)
+    load = os.getloadavg()
+    summary = {"cpu": _cpu_name(), "cores": os.cpu_count(), "max_delay_ms": args.max_delay_ms,
+               "load_average_end": load, "python": platform.python_version(),
+               "results": results}
+    (CACHE / "results.json").write_text(json.dumps(summary, indent=1) + "\n")
+    print(f"CPU: {summary['cpu']} ({summary['cores']} cores); --max-delay-ms "
+          f"{args.max_delay_ms}; load average at the end {load[0]:.2f}\n")
+    print("| --max-batch | durable decisions/s (saturated) | offered rate | p50 read→answer | "
+          "p99 read→answer | achieved |")
+    print("| ---: | ---: | ---: | ---: | ---: | ---: |")
+    for row in results:
+        paced = row["latency"]
+        print(f"| {row['max_batch']} | {row['throughput']['decisions_per_s']:,.0f} | "
+              f"{row['offered_rate']:,.0f}/s | {paced['p50_ms']:.2f} ms | "
+              f"{paced['p99_ms']:.2f} ms | {paced['decisions_per_s']:,.0f}/s |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
