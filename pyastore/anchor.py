@@ -32,8 +32,9 @@ def check_anchored(store_key: str, proof_path: str, log_public_key: bytes,
     summary = verdict.summary()
     if log_path is not None:
         from chain.log import Log
+        from chain.storage_pg import is_postgres_url
 
-        if not os.path.exists(log_path):
+        if not is_postgres_url(log_path) and not os.path.exists(log_path):
             raise UsageError(f"{log_path}: no such log")
         with Log.open(log_path, readonly=True) as log:
             log.recheck(verdict)

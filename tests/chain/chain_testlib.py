@@ -67,15 +67,31 @@ def key_files(tmp_path, log_key, submitter) -> dict[str, Path]:
     return {"log.key": log_secret, "log.pub": log_public, "me.key": me_secret, "me.pub": me_public}
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def backend(request) -> str:
+    """The storage backend of the logs ``new_log`` makes. A test module runs on both by
+    importing this fixture and marking ``pytestmark = pytest.mark.usefixtures("backend")``;
+    without it, ``new_log`` makes SQLite logs."""
+    return request.param
+
+
 @pytest.fixture
-def new_log(tmp_path, key_files):
-    """A factory of fresh logs ``(path, Log)`` with the log key remembered by path."""
+def new_log(tmp_path, key_files, request):
+    """A factory of fresh logs ``(path, Log)`` with the log key remembered by path; with the
+    ``backend`` fixture in use, ``path`` is a ``postgresql://`` URL for the PostgreSQL runs."""
     from chain.log import Log
 
     opened = []
+    backend = request.getfixturevalue("backend") if "backend" in request.fixturenames \
+        else "sqlite"
 
     def make(name: str = "test.log", records: int = 0, submitter_key=None):
-        path = tmp_path / name
+        if backend == "postgresql":
+            from postgres.pg_testlib import fresh_log_url
+
+            path = fresh_log_url(request.getfixturevalue("pg_server"))
+        else:
+            path = tmp_path / name
         log = Log.init(path, key_files["log.key"], origin="example.com/test")
         opened.append(log)
         signer = submitter_key or seeded_key("submitter")

@@ -13,6 +13,7 @@ from chain.errors import DuplicateRecordError, ProofError, RevokedError
 from chain.log import Log
 from chain.proof import ProofBundle, verify_bundle
 from chain_testlib import (
+    backend,  # noqa: F401 (a fixture)
     key_files,  # noqa: F401 (a fixture)
     log_key,  # noqa: F401 (a fixture)
     new_log,  # noqa: F401 (a fixture)
@@ -20,7 +21,11 @@ from chain_testlib import (
     store_key,
     submitter,  # noqa: F401 (a fixture)
 )
+from postgres.pg_testlib import pg_server  # noqa: F401 (a fixture)
 from pyastore.errors import KeyFileError, LogError, UsageError
+
+# Every log made with new_log here: once on SQLite, once on PostgreSQL.
+pytestmark = pytest.mark.usefixtures("backend")
 
 
 def test_append_links_and_verifies(new_log, submitter):
