@@ -2,8 +2,9 @@
 
 The main CLI (:mod:`pyastore.cli`) calls :func:`add_parser` with its subparsers object, after
 registering ``score``: this module adds the streaming options (``--stream``, ``--max-batch``,
-``--max-delay-ms``) to ``score`` and handles ``score --stream`` itself (else the main CLI's
-``score`` handler runs as before). Each
+``--max-delay-ms``) and the receipt options (``--receipt``, ``--receipt-out``,
+``--receipt-key``) to ``score``, handles ``score --stream`` itself and appends the receipt
+after the main CLI's ``score`` handler has run; it also registers ``pyastore receipt``. Each
 command's handler returns an exit code and raises the typed errors of :mod:`pyastore.errors`
 (the main CLI prints ``pyastore: error: <message>`` and exits with ``exc.exit_code``).
 Semantics, record fields and answer lines: docs/GATE.md.
@@ -131,14 +132,145 @@ def add_parser(subparsers: Subparsers) -> None:
                                help="lines per batch with --stream (default 512)")
         streaming.add_argument("--max-delay-ms", type=float, default=5.0, metavar="MS",
                                help="longest wait for a batch with --stream (default 5)")
+        receipt_options = score.add_argument_group(
+            "receipts (--receipt)", "append a signed score receipt to a log: the model's store "
+            "key, SHA-256 of the canonical input and of the outputs, row count, columns, cutoff, "
+            "scorer version, time, and a Merkle tree over the rows (docs/GATE.md); the receipt "
+            "file is the record's proof bundle, checked by 'pyastore receipt verify'")
+        receipt_options.add_argument("--receipt", metavar="LOG",
+                                     help="append the receipt to this log (INPUT must be a file)")
+        receipt_options.add_argument("--receipt-out", metavar="FILE",
+                                     help="the receipt file (default: OUTPUT.receipt)")
+        receipt_options.add_argument("--receipt-key", metavar="KEY",
+                                     help="key that signs the receipt (default: the log's key)")
         score.set_defaults(handler=cmd_score_or_stream, batch_score=score.get_default("handler"))
+
+    receipt = subparsers.add_parser(
+        "receipt", help="verify a score receipt; prove or verify one row of it",
+        description="Check a score receipt written by 'pyastore score --receipt': re-score the "
+        "input with the model and compare the model, row count, input, outputs and row tree; "
+        "prove one row's input and outputs without revealing the others.",
+        epilog="examples:\n  pyastore score fraud.astore tx.csv -o scores.csv --receipt "
+        "receipts.log\n  pyastore receipt verify scores.csv.receipt --model fraud.astore "
+        "--input tx.csv --log-key log.pub\n  pyastore receipt prove-row scores.csv.receipt "
+        "--model fraud.astore --input tx.csv --row 17 -o row17.proof\n  pyastore receipt "
+        "verify-row row17.proof --log-key log.pub", formatter_class=raw)
+    receipt_commands = receipt.add_subparsers(dest="receipt_command", metavar="COMMAND")
+    receipt_commands.required = True
+    check = receipt_commands.add_parser("verify", help="re-score and check a receipt")
+    check.add_argument("receipt", metavar="RECEIPT")
+    check.add_argument("--model", required=True, metavar="MODEL")
+    check.add_argument("--input", required=True, metavar="FILE")
+    check.add_argument("--input-format", choices=("csv", "ndjson", "parquet"))
+    check.add_argument("--scores", metavar="FILE",
+                       help="also check this scores file (CSV/NDJSON output of score) row by row")
+    check.add_argument("--log-key", metavar="LOG.pub",
+                       help="also check the receipt is in the log's signed tree")
+    cli._add_trust_options(check)
+    check.set_defaults(handler=cmd_receipt_verify)
+    prove_row = receipt_commands.add_parser("prove-row", help="prove one row of a receipt")
+    prove_row.add_argument("receipt", metavar="RECEIPT")
+    prove_row.add_argument("--model", required=True, metavar="MODEL")
+    prove_row.add_argument("--input", required=True, metavar="FILE")
+    prove_row.add_argument("--input-format", choices=("csv", "ndjson", "parquet"))
+    prove_row.add_argument("--row", required=True, type=int, metavar="N",
+                           help="the row, from 1 (as pyastore score numbers rows)")
+    prove_row.add_argument("-o", "--output", required=True, metavar="FILE")
+    cli._add_trust_options(prove_row)
+    prove_row.set_defaults(handler=cmd_receipt_prove_row)
+    check_row = receipt_commands.add_parser("verify-row", help="check one row's proof")
+    check_row.add_argument("proof", metavar="ROWPROOF")
+    check_row.add_argument("--log-key", metavar="LOG.pub",
+                           help="also check the receipt is in the log's signed tree")
+    check_row.set_defaults(handler=cmd_receipt_verify_row)
 
 
 def cmd_score_or_stream(args: argparse.Namespace) -> int:
     """``pyastore score``: ``--stream`` here, everything else by the main CLI's handler."""
-    if not args.stream:
-        return int(args.batch_score(args))
-    return cmd_score_stream(args)
+    if args.receipt is None:
+        return int(args.batch_score(args)) if not args.stream else cmd_score_stream(args)
+    if args.stream:
+        raise UsageError("--receipt covers a whole file: score it without --stream")
+    if args.input == "-":
+        raise UsageError("--receipt needs INPUT as a file (it is read again to be hashed)")
+    if args.on_error != "fail":
+        raise UsageError("--receipt covers every row: --on-error must be fail")
+    receipt_out = args.receipt_out or (None if args.output == "-" else args.output + ".receipt")
+    if receipt_out is None:
+        raise UsageError("--receipt with output on stdout needs --receipt-out FILE")
+    if not os.path.isfile(args.receipt):
+        raise UsageError(f"{args.receipt}: no such log (create it with pyastore chain init)")
+    code = int(args.batch_score(args))
+    if code != EXIT_OK:
+        return code
+    from chain.log import utc_now
+    from pyastore import cli, receipts
+    from pyastore.files import write_atomic
+
+    model = cli._load(args)
+    scored = receipts.score_for_receipt(model, args.input, args.input_format)
+    receipt = receipts.make_receipt(model, scored, cutoff=None, time=utc_now())
+    write_atomic(receipt_out, receipts.append_receipt(args.receipt, receipt, args.receipt_key))
+    sys.stderr.write(f"pyastore: receipt for {scored.rows} row(s) appended to {args.receipt}, "
+                     f"written to {receipt_out}\n")
+    return EXIT_OK
+
+
+def _receipt_scored(args: argparse.Namespace, receipt: Any, **options: Any
+                    ) -> tuple[Any, Any]:
+    from pyastore import cli, receipts
+
+    model = cli._load(args)
+    receipts.check_model(receipt, model)
+    return model, receipts.score_for_receipt(model, args.input, args.input_format, **options)
+
+
+def cmd_receipt_verify(args: argparse.Namespace) -> int:
+    from pyastore import receipts
+    from pyastore.files import read_bytes
+    from pyastore.keys import load_public_key
+
+    log_key = load_public_key(args.log_key) if args.log_key else None
+    evidence = receipts.read_receipt(read_bytes(args.receipt, what="receipt"), log_key)
+    model, scored = _receipt_scored(args, evidence.receipt, keep_outputs=args.scores is not None)
+    receipts.check(evidence.receipt, model, scored)
+    if args.scores:
+        receipts.check_scores(model, scored, args.scores)
+    where = (f"in the log's tree of size {evidence.tree_size}" if evidence.tree_size is not None
+             else "(log inclusion not checked: give --log-key)")
+    print(f"OK  receipt at log index {evidence.index} {where}, signed by {evidence.submitter}: "
+          f"{scored.rows} row(s) of {args.input} scored by model {model.store_key} give these "
+          "outputs" + (f", as in {args.scores}" if args.scores else ""))
+    return EXIT_OK
+
+
+def cmd_receipt_prove_row(args: argparse.Namespace) -> int:
+    from pyastore import receipts
+    from pyastore.files import read_bytes, write_atomic
+
+    bundle = read_bytes(args.receipt, what="receipt")
+    evidence = receipts.read_receipt(bundle, None)
+    model, scored = _receipt_scored(args, evidence.receipt, keep_leaves=True,
+                                    capture_row=args.row - 1)
+    receipts.check(evidence.receipt, model, scored)
+    write_atomic(args.output, receipts.prove_row(bundle, scored, args.row - 1))
+    print(f"wrote {args.output}: row {args.row} of {scored.rows}")
+    return EXIT_OK
+
+
+def cmd_receipt_verify_row(args: argparse.Namespace) -> int:
+    from pyastore import receipts
+    from pyastore.files import read_bytes
+    from pyastore.keys import load_public_key
+
+    log_key = load_public_key(args.log_key) if args.log_key else None
+    row = receipts.verify_row(read_bytes(args.proof, what="row proof"), log_key)
+    receipt = row.evidence.receipt
+    inputs = ", ".join(f"{name}={value!r}" for name, value in zip(receipt.inputs, row.inputs))
+    outputs = ", ".join(f"{name}={value!r}" for name, value in zip(receipt.outputs, row.outputs))
+    print(f"OK  row {row.row + 1} of {receipt.rows} scored by model {receipt.model}: {inputs} "
+          f"-> {outputs}")
+    return EXIT_OK
 
 
 def cmd_score_stream(args: argparse.Namespace) -> int:
