@@ -229,6 +229,10 @@ def build_parser() -> argparse.ArgumentParser:
     from trainer.federated.cli import add_parsers as add_federated_parsers
 
     add_federated_parsers(commands, raw)
+
+    from trainer.gate_experiment import add_parser as add_gate_experiment
+
+    add_gate_experiment(commands, raw)
     return parser
 
 
