@@ -268,3 +268,74 @@ def score(
         [loaded.output_names.index(name) for name in wanted], label_type, cutoff, n_threads,
     )
     return df.select(*[_quoted(name) for name in selected]).mapInArrow(scorer, schema)
+
+
+def build_parser() -> Any:
+    """The command line of ``spark-submit .../pyastore/spark.py`` (see :func:`main`)."""
+    from pyastore.commandline import Parser
+
+    parser = Parser(
+        prog="pyastore.spark",
+        description="Score a Parquet or CSV dataset on Spark with a verified container and "
+                    "write the scores as Parquet (a directory, as Spark writes it).",
+        epilog="example:\n  spark-submit --master 'local[2]' \"$(python -c 'import "
+               "pyastore.spark as s; print(s.__file__)')\" \\\n      fraud.astore "
+               "transactions.parquet scores.parquet --trust publisher.pub --keep id --label")
+    parser.add_argument("model", metavar="MODEL", help="the .astore file")
+    parser.add_argument("input", metavar="INPUT", help="Parquet or CSV (with a header) path")
+    parser.add_argument("output", metavar="OUTPUT", help="Parquet directory to write")
+    parser.add_argument("--input-format", choices=("parquet", "csv"),
+                        help="default: from INPUT's extension (else Parquet)")
+    parser.add_argument("--keep", metavar="COL", nargs="+", action="extend", default=[],
+                        help="input columns to copy to the output (e.g. an id)")
+    parser.add_argument("--outputs", metavar="NAME", nargs="+", action="extend",
+                        help="only these model outputs (default: all)")
+    parser.add_argument("--label", action="store_true", help="add the decision ('label')")
+    parser.add_argument("--mode", choices=("error", "overwrite"), default="error",
+                        help="when OUTPUT exists: fail (default) or replace it")
+    parser.add_argument("--trust", metavar="FILE", action="append", default=[],
+                        help="trust the signer in this .pub file (repeatable)")
+    parser.add_argument("--allow-untrusted", action="store_true")
+    parser.add_argument("--allow-unsigned", action="store_true")
+    parser.add_argument("--require-anchored", action="store_true",
+                        help="refuse unless anchored in the log (needs --log-key)")
+    parser.add_argument("--log-key", metavar="LOG.pub")
+    parser.add_argument("--proof", metavar="PROOF", help="default: MODEL.proof")
+    parser.add_argument("--log", metavar="LOG", help="also check the log itself (revocations)")
+    parser.set_defaults(handler=_run)
+    return parser
+
+
+def _run(args: Any) -> int:
+    from pyspark.sql import SparkSession
+
+    spark = SparkSession.builder.appName("pyastore score").getOrCreate()
+    input_format = args.input_format or ("csv" if args.input.endswith(".csv") else "parquet")
+    reader = spark.read.option("header", "true").option("inferSchema", "true") \
+        if input_format == "csv" else spark.read
+    frame = reader.format(input_format).load(args.input)
+    scored = score(frame, args.model, trusted_keys=args.trust,
+                   allow_untrusted=args.allow_untrusted, allow_unsigned=args.allow_unsigned,
+                   keep=args.keep, outputs=args.outputs, label=args.label,
+                   require_anchored=args.require_anchored, log_key=args.log_key,
+                   proof=args.proof, log=args.log)
+    scored.write.mode(args.mode).parquet(args.output)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``spark-submit pyastore/spark.py MODEL INPUT OUTPUT [options]``: typed errors become one
+    ``pyastore.spark: error: ...`` line and the exit codes of ``pyastore score``."""
+    from pyastore.commandline import run_command
+
+    return run_command(build_parser(), argv)
+
+
+if __name__ == "__main__":
+    import sys
+
+    # Run from the imported module, not from __main__: the function mapInArrow ships to the
+    # workers must be importable there as pyastore.spark._ArrowScorer.
+    from pyastore.spark import main as _main
+
+    sys.exit(_main())

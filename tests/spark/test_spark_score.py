@@ -248,3 +248,22 @@ def test_importing_pyastore_spark_does_not_import_pyspark():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             check=True)
     assert result.stdout.strip() == "[]"
+
+
+def test_spark_submit_entry_point(spark, model, golden_path, golden_pub, tmp_path, capsys,
+                                  isolated_trust):
+    """``spark-submit pyastore/spark.py MODEL INPUT OUTPUT ...`` runs main(); here in the
+    test's own session (getOrCreate), with the exit codes of pyastore score."""
+    rows = _rows(300, seed=3)
+    source = tmp_path / "tx.parquet"
+    spark.createDataFrame(rows, SCHEMA).write.parquet(str(source))
+    target = tmp_path / "scores.parquet"
+    argv = [str(golden_path), str(source), str(target), "--keep", "id", "--label"]
+    assert pyastore.spark.main(argv) == 4  # untrusted: refused before any job
+    assert "not a trusted key" in capsys.readouterr().err
+    assert not target.exists()
+    assert pyastore.spark.main(argv + ["--trust", str(golden_pub)]) == 0
+    got = {r["id"]: (r["P_fraud"], r["label"]) for r in spark.read.parquet(str(target)).collect()}
+    expected = _expected(model, rows)
+    assert got == {row[0]: (outputs[0], model.decide(outputs))
+                   for row, outputs in zip(rows, expected)}
