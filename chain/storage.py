@@ -216,7 +216,7 @@ def _database_errors(method: _Method) -> _Method:
     def wrapper(self: SQLiteStorage, *args: Any, **kwargs: Any) -> Any:
         try:
             return method(self, *args, **kwargs)
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, UnicodeDecodeError) as exc:  # a damaged file can give either
             raise LogError(f"{self.path}: database error: {exc}") from None
 
     return cast(_Method, wrapper)
@@ -249,7 +249,7 @@ class SQLiteStorage:
             if not readonly:
                 db.execute("PRAGMA journal_mode = WAL")
             db.execute("PRAGMA synchronous = FULL")
-        except sqlite3.DatabaseError as exc:
+        except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:
             raise LogError(f"{path}: not a pyastore log (SQLite says: {exc})") from None
         return db
 
@@ -570,6 +570,9 @@ class SQLiteStorage:
         index = row[0]
         if type(index) is not int:
             raise LogCorruptionError(f"record row with a non-integer index {index!r}", index=None)
+        if any(not isinstance(value, (bytes, bytearray, memoryview)) for value in row[1:5]):
+            raise LogCorruptionError(f"record {index}: a stored column is missing (NULL) or "
+                                     "not bytes", index=index)
         kind = bytes(row[1]).decode("utf-8", "replace")
         subject = bytes(row[2]).decode("utf-8", "replace")
         return StoredRecord(index, kind, subject, bytes(row[3]), bytes(row[4]))
@@ -594,7 +597,7 @@ class SQLiteStorage:
             )
             for row in cursor:
                 yield self._row(row)
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, UnicodeDecodeError) as exc:  # a damaged file can give either
             raise LogError(f"{self.path}: database error: {exc}") from None
 
     @_database_errors
@@ -695,7 +698,7 @@ class SQLiteStorage:
         while other processes append (WAL keeps the snapshot)."""
         try:
             self._db.execute("BEGIN")
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, UnicodeDecodeError) as exc:  # a damaged file can give either
             raise LogError(f"{self.path}: database error: {exc}") from None
         try:
             yield
@@ -705,7 +708,7 @@ class SQLiteStorage:
             raise
         try:
             self._db.execute("COMMIT")
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, UnicodeDecodeError) as exc:  # a damaged file can give either
             raise LogError(f"{self.path}: database error: {exc}") from None
 
 

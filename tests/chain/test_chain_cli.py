@@ -269,3 +269,18 @@ def test_a_log_on_a_read_only_file_system_can_be_verified(tmp_path, key_files, n
                             text=True, env=child_env(), timeout=60)
     assert result.returncode == 0, result.stderr
     assert "verifies: 3 record(s)" in result.stdout
+
+
+def test_flipped_bytes_in_the_log_file_give_an_error_never_a_crash(tmp_path, new_log, capsys):
+    """SQLite may hand back undecodable text from a damaged file: that is a LogError too."""
+    path, log = new_log(records=3)
+    log.close()
+    original = path.read_bytes()
+    damaged = tmp_path / "damaged.log"
+    for offset in range(0, len(original), 53):
+        data = bytearray(original)
+        data[offset] ^= 0xFF
+        damaged.write_bytes(bytes(data))
+        for command in ("verify", "show"):
+            assert pyastore_cli.main(["chain", command, str(damaged)]) in (0, EXIT_LOG)
+    capsys.readouterr()
