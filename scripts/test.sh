@@ -7,6 +7,20 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
+# The Spark tests need a Java runtime and the log tests PostgreSQL's server binaries (Debian's
+# packages; the tests fail, never skip, without them): installed here when missing and we may.
+if ! { command -v java >/dev/null 2>&1 || ls /usr/lib/jvm/java-*-openjdk-*/bin/java >/dev/null 2>&1; } \
+    || ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+    if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+        apt-get update -qq || true
+        mkdir -p /usr/share/man/man1  # the JRE's postinst fails without it on slim images
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+            openjdk-17-jre-headless postgresql >/dev/null
+    else
+        echo "scripts/test.sh: install openjdk-17-jre-headless and postgresql (Debian) for the" \
+             "Spark and PostgreSQL tests" >&2
+    fi
+fi
 if [ ! -x .venv/bin/python ]; then
     "$PYTHON" -m venv .venv
 fi
