@@ -18,9 +18,10 @@ last text newline, without the separating empty line. The key ID is the first fo
 pyastore logs use their origin as the key name (the spec's SHOULD). The verifier key string
 ``<name>+<hex key ID>+<base64(0x01 || public key)>`` is what other note tools accept.
 
-Verification follows the note rules: signatures from keys other than the trusted one are
-ignored; a note without a verifying signature from the trusted key is refused; a signature
-that claims the trusted key (name and key ID) but does not verify refuses the whole note.
+Verification follows the note rules as Go's ``note.Open`` applies them: signatures from keys
+other than the trusted one are ignored; a note with no line claiming the trusted key (name
+and key ID) is refused; the first line that claims it decides -- it verifies, or the whole
+note is refused -- and later lines claiming the same key are ignored (repeats are dropped).
 
 Deviations from the specs, all on the strict side: a note is at most 64 KiB with at most 16
 signature lines (the signed-note minimum a verifier must accept); the root hash must be
