@@ -21,6 +21,7 @@ from pyastore.errors import (
     EXIT_INTERRUPTED,
     EXIT_LOG,
     EXIT_OK,
+    EXIT_TIMEOUT,
     EXIT_TRUST,
     EXIT_UNSUPPORTED,
     EXIT_USAGE,
@@ -41,6 +42,7 @@ exit codes:
   {EXIT_INPUT}  bad input data
   {EXIT_UNSUPPORTED}  unsupported model
   {EXIT_LOG}  log failure (corrupt log, not anchored, revoked)
+  {EXIT_TIMEOUT}  a peer did not answer in time
   {EXIT_INTERRUPTED}  interrupted (Ctrl-C)
 """
 

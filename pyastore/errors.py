@@ -18,6 +18,7 @@ Exit codes (documented in the README and ``pyastore --help``):
 5     bad input data (``InputError``)
 6     unsupported model (``UnsupportedModelError``)
 7     log failure: log corrupt, record not anchored or revoked (``LogError``)
+8     a peer did not answer in time (``PeerTimeoutError``)
 130   interrupted (Ctrl-C)
 ====  ==============================================================
 """
@@ -32,6 +33,7 @@ EXIT_TRUST = 4
 EXIT_INPUT = 5
 EXIT_UNSUPPORTED = 6
 EXIT_LOG = 7
+EXIT_TIMEOUT = 8
 EXIT_INTERRUPTED = 130
 
 
@@ -122,6 +124,13 @@ class LogError(PyastoreError):
     """The verifiable log is corrupt, or a record is not anchored, or it was revoked."""
 
     exit_code = EXIT_LOG
+
+
+class PeerTimeoutError(PyastoreError):
+    """Another process this one waits for (a party of a vertical exchange...) did not answer
+    within the time allowed: a clear failure instead of a hang."""
+
+    exit_code = EXIT_TIMEOUT
 
 
 class OutOfMemoryError(PyastoreError):

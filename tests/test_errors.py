@@ -57,4 +57,5 @@ def test_exit_codes_of_the_other_errors():
     assert errors.UsageError.exit_code == errors.KeyFileError.exit_code == 2
     assert errors.SignatureError.exit_code == errors.UntrustedSignerError.exit_code == 4
     assert errors.LogError.exit_code == 7
+    assert errors.PeerTimeoutError.exit_code == errors.EXIT_TIMEOUT == 8
     assert errors.EXIT_INTERRUPTED == 130

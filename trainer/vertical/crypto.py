@@ -56,12 +56,9 @@ def parse_box_public_key(text: str, source: str = "box public key") -> bytes:
 
 
 def _read(path: Path) -> str:
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise KeyFileError(f"{path}: box key file not found") from None
-    except OSError as exc:
-        raise KeyFileError(f"{path}: cannot read box key file: {exc.strerror}") from None
+    from pyastore.files import read_bytes
+
+    data = read_bytes(path, what="box key file", error=KeyFileError, limit=4096)
     if len(data) > 4096:
         raise KeyFileError(f"{path}: too large to be a box key file")
     try:

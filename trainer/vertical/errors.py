@@ -3,15 +3,13 @@
 The receiver's checks (``trainer.vertical.exchange``) refuse a message with one of the
 ``ExchangeError`` subclasses below; they are integrity failures, so the CLI exits with code 4
 like any other integrity, signature or trust failure (``pyastore.errors``). A participant that
-does not answer in time raises ``ExchangeTimeoutError``, exit code 8: the only code this
-package adds to the table in ``pyastore.errors`` (docs/VERTICAL.md lists them all).
+does not answer in time raises ``ExchangeTimeoutError``, exit code 8, the code
+``pyastore.errors`` gives every ``PeerTimeoutError`` (docs/VERTICAL.md lists them all).
 """
 
 from __future__ import annotations
 
-from pyastore.errors import IntegrityError, PyastoreError
-
-EXIT_TIMEOUT = 8
+from pyastore.errors import IntegrityError, PeerTimeoutError
 
 
 class ExchangeError(IntegrityError):
@@ -46,7 +44,5 @@ class MessageError(ExchangeError):
     """A decrypted message that is malformed or disagrees with the record announcing it."""
 
 
-class ExchangeTimeoutError(PyastoreError):
+class ExchangeTimeoutError(PeerTimeoutError):
     """A participant did not send what was waited for within the time allowed."""
-
-    exit_code = EXIT_TIMEOUT

@@ -53,13 +53,14 @@ class IdKey:
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> IdKey:
+        from pyastore.files import read_bytes
+
         path = Path(path)
+        data = read_bytes(path, what="ID key file", error=KeyFileError, limit=4096)
         try:
-            text = path.read_text(encoding="ascii").strip()
-        except FileNotFoundError:
-            raise KeyFileError(f"{path}: ID key file not found") from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise KeyFileError(f"{path}: cannot read the ID key: {exc}") from None
+            text = data.decode("ascii").strip()
+        except UnicodeDecodeError:
+            raise KeyFileError(f"{path}: not an ID key (binary content)") from None
         body = text[len(ID_SECRET_PREFIX):] if text.startswith(ID_SECRET_PREFIX) else ""
         if len(body) != 64 or not _HEX.issuperset(body):
             raise KeyFileError(f"{path}: not an ID key (expected one line "
