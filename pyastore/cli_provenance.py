@@ -35,34 +35,19 @@ if TYPE_CHECKING:
     from pyastore.model import Model
 
 TREE_DIGEST_DOMAIN = b"pyastore-tree-v1\n"
-_NODE_BYTES = 12
 
 
 def frst_tree_digests(frst: bytes) -> list[str]:
     """The digest of every tree of a FRST section body, in tree order (module docstring)."""
-    frst = bytes(frst)
-    if len(frst) < 64:
-        raise FormatError("FRST section is shorter than its header")
-    header = struct.unpack_from("<16I", frst, 0)
-    n_trees, leaf_width = header[0], header[3]
-    trees_at, nodes_at, leaves_at = header[8], header[9], header[10]
-    leaf_bytes = 4 * leaf_width
+    from pyastore.format import stored_trees
+
     digests = []
-    for t in range(n_trees):
-        at = trees_at + 24 * t
-        if at + 24 > len(frst):
-            raise FormatError(f"FRST tree record {t} lies outside the section")
-        node_start, n_nodes, leaf_start, n_leaves, output, _ = struct.unpack_from("<6I", frst, at)
-        first_node = nodes_at + _NODE_BYTES * node_start
-        nodes = frst[first_node:first_node + _NODE_BYTES * n_nodes]
-        leaves = frst[leaves_at + leaf_bytes * leaf_start:
-                      leaves_at + leaf_bytes * (leaf_start + n_leaves)]
-        if len(nodes) != _NODE_BYTES * n_nodes or len(leaves) != leaf_bytes * n_leaves:
-            raise FormatError(f"FRST tree {t}: nodes or leaves lie outside the section")
+    for tree in stored_trees(frst):
         digest = hashlib.sha256(TREE_DIGEST_DOMAIN)
-        digest.update(struct.pack("<4I", output, n_nodes, n_leaves, leaf_width))
-        digest.update(nodes)
-        digest.update(leaves)
+        digest.update(struct.pack("<4I", tree.output, tree.n_nodes, tree.n_leaves,
+                                  tree.leaf_width))
+        digest.update(tree.node_bytes)
+        digest.update(tree.leaf_bytes)
         digests.append(digest.hexdigest())
     return digests
 

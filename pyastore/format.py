@@ -30,9 +30,10 @@ import math
 import os
 import struct
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
-from pyastore.errors import UnsupportedModelError, UsageError
+from pyastore.errors import FormatError, UnsupportedModelError, UsageError
 from pyastore.ir import (
     ACTIVATIONS,
     AGGREGATIONS,
@@ -502,6 +503,112 @@ def encode_transforms(transforms: Transforms) -> bytes:
         records += struct.pack("<2I3d", column.source, op, impute, a, b)
     header = struct.pack("<4I48x", n_inputs, len(columns), 64, 0)
     return header + bytes(records)
+
+
+FOREST_NODE_BYTES = 12  # split word, threshold, child (docs/FORMAT.md, "FRST")
+FOREST_TREE_RECORD_BYTES = 24
+
+
+@dataclass(frozen=True)
+class StoredTree:
+    """One tree of a FRST body as stored: the output it adds to, its leaf width, and the bytes
+    of its preorder split nodes and its depth-first leaves (what a tree digest covers)."""
+
+    output: int
+    leaf_width: int
+    node_bytes: bytes
+    leaf_bytes: bytes
+
+    @property
+    def n_nodes(self) -> int:
+        return len(self.node_bytes) // FOREST_NODE_BYTES
+
+    @property
+    def n_leaves(self) -> int:
+        return len(self.leaf_bytes) // (4 * self.leaf_width)
+
+
+def stored_trees(frst: bytes) -> list[StoredTree]:
+    """The trees of a FRST section body, bounds-checked (``FormatError`` for any tree record,
+    node or leaf outside the body). Reads only what a tree is made of: the C core remains the
+    one place that validates a forest for scoring."""
+    frst = bytes(frst)
+    if len(frst) < 64:
+        raise FormatError("FRST section is shorter than its header")
+    header = struct.unpack_from("<16I", frst, 0)
+    n_trees, leaf_width = header[0], header[3]
+    trees_at, nodes_at, leaves_at = header[8], header[9], header[10]
+    leaf_bytes = 4 * leaf_width
+    trees = []
+    for t in range(n_trees):
+        at = trees_at + FOREST_TREE_RECORD_BYTES * t
+        if at + FOREST_TREE_RECORD_BYTES > len(frst):
+            raise FormatError(f"FRST tree record {t} lies outside the section")
+        node_start, n_nodes, leaf_start, n_leaves, output, _ = struct.unpack_from("<6I", frst, at)
+        first_node = nodes_at + FOREST_NODE_BYTES * node_start
+        nodes = frst[first_node:first_node + FOREST_NODE_BYTES * n_nodes]
+        leaves = frst[leaves_at + leaf_bytes * leaf_start:
+                      leaves_at + leaf_bytes * (leaf_start + n_leaves)]
+        if len(nodes) != FOREST_NODE_BYTES * n_nodes or len(leaves) != leaf_bytes * n_leaves:
+            raise FormatError(f"FRST tree {t}: nodes or leaves lie outside the section")
+        trees.append(StoredTree(output, leaf_width, nodes, leaves))
+    return trees
+
+
+def decode_tree(stored: StoredTree) -> Tree:
+    """The IR tree of a stored one, nodes numbered in preorder; leaf values are the stored
+    float32. Round-trip law: laying the decoded tree out again (``encode_forest``) gives the
+    stored bytes. ``FormatError`` for a child index that points outside the tree."""
+    splits = [struct.unpack_from("<IfI", stored.node_bytes, FOREST_NODE_BYTES * i)
+              for i in range(stored.n_nodes)]
+    width = stored.leaf_width
+    leaves = [struct.unpack_from(f"<{width}f", stored.leaf_bytes, 4 * width * i)
+              for i in range(stored.n_leaves)]
+    feature: list[int] = []
+    threshold: list[float] = []
+    left: list[int] = []
+    right: list[int] = []
+    default_left: list[bool] = []
+    value: list[tuple[float, ...]] = []
+
+    def new_node(leaf_value: tuple[float, ...] = ()) -> int:
+        feature.append(-1)
+        threshold.append(0.0)
+        left.append(-1)
+        right.append(-1)
+        default_left.append(False)
+        value.append(leaf_value)
+        return len(feature) - 1
+
+    def leaf(index: int) -> int:
+        if not 0 <= index < len(leaves):
+            raise FormatError(f"FRST tree: leaf {index} does not exist")
+        return new_node(tuple(float(v) for v in leaves[index]))
+
+    def split(index: int) -> int:
+        if not 0 <= index < len(splits):
+            raise FormatError(f"FRST tree: split node {index} does not exist")
+        word, cut, child = splits[index]
+        node = new_node()
+        feature[node] = word & NODE_FEATURE_MASK
+        threshold[node] = float(cut)
+        default_left[node] = bool(word & NODE_DEFAULT_LEFT)
+        left_leaf, right_leaf = bool(word & NODE_LEFT_LEAF), bool(word & NODE_RIGHT_LEAF)
+        # the left subtree's splits follow this one in preorder; ``child`` is the left leaf,
+        # else the right leaf, else the right split (see _layout_tree)
+        left[node] = leaf(child) if left_leaf else split(index + 1)
+        if right_leaf:
+            right[node] = leaf(child + 1 if left_leaf else child)
+        else:
+            right[node] = split(index + 1) if left_leaf else split(child)
+        return node
+
+    if splits:
+        split(0)
+    else:
+        leaf(0)
+    return Tree(feature=tuple(feature), threshold=tuple(threshold), left=tuple(left),
+                right=tuple(right), default_left=tuple(default_left), value=tuple(value))
 
 
 # ---- 4. assembly ---------------------------------------------------------------------------

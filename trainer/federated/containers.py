@@ -91,74 +91,15 @@ def final_container(trees: list, *, agent: int, process_id: str, feature_names: 
 
 
 def decode_trees(frst: bytes) -> list[Tree]:
-    """The IR trees of a FRST section body (leaf width 1), nodes numbered in preorder.
-
-    The inverse of ``pyastore.format.encode_forest`` up to node numbering: ``encode_forest``
-    of the decoded trees gives the same bytes (tested). Leaf values are the stored float32.
-    """
-    import struct
-
+    """The IR trees of a FRST section body (leaf width 1), nodes numbered in preorder
+    (``pyastore.format.decode_tree``: ``encode_forest`` of the decoded trees gives the same
+    bytes, tested). Leaf values are the stored float32."""
     from pyastore.errors import FormatError
 
-    header = struct.unpack_from("<16I", frst, 0)
-    n_trees, leaf_width = header[0], header[3]
-    if leaf_width != 1:
-        raise FormatError(f"a federated tree has leaf width 1, this forest has {leaf_width}")
-    trees_at, nodes_at, leaves_at = header[8], header[9], header[10]
-    out = []
-    for t in range(n_trees):
-        node_start, n_splits, leaf_start, n_leaves, _output, _ = struct.unpack_from(
-            "<6I", frst, trees_at + 24 * t)
-        splits = [struct.unpack_from("<IfI", frst, nodes_at + 12 * (node_start + i))
-                  for i in range(n_splits)]
-        leaves = struct.unpack_from(f"<{n_leaves}f", frst, leaves_at + 4 * leaf_start)
-        out.append(_decode_tree(splits, leaves))
-    return out
+    trees = fmt.stored_trees(frst)
+    for stored in trees:
+        if stored.leaf_width != 1:
+            raise FormatError(f"a federated tree has leaf width 1, this forest has "
+                              f"{stored.leaf_width}")
+    return [fmt.decode_tree(stored) for stored in trees]
 
-
-def _decode_tree(splits: list[tuple[int, float, int]], leaves: tuple[float, ...]) -> Tree:
-    """One tree from its preorder split records and depth-first leaves (docs/FORMAT.md)."""
-    feature: list[int] = []
-    threshold: list[float] = []
-    left: list[int] = []
-    right: list[int] = []
-    default_left: list[bool] = []
-    value: list[tuple[float, ...]] = []
-
-    def new_node() -> int:
-        feature.append(-1)
-        threshold.append(0.0)
-        left.append(-1)
-        right.append(-1)
-        default_left.append(False)
-        value.append(())
-        return len(feature) - 1
-
-    def leaf(index: int) -> int:
-        node = new_node()
-        value[node] = (float(leaves[index]),)
-        return node
-
-    def split(index: int) -> int:
-        word, cut, child = splits[index]
-        node = new_node()
-        feature[node] = word & fmt.NODE_FEATURE_MASK
-        threshold[node] = float(cut)
-        default_left[node] = bool(word & fmt.NODE_DEFAULT_LEFT)
-        left_leaf = bool(word & fmt.NODE_LEFT_LEAF)
-        right_leaf = bool(word & fmt.NODE_RIGHT_LEAF)
-        # children: the left subtree's splits follow this one in preorder; ``child`` is the
-        # left leaf, else the right leaf, else the right split (pyastore.format._layout_tree)
-        left[node] = leaf(child) if left_leaf else split(index + 1)
-        if right_leaf:
-            right[node] = leaf(child + 1 if left_leaf else child)
-        else:
-            right[node] = split(index + 1) if left_leaf else split(child)
-        return node
-
-    if splits:
-        split(0)
-    else:
-        leaf(0)
-    return Tree(feature=tuple(feature), threshold=tuple(threshold), left=tuple(left),
-                right=tuple(right), default_left=tuple(default_left), value=tuple(value))
