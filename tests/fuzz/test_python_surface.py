@@ -255,6 +255,22 @@ def scoring(tmp_path_factory):
     return folder, model, pub
 
 
+HOSTILE_TOKENS = [b"9" * 5001, b"1" * 401, b"1e400", b"-1e400", b"[" * 3000 + b"]" * 3000,
+                  b'{"a":' * 2000 + b"1" + b"}" * 2000, b"\xff\xfe", b"\xef\xbb\xbf", b'"',
+                  b'"unterminated', b"1_000", "\u0661\u0662".encode(), b"nan", b"inf", b"\r",
+                  b"\x00", b",,,,", b"\n\n", b"amount", b"null", b"true", b"{}", b"[]"]
+
+
+@st.composite
+def spliced(draw, original: bytes) -> bytes:
+    """``original`` with tokens that break naive readers spliced in at random places."""
+    data = bytearray(original)
+    for _ in range(draw(st.integers(1, 3))):
+        at = draw(st.integers(0, len(data)))
+        data[at:at] = draw(st.sampled_from(HOSTILE_TOKENS))
+    return bytes(data)
+
+
 @FUZZ
 @given(data=st.data())
 def test_score_readers_exit_with_a_documented_code(scoring, data, capsys):
@@ -263,7 +279,8 @@ def test_score_readers_exit_with_a_documented_code(scoring, data, capsys):
     folder, model, pub = scoring
     suffix = data.draw(st.sampled_from([".csv", ".ndjson"]))
     original = CSV if suffix == ".csv" else NDJSON
-    content = data.draw(st.one_of(mutated(original), st.binary(max_size=200)))
+    content = data.draw(st.one_of(mutated(original), spliced(original),
+                                  st.binary(max_size=200)))
     source = folder / f"input{suffix}"
     source.write_bytes(content)
     out = folder / f"out{suffix}"
