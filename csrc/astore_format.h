@@ -68,6 +68,9 @@ typedef struct astore_signature_body {
 } astore_signature_body;
 
 /* ---- FRST section: a 64-byte header, then arrays at 64-aligned offsets -------------- */
+/* Canonical layout (readers refuse any other): trees at 64, nodes, leaves and base scores
+ * each at the first multiple of 64 after the array before, zero bytes between, the section
+ * ending with the base scores; tree t's ranges follow tree t-1's. */
 #define ASTORE_POST_IDENTITY 0u
 #define ASTORE_POST_LOGISTIC 1u
 #define ASTORE_POST_SOFTMAX 2u
@@ -121,7 +124,8 @@ typedef struct astore_tree_node {
 
 /* ---- MLP_ section: a 64-byte header, a layer table, then float32 arrays -------------- */
 /*
- * Every array offset is from the section start and a multiple of 64. Layer k maps n_in
+ * Every array offset is from the section start: the layer table at 64, each array at the
+ * first multiple of 64 after what precedes it (zero bytes between). Layer k maps n_in
  * values to n_out: for each output j, z = bias[j], then z += weights[j * n_in + i] * x[i]
  * for i = 0 .. n_in-1 in that order, each product and sum rounded to float32 (no FMA); then
  * the activation. Activations use the core's own exp (docs/FORMAT.md), not libm.
