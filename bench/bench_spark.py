@@ -74,6 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--trust", default=str(GOLDEN / "golden_test_key.pub"))
     parser.add_argument("--batch-rows", type=int, default=10_000,
                         help="spark.sql.execution.arrow.maxRecordsPerBatch (Spark's default)")
+    parser.add_argument("--no-cli", action="store_true", help="leave out pyastore score")
     args = parser.parse_args(argv)
     model = pyastore.load(args.model, trusted_keys=[args.trust])
     work = Path(tempfile.mkdtemp(prefix="bench-spark-"))
@@ -86,9 +87,10 @@ def main(argv: list[str] | None = None) -> int:
         out_cli = work / "cli.parquet"
         cli = [sys.executable, "-m", "pyastore", "score", args.model, str(data), "-o",
                str(out_cli), "--keep", "id", "--trust", args.trust]
-        results.append(("pyastore score, one process (Parquet -> Parquet)",
-                         timed(lambda: subprocess.run(cli, check=True, capture_output=True),
-                               args.repeat)))
+        if not args.no_cli:
+            results.append(("pyastore score, one process (Parquet -> Parquet)",
+                            timed(lambda: subprocess.run(cli, check=True, capture_output=True),
+                                  args.repeat)))
 
         os.environ["JAVA_HOME"] = find_java_home()
         os.environ["PYSPARK_PYTHON"] = sys.executable
