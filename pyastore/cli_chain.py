@@ -70,7 +70,8 @@ def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
     commands.required = True
 
     p = _sub(commands, "init", "create a new, empty log signed by a log key")
-    p.add_argument("log", metavar="LOG", help="log file to create (refuses to overwrite)")
+    p.add_argument("log", metavar="LOG", help="log file to create (refuses to overwrite), or a "
+                   "postgresql:// URL (a schema of a shared database; see docs/CHAIN.md)")
     p.add_argument("--key", required=True, metavar="LOGKEY", help="the log's secret key (.key); "
                    "its path is remembered for signing checkpoints")
     p.add_argument("--origin", help="log identity in checkpoints, e.g. example.com/models "
