@@ -19,6 +19,12 @@ process:
 
 ``--max-batch 1`` is the baseline: one durable commit (one fsync of the WAL) per transaction.
 Results: a Markdown table on stdout and ``bench/.cache/gate/results.json``.
+
+``--stream-events N`` measures ``pyastore score --stream`` instead: 100,000 and N events
+(default run: 10 million) fed by a small launcher process, so that the scorer's peak RSS is
+its own (events/s, CPU per event, peak RSS: constant memory shows as the same peak), then
+p50/p99 per event at half the measured rate (at most 20,000/s) offered
+(``bench/.cache/gate/stream_results.json``).
 """
 
 from __future__ import annotations
@@ -89,16 +95,31 @@ def _fresh_ledger(log_key: Path, name: str) -> Path:
     return ledger
 
 
-def drive(model: Path, public: Path, ledger: Path, lines: list[bytes], max_batch: int,
-          max_delay_ms: float, rate: float | None) -> dict[str, float]:
-    """Feed ``lines`` to a gate process (as fast as possible, or at ``rate`` per second) and
-    time every answer; returns throughput and latency percentiles in ms."""
-    process = subprocess.Popen(
-        [PYTHON, "-m", "pyastore", "gate", str(model), "--ledger", str(ledger), "--trust",
-         str(public), "--max-batch", str(max_batch), "--max-delay-ms", str(max_delay_ms)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env(),
-        bufsize=0)
+def gate_argv(model: Path, public: Path, ledger: Path, max_batch: int,
+              max_delay_ms: float) -> list[str]:
+    return [PYTHON, "-m", "pyastore", "gate", str(model), "--ledger", str(ledger), "--trust",
+            str(public), "--max-batch", str(max_batch), "--max-delay-ms", str(max_delay_ms)]
+
+
+def stream_argv(model: Path, public: Path, max_batch: int, max_delay_ms: float) -> list[str]:
+    return [PYTHON, "-m", "pyastore", "score", str(model), "-", "--stream", "--input-format",
+            "ndjson", "--keep", "id", "--trust", str(public), "--max-batch", str(max_batch),
+            "--max-delay-ms", str(max_delay_ms)]
+
+
+def drive(argv: list[str], lines: list[bytes] | None, rate: float | None,
+          count: int | None = None) -> dict[str, float]:
+    """Feed ``lines`` (or ``count`` lines cycling through them, timing none but counting
+    all) to a process (as fast as possible, or at ``rate`` per second) and time every
+    answer line; returns throughput, latency percentiles in ms, the process's CPU time per
+    line and its peak RSS."""
+    if count is not None:
+        assert lines is not None and rate is None
+        return _drive_endless(argv, lines, count)
+    process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, env=_env(), bufsize=0)
     assert process.stdin is not None and process.stdout is not None
+    assert lines is not None
     count = len(lines)
     sent = [0] * count
     received = [0] * count
@@ -156,6 +177,42 @@ def drive(model: Path, public: Path, ledger: Path, lines: list[bytes], max_batch
     }
 
 
+# A small launcher starts the scorer and feeds it, so that the scorer's peak RSS is its own:
+# a child forked from this (large) process would count this process's pages until its exec.
+_LAUNCHER = """
+import os, resource, subprocess, sys, threading, time
+count, block = int(sys.argv[1]), open(sys.argv[2], "rb").read()
+child = subprocess.Popen(sys.argv[3:], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+def feed():
+    for _ in range(count // 1000):
+        child.stdin.write(block)
+    child.stdin.close()
+started = time.perf_counter()
+threading.Thread(target=feed, daemon=True).start()
+lines = sum(chunk.count(b"\\n") for chunk in iter(lambda: child.stdout.read(1 << 16), b""))
+seconds = time.perf_counter() - started
+_, status, usage = os.wait4(child.pid, 0)
+print(lines, os.waitstatus_to_exitcode(status), seconds, usage.ru_utime + usage.ru_stime,
+      usage.ru_maxrss)
+"""
+
+
+def _drive_endless(argv: list[str], lines: list[bytes], count: int) -> dict[str, float]:
+    """``count`` lines (the first 1,000 of ``lines``, repeated) through the process:
+    throughput, CPU time and peak RSS."""
+    block = CACHE / "block.ndjson"
+    block.write_bytes(b"".join(lines[:1000]))
+    result = subprocess.run([PYTHON, "-c", _LAUNCHER, str(count), str(block), *argv],
+                            capture_output=True, text=True, env=_env())
+    answered, code, seconds, cpu, peak = result.stdout.split()
+    if int(code) != 0 or int(answered) != count // 1000 * 1000:
+        raise SystemExit(f"the scorer failed: {answered} lines answered: {result.stderr}")
+    events = int(answered)
+    return {"events": events, "events_per_s": events / float(seconds),
+            "cpu_us_per_event": float(cpu) * 1e6 / events,
+            "peak_rss_mib": int(peak) / 1024, "seconds": float(seconds)}
+
+
 def _cpu_name() -> str:
     try:
         for line in subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines():
@@ -173,19 +230,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-delay-ms", type=float, default=5.0)
     parser.add_argument("--transactions", type=int, default=100_000,
                         help="per run for batches > 1 (default 100000; 5000 for batch 1)")
+    parser.add_argument("--stream-events", type=int, default=0, metavar="N",
+                        help="instead: N events through 'pyastore score --stream' (events/s, "
+                        "peak RSS), then p50/p99 per event at half that rate offered "
+                        "(at most 20,000/s)")
     args = parser.parse_args(argv)
     model, public, secret, lines = prepare()
+    if args.stream_events:
+        return stream_main(model, public, lines, args.stream_events, args.max_delay_ms)
     results = []
     for max_batch in (int(b) for b in args.batches.split(",")):
         count = min(args.transactions, 5000) if max_batch == 1 else args.transactions
         ledger = _fresh_ledger(secret, f"throughput-{max_batch}")
-        throughput = drive(model, public, ledger, lines[:count], max_batch, args.max_delay_ms,
-                           None)
+        throughput = drive(gate_argv(model, public, ledger, max_batch, args.max_delay_ms),
+                           lines[:count], None)
         rate = min(TARGET_RATE, 0.8 * throughput["decisions_per_s"])
         ledger = _fresh_ledger(secret, f"latency-{max_batch}")
         latency_count = min(count, int(rate * 10))  # about ten seconds of offered load
-        paced = drive(model, public, ledger, lines[:latency_count], max_batch,
-                      args.max_delay_ms, rate)
+        paced = drive(gate_argv(model, public, ledger, max_batch, args.max_delay_ms),
+                      lines[:latency_count], rate)
         results.append({"max_batch": max_batch, "throughput": throughput,
                         "offered_rate": rate, "latency": paced})
         print(f"max-batch {max_batch}: {throughput['decisions_per_s']:.0f} decisions/s; at "
@@ -207,6 +270,28 @@ def main(argv: list[str] | None = None) -> int:
               f"{row['throughput']['cpu_us_per_decision']:.0f} µs | "
               f"{row['offered_rate']:,.0f}/s | {paced['p50_ms']:.2f} ms | "
               f"{paced['p99_ms']:.2f} ms | {paced['decisions_per_s']:,.0f}/s |")
+    return 0
+
+
+def stream_main(model: Path, public: Path, lines: list[bytes], events: int,
+                max_delay_ms: float) -> int:
+    argv = stream_argv(model, public, 512, max_delay_ms)
+    short = drive(argv, lines, None, count=100_000)
+    endless = drive(argv, lines, None, count=events)
+    rate = min(TARGET_RATE, 0.5 * endless["events_per_s"])  # headroom on a shared machine
+    paced = drive(argv, lines[:int(rate * 10)], rate)
+    summary = {"cpu": _cpu_name(), "short": short, "endless": endless, "offered_rate": rate,
+               "paced": paced, "load_average_end": os.getloadavg()}
+    (CACHE / "stream_results.json").write_text(json.dumps(summary, indent=1) + "\n")
+    print(f"score --stream (--max-batch 512, --max-delay-ms {max_delay_ms}), CPU "
+          f"{summary['cpu']}:\n")
+    print("| events | events/s | CPU per event | peak RSS |")
+    print("| ---: | ---: | ---: | ---: |")
+    for run in (short, endless):
+        print(f"| {run['events']:,} | {run['events_per_s']:,.0f} | "
+              f"{run['cpu_us_per_event']:.1f} µs | {run['peak_rss_mib']:.1f} MiB |")
+    print(f"\nat {rate:,.0f}/s offered: p50 {paced['p50_ms']:.2f} ms, p99 "
+          f"{paced['p99_ms']:.2f} ms per event ({paced['decisions_per_s']:,.0f}/s achieved)")
     return 0
 
 

@@ -333,7 +333,12 @@ def cmd_score_stream(args: argparse.Namespace) -> int:
 def _open_input(path: str) -> tuple[int, bool]:
     """A file descriptor for INPUT (stdin for ``-``) and whether to close it."""
     if path == "-":
-        return sys.stdin.fileno(), False
+        if sys.stdin is None:
+            raise UsageError("standard input is closed: give an INPUT file")
+        try:
+            return sys.stdin.fileno(), False
+        except (OSError, ValueError):
+            raise UsageError("standard input is closed: give an INPUT file") from None
     if os.path.isdir(path):
         raise UsageError(f"{path}: is a directory, not an input file")
     try:

@@ -14,7 +14,7 @@ over as a :class:`Line` with ``data`` empty, ``overlong`` set to its length and 
 SHA-256 of all its bytes, so the caller can reject it by content without having stored it.
 
 Shutdown: with ``wakeup_fd`` (the read end of the pipe a :class:`ShutdownSignals` writes to
-when SIGTERM or SIGINT arrives), the batcher stops reading at the signal and hands over
+when SIGTERM, SIGINT or SIGHUP arrives), the batcher stops reading at the signal and hands over
 every complete line already read; a partial line (bytes after the last newline) is not a
 line, and ``partial_bytes`` says how many such bytes were dropped.
 
@@ -59,11 +59,13 @@ class Line:
 
 
 class ShutdownSignals:
-    """SIGTERM and SIGINT handlers that only note the signal and wake a poll: use as a
-    context manager in the main thread; ``fd`` is the descriptor to watch, ``received`` the
-    first signal that arrived (or None). The previous handlers are restored on exit."""
+    """SIGTERM, SIGINT and SIGHUP handlers that only note the signal and wake a poll: use as
+    a context manager in the main thread; ``fd`` is the descriptor to watch, ``received`` the
+    first signal that arrived (or None). The previous handlers are restored on exit, so
+    outside the loop a signal does what the command line makes of it."""
 
-    SIGNALS = (signal.SIGTERM, signal.SIGINT)
+    SIGNALS = tuple(s for s in (signal.SIGTERM, signal.SIGINT, getattr(signal, "SIGHUP", None))
+                    if s is not None)
 
     def __init__(self) -> None:
         self.received: int | None = None

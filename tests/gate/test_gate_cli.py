@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import subprocess
 
 from gate_testlib import (
@@ -200,6 +201,9 @@ def test_bad_invocations_are_clear_errors(ledger, tmp_path, key_files):
                                 (tmp_path / "none.log", 2, "no such log file")]:
         result = run_gate(path, input_text=transaction_line(1))
         assert result.returncode == code and message in result.stderr, result.stderr
+    closed_stdin = subprocess.run(gate_argv(ledger), capture_output=True, text=True,
+                                  env=child_env(), preexec_fn=lambda: os.close(0))
+    assert closed_stdin.returncode == 2 and "standard input is closed" in closed_stdin.stderr
     multiclass = REPO_ROOT / "tests" / "golden" / "tiny_mlp.astore"
     result = run_gate(ledger, input_text="", model=multiclass)
     assert result.returncode == 2 and "needs a binary model" in result.stderr
