@@ -78,8 +78,8 @@ def write_transactions(path: Path, count: int, first: int = 0) -> Path:
 
 def gate_argv(ledger: Path, *extra: str, model: Path = GOLDEN_MODEL,
               source: Path | None = None) -> list[str]:
-    """The command line; ``source`` (the INPUT file) goes right after MODEL, as argparse
-    wants an optional positional."""
+    """The command line; ``source`` (the INPUT file) goes right after MODEL (the parser also
+    takes it after the options)."""
     where = [] if source is None else [str(source)]
     return [PYTHON, "-m", "pyastore", "gate", str(model), *where, "--ledger", str(ledger),
             "--trust", str(GOLDEN_PUB), *extra]
