@@ -139,8 +139,12 @@ def _chunks(model: Model, input_path: str, input_format: str | None
     scorer = batch.BatchScorer(model)
     if input_format == "parquet":
         chunks = batch.read_parquet(input_path, scorer, CHUNK_ROWS, input_path)
+        n_inputs = len(model.input_names)
         for chunk in chunks:
-            yield [_cells(row) for row in chunk]
+            if isinstance(chunk, batch.ParsedChunk):  # numeric columns, already float32
+                yield chunk.flat.reshape(-1, n_inputs).tolist() if n_inputs else []
+            else:
+                yield [_cells(row) for row in chunk]
         return
     with open_text(input_path) as handle:
         readers = (batch.read_ndjson(handle, scorer, input_path) if input_format == "ndjson"
