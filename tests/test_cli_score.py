@@ -357,7 +357,8 @@ def test_numeric_parquet_columns_score_exactly_as_their_text(tmp_path, golden_pa
     pq.write_table(pa.table({"amount": amount, "velocity": velocity, "age_days": age}),
                    tmp_path / "in.parquet")
     write_csv(tmp_path / "in.csv", ["amount", "velocity", "age_days"],
-              [[repr(a), v, "" if g is None else repr(g)] for a, v, g in zip(amount, velocity, age)])
+              [[repr(a), v, "" if g is None else repr(g)]
+               for a, v, g in zip(amount, velocity, age)])
     assert main(["score", str(golden_path), str(tmp_path / "in.parquet"), "-o",
                  str(tmp_path / "p.csv"), "--chunk-rows", "1000", *trust]) == 0
     assert main(["score", str(golden_path), str(tmp_path / "in.csv"), "-o",
