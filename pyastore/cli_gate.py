@@ -356,6 +356,20 @@ def _signing_key(args: argparse.Namespace, log: Any) -> Any:
 
 
 def cmd_gate(args: argparse.Namespace) -> int:
+    """``pyastore gate``. A SIGTERM or SIGHUP outside the reading loop (while the model and
+    the ledger open, or after the loop) stops it with exit 0 too: at that moment every
+    transaction read -- none, before the loop -- has been decided and answered."""
+    from pyastore.commandline import Terminated
+
+    try:
+        return _run_gate(args)
+    except Terminated as stop:
+        sys.stderr.write(f"pyastore gate: stopped by {signal.Signals(stop.signum).name}; every "
+                         "transaction read was decided and answered\n")
+        return EXIT_OK
+
+
+def _run_gate(args: argparse.Namespace) -> int:
     from chain.log import Log
     from pyastore import cli
     from pyastore.gate import Gate

@@ -277,7 +277,7 @@ def test_flipped_bytes_in_the_log_file_give_an_error_never_a_crash(tmp_path, new
     log.close()
     original = path.read_bytes()
     damaged = tmp_path / "damaged.log"
-    for offset in range(0, len(original), 53):
+    for offset in range(0, len(original), 131):
         data = bytearray(original)
         data[offset] ^= 0xFF
         damaged.write_bytes(bytes(data))

@@ -203,3 +203,22 @@ def test_two_gates_on_one_ledger_serialise(ledger, tmp_path):
     assert sorted(r["id"] for r in records.values()) == sorted(f"tx-{n}" for n in range(2500))
     assert sum(bool(r.get("duplicate")) for r in replies) == 500
     assert verify_ledger(ledger).transactions == 2500
+
+
+def test_sigterm_while_the_gate_starts_exits_0(ledger, tmp_path, monkeypatch, capsys):
+    """A SIGTERM before the reading loop (the model and the ledger still opening) reaches the
+    command line's handler as Terminated: nothing was read, so nothing is unanswered; the
+    gate exits 0. Simulated in-process at the exact moment: the Gate being constructed."""
+    from pyastore import gate as gate_module
+    from pyastore.cli import main
+    from pyastore.commandline import Terminated
+
+    def interrupted(*args, **kwargs):
+        raise Terminated(signal.SIGTERM)
+
+    monkeypatch.setattr(gate_module.Gate, "__init__", interrupted)
+    source = tmp_path / "in.ndjson"
+    source.write_text(transaction_line(1))
+    argv = gate_argv(ledger, "--max-batch", "64", source=source)[3:]  # without "python -m"
+    assert main(argv) == 0
+    assert "stopped by SIGTERM" in capsys.readouterr().err
