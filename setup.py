@@ -2,7 +2,7 @@
 C++ binding. No compiler probing, no downloads at build time.
 
 The C sources and flags come from csrc/libastore.mk, the one build definition, which
-csrc/Makefile includes too (tests/test_c_core.py checks this parser reads it as make does).
+csrc/Makefile includes too (tests/corpus/test_c_core.py checks this parser reads it as make does).
 PYASTORE_SANITIZE=1 builds with AddressSanitizer + UBSan (used by CI's sanitizer job)."""
 
 import os

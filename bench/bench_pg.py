@@ -2,13 +2,13 @@
 
     python bench/bench_pg.py [--appends 400] [--writers 8] [--size 100000]
 
-Starts its own PostgreSQL server (tests/postgres/pg_testlib.py: a temporary cluster, Unix
+Starts its own PostgreSQL server (tests/unit/postgres/pg_testlib.py: a temporary cluster, Unix
 socket, ``fsync`` and ``synchronous_commit`` on) and, for each backend, measures:
 
 * durable appends/s from one writer (``Log.append_model``, one transaction and one durable
   commit each);
 * durable appends/s from ``--writers`` processes appending at once to the same log
-  (tests/chain/chain_worker.py, released together; total records over the wall time);
+  (tests/unit/chain/chain_worker.py, released together; total records over the wall time);
 * at ``--size`` records (bulk-imported with ``import_records``: real signed, chained records):
   ``Log.prove`` (look-ups, fresh-enough checkpoint, bundle; median of 50 keys), the device's
   ``verify_bundle`` (median of 50), and a full ``Log.verify`` (every record, signature, node).
@@ -31,14 +31,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 if __package__ in (None, ""):
     sys.path.insert(0, str(ROOT))
-    sys.path.insert(0, str(ROOT / "tests"))
+    sys.path.insert(0, str(ROOT / "tests" / "unit"))
 
 from bench.bench_chain import LOG_KEY, SUBMITTER, _records, store_key  # noqa: E402
 from chain.log import Log  # noqa: E402
 from chain.proof import verify_bundle  # noqa: E402
 from postgres.pg_testlib import fresh_log_url, start_server, stop_server  # noqa: E402
 
-WORKER = ROOT / "tests" / "chain" / "chain_worker.py"
+WORKER = ROOT / "tests" / "unit" / "chain" / "chain_worker.py"
 
 
 def one_writer(location, count: int) -> float:

@@ -31,7 +31,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 if __package__ in (None, ""):
     sys.path.insert(0, str(ROOT))
-    sys.path.insert(0, str(ROOT / "tests" / "spark"))
+    sys.path.insert(0, str(ROOT / "tests" / "unit" / "spark"))
 
 import numpy as np  # noqa: E402
 import pyarrow as pa  # noqa: E402

@@ -2,7 +2,7 @@
 #
 # Read by csrc/Makefile (include), setup.py (the pybind11 extension), cross/build.sh and
 # bench/contenders.py (through `make -s print-NAME`). Plain `NAME = words` lines only, so
-# setup.py's tiny parser reads it exactly as make does (tests/test_c_core.py checks that).
+# setup.py's tiny parser reads it exactly as make does (tests/corpus/test_c_core.py checks that).
 #
 # No fast-math and no FMA contraction: the same container and input give bit-identical
 # scores on every target. -D_POSIX_C_SOURCE for pthreads under -std=c99.

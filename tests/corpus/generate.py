@@ -6,7 +6,7 @@ Each case is a function returning bytes; ``manifest.tsv`` records what every rea
 make of it: the C core's status after ``astore_container_open`` and (when that succeeds)
 ``astore_model_open``, the Python exception ``pyastore.load`` raises with the golden test key
 trusted (``OK`` when it loads), and the CLI exit code of ``pyastore verify``. The C test
-(csrc/tests/test_corpus.c) and tests/test_corpus.py walk the folder and the manifest; a test
+(csrc/tests/test_corpus.c) and tests/corpus/test_corpus.py walk the folder and the manifest; a test
 checks the committed files equal a fresh run of this generator.
 
 Cases that must reach interpretation (bad trees, bad networks, bad transforms, bad META) are

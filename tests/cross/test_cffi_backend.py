@@ -2,8 +2,9 @@
 the same API, the same float64 bits, the same errors (class, message, offset).
 
 The backend loads a libastore.so built here from csrc/ with the Makefile (its C flags), as a
-device would load the one cross/build.sh makes. The scoring suites (tests/test_scoring_api.py,
-tests/test_golden.py, tests/test_corpus.py, tests/test_format.py) are also run whole with
+device would load the one cross/build.sh makes. The scoring suites
+(tests/unit/pyastore/test_scoring_api.py, tests/golden/test_golden.py,
+tests/corpus/test_corpus.py, tests/unit/pyastore/test_format.py) are also run whole with
 pyastore.model switched to the cffi backend.
 """
 
@@ -325,8 +326,8 @@ def test_threads_share_a_model(backends):
 
 def test_scoring_suites_pass_with_the_cffi_backend(libastore):
     env = dict(os.environ, PYASTORE_LIBASTORE=str(libastore), PYASTORE_BACKEND="cffi")
-    suites = ["tests/test_scoring_api.py", "tests/test_golden.py", "tests/test_corpus.py",
-              "tests/test_format.py"]
+    suites = ["tests/unit/pyastore/test_scoring_api.py", "tests/golden/test_golden.py",
+              "tests/corpus/test_corpus.py", "tests/unit/pyastore/test_format.py"]
     result = subprocess.run([sys.executable, "-c", SWITCH_TO_CFFI, "-q", "-p", "no:cacheprovider",
                              *suites], cwd=ROOT, env=env, capture_output=True, text=True,
                             timeout=900)

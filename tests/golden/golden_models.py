@@ -1,6 +1,6 @@
 """The golden containers: small hand-built models whose bytes and store keys are pinned.
 
-Regenerate with ``pytest tests/test_golden.py --update-goldens`` (or
+Regenerate with ``pytest tests/golden/test_golden.py --update-goldens`` (or
 ``python tests/golden/golden_models.py``) after a deliberate format change; the test then
 compares every byte again. The signing key is a TEST key derived from a public seed: never
 trust it anywhere else.

@@ -22,7 +22,7 @@ inputs are finite and so are ReLU outputs), so each such product is a zero, and 
 to a float32 sum changes nothing except, at most, the sign of an exact zero sum. A zero of
 either sign gives the same result in every later operation here (ReLU maps both to a zero,
 ``w * (+-0)`` is a zero, the sigmoid of +-0 is 1/2). The host part is the host's own layers,
-so its sums run in the same order. ``tests/vertical`` checks the claim bit for bit.
+so its sums run in the same order. ``tests/unit/vertical`` checks the claim bit for bit.
 """
 
 from __future__ import annotations

@@ -26,7 +26,7 @@ from trainer.vertical.ids import IdKey
 from trainer.vertical.roster import Participant, Roster
 from trainer.vertical.store import DirectoryStore
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[3]
 PYTHON = sys.executable
 PARTIES = {"personal": ("income", "spend", "age", "savings"),
            "bank": ("balance", "tenure", "products")}

@@ -6,11 +6,6 @@ import hashlib
 import sqlite3
 
 import pytest
-from gate_testlib import (
-    key_files,  # noqa: F401 (a fixture)
-    ledger,  # noqa: F401 (a fixture)
-    seeded_key,
-)
 
 from chain import checkpoint as checkpoints
 from chain import merkle
@@ -18,6 +13,11 @@ from chain.errors import DuplicateRecordError, LogCorruptionError
 from chain.log import Log, TxDraft
 from chain.proof import ProofBundle
 from chain.records import Record
+from gate_testlib import (
+    key_files,  # noqa: F401 (a fixture)
+    ledger,  # noqa: F401 (a fixture)
+    seeded_key,
+)
 from pyastore.errors import UsageError
 
 GATE = seeded_key("gate operator")

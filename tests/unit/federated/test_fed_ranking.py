@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
-from fedlib import random_tree
 
+from fedlib import random_tree
 from trainer.federated.kernel import gram, kernel_tree
 from trainer.federated.ranking import p_greedy, rank_kernel, rank_linreg, rank_none
 

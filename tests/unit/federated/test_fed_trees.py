@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from fedlib import FEATURES, fraud_like, random_tree, seeded_key
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import pyastore
+from fedlib import FEATURES, fraud_like, random_tree, seeded_key
 from pyastore import format as fmt
 from pyastore.errors import UsageError
 from trainer.federated import containers

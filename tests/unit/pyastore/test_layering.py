@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[3]
 FORBIDDEN_IN_RUNTIME = {"trainer", "sklearn", "xgboost", "torch", "pickle", "bench", "tests"}
 OWN_PACKAGES = {"pyastore", "trainer", "chain", "bench", "tests"}
 

@@ -1,6 +1,7 @@
 """The Spark the tests run on: one local-mode session (``local[2]``) for the whole run.
 
-A uniquely named helper module rather than a ``conftest.py`` (see tests/chain/chain_testlib.py).
+A uniquely named helper module rather than a ``conftest.py``
+(see tests/unit/chain/chain_testlib.py).
 Nothing here skips: without pyspark or a Java runtime the tests fail and say what is missing
 (``.ci/run`` installs Debian's ``openjdk-17-jre-headless``; the ``test`` extra, pyspark).
 """

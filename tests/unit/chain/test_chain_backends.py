@@ -1,7 +1,7 @@
 """The storage backends against each other: the same bytes on SQLite and PostgreSQL for the
 same appends, and, on both, the same refusals of tampered rows, one linear history from eight
 concurrent writer processes, and writers killed at random leaving no partial record. A real
-PostgreSQL server (tests/postgres/pg_testlib.py), no mocks."""
+PostgreSQL server (tests/unit/postgres/pg_testlib.py), no mocks."""
 
 from __future__ import annotations
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 import json
 
 import pytest
-from fedlib import FEATURES, fraud_like
 
 import pyastore
 from chain.log import Log
+from fedlib import FEATURES, fraud_like
 from pyastore import cli as pyastore_cli
 from pyastore.errors import EXIT_INPUT, EXIT_OK, EXIT_USAGE
 from trainer import cli

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from fedlib import brute_force_kernel, fraud_like, random_tree
 
+from fedlib import brute_force_kernel, fraud_like, random_tree
 from pyastore.errors import UnsupportedModelError
 from pyastore.ir import Tree
 from trainer.federated.kernel import gram, kernel_tree

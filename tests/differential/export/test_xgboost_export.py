@@ -1,6 +1,7 @@
 """Differential tests: the IR exported from XGBoost scores exactly like XGBoost.
 
-Every comparison runs the reference evaluator (``tests/reference_forest.py``) on the exported
+Every comparison runs the reference evaluator (``tests/differential/reference_forest.py``) on
+the exported
 ``Forest`` and compares with xgboost's own prediction on the same float32 rows: probabilities
 within 1e-6 absolute; margins and regression values within a rigorous bound on xgboost's own
 float32 summation error (xgboost sums in float32, the IR in float64: see
@@ -475,7 +476,7 @@ def test_import_trainer_without_frameworks():
             "    print('ok')\n")
     import os
 
-    root = str(Path(__file__).resolve().parents[2])
+    root = str(Path(__file__).resolve().parents[3])
     env = {**os.environ, "PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", "")}
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             env=env, cwd=root, timeout=60)

@@ -7,11 +7,11 @@ import json
 
 import numpy as np
 import pytest
-from fedlib import FEATURES, seeded_key, small_federation
 
 import pyastore
 from chain.log import Log
 from chain.records import KIND_FIT, KIND_PROCESS, KIND_SHARE, KIND_STATUS
+from fedlib import FEATURES, seeded_key, small_federation
 from pyastore.errors import UsageError
 from trainer.federated import containers, logbook
 from trainer.federated.registry import Registry

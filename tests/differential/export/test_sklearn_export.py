@@ -1,7 +1,7 @@
 """Differential tests: the IR exported from scikit-learn scores exactly like scikit-learn.
 
-The reference evaluator (``tests/reference_forest.py``) scores the exported ``Forest`` on
-float32 rows and is compared with the estimator's own ``predict_proba`` / ``predict``:
+The reference evaluator (``tests/differential/reference_forest.py``) scores the exported
+``Forest`` on float32 rows and is compared with the estimator's own ``predict_proba`` / ``predict``:
 
 * with the IR's float64 leaves the results agree to float64 rounding (1e-12);
 * with leaves rounded to float32 (what the C core stores) probabilities stay within 1e-6
@@ -429,7 +429,7 @@ def test_refuses_unsupported_estimators():
     for model in (LogisticRegression().fit(X, y), IsolationForest(n_estimators=3).fit(X)):
         with pytest.raises(UnsupportedModelError, match=type(model).__name__):
             export_model(model)
-    # pipelines of imputers and scalers are exported (tests/mlp); other steps are refused
+    # pipelines of imputers and scalers are exported (tests/unit/pyastore); other steps are refused
     with pytest.raises(UnsupportedModelError, match="Normalizer"):
         export_model(make_pipeline(Normalizer(), DecisionTreeClassifier()).fit(X, y))
 

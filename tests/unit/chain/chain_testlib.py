@@ -16,7 +16,7 @@ import pytest
 
 from pyastore import keys
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[3]
 WORKER = Path(__file__).resolve().with_name("chain_worker.py")
 
 

@@ -16,7 +16,7 @@ import numpy as np
 from pyastore import keys
 from pyastore.ir import Tree
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[3]
 PYTHON = sys.executable
 FEATURES = [f"f{i}" for i in range(6)]
 

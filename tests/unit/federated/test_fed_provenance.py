@@ -8,11 +8,11 @@ import dataclasses
 import json
 
 import pytest
-from fedlib import FEATURES, seeded_key, small_federation
 
 import pyastore
 from chain.log import Log
 from chain.provenance import ProvenanceError, prove_closure
+from fedlib import FEATURES, seeded_key, small_federation
 from pyastore import cli
 from pyastore import format as fmt
 from pyastore.cli_provenance import model_tree_claims

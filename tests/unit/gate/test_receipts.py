@@ -11,6 +11,7 @@ import struct
 import subprocess
 
 import pytest
+
 from gate_testlib import (
     GOLDEN_MODEL,
     GOLDEN_PUB,

@@ -15,6 +15,7 @@ import threading
 import time
 
 import pytest
+
 from gate_testlib import (
     answers,
     child_env,

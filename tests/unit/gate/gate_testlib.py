@@ -19,7 +19,7 @@ import pytest
 
 from pyastore import keys
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[3]
 GOLDEN_MODEL = REPO_ROOT / "tests" / "golden" / "tiny_forest.astore"
 GOLDEN_PUB = REPO_ROOT / "tests" / "golden" / "golden_test_key.pub"
 PYTHON = sys.executable

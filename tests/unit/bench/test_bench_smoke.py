@@ -12,7 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[3]
 ENGINES = ("pyastore", "pyastore-c", "xgboost-inplace", "xgboost-dmatrix", "sklearn",
            "onnxruntime", "tl2cgen", "m2cgen", "lleaves")
 ALWAYS_AVAILABLE = ("pyastore", "pyastore-c", "xgboost-inplace", "xgboost-dmatrix", "sklearn")

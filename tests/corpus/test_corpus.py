@@ -8,11 +8,9 @@ import sys
 
 import pytest
 
+import generate  # tests/corpus/generate.py, beside this file
 import pyastore
-from conftest import CORPUS_DIR, ROOT
-
-sys.path.insert(0, str(ROOT / "tests" / "corpus"))
-import generate  # noqa: E402
+from conftest import CORPUS_DIR
 
 
 def manifest_rows():

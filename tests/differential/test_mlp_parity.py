@@ -5,7 +5,7 @@ library they came from, on 100,000 rows.
   decision (argmax, or the cutoff for binary) except for rows within 1e-6 of a tie;
 * regression values and embeddings within 1e-5 times the output's scale;
 * tree pipelines (transforms + trees) within float32 leaf rounding (1e-6): the transforms
-  themselves are bit-exact (tests/mlp/test_mlp_transforms.py).
+  themselves are bit-exact (tests/unit/pyastore/test_mlp_transforms.py).
 
 Rows come from the bank personal-loan data (``../shared/data/bank_personal_loan``, resampled
 with replacement and 5% of the values set to NaN) and from a random generator with the same
