@@ -19,18 +19,34 @@ and only the content is bad. The MLP_ and XFRM cases start from the golden ``tin
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import struct
 import sys
 from pathlib import Path
+from typing import Any
+
+from pyastore import format as fmt
+from pyastore.keys import SigningKey
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests" / "golden"))
 
-import golden_models  # noqa: E402
-from pyastore import format as fmt  # noqa: E402
-from pyastore.keys import SigningKey  # noqa: E402
+
+def _golden_models() -> Any:
+    """tests/golden/golden_models.py: the one already imported (by the tests), or loaded from
+    its file when this runs as a script -- without putting test folders on sys.path."""
+    if "golden_models" in sys.modules:
+        return sys.modules["golden_models"]
+    spec = importlib.util.spec_from_file_location("golden_models",
+                                                  ROOT / "tests" / "golden" / "golden_models.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["golden_models"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+golden_models = _golden_models()
 
 OUT = HERE / "negative"
 GOLDEN = golden_models.build("tiny_forest")

@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 import os
 import struct
-import sys
 from pathlib import Path
 
 import msgpack
@@ -30,6 +29,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import golden_models  # tests/golden, on sys.path through tests/conftest.py
 import pyastore
 from chain import checkpoint as checkpoints
 from chain.errors import LogError, ProofError
@@ -37,8 +37,6 @@ from pyastore import errors, keys
 from pyastore import format as fmt
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "tests" / "golden"))
-import golden_models  # noqa: E402
 
 EXAMPLES = int(os.environ.get("ASTORE_FUZZ_EXAMPLES", "150"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=True,

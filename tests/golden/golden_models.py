@@ -10,14 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sys
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parents[1]))
-
-from pyastore import format as fmt  # noqa: E402
-from pyastore.ir import (  # noqa: E402
+from pyastore import format as fmt
+from pyastore.ir import (
     Algorithm,
     ColumnTransform,
     Dense,
@@ -30,8 +26,9 @@ from pyastore.ir import (  # noqa: E402
     Tree,
     Variable,
 )
-from pyastore.keys import SigningKey  # noqa: E402
+from pyastore.keys import SigningKey
 
+HERE = Path(__file__).resolve().parent
 CREATED = "2026-01-01T00:00:00Z"
 TEST_SEED = hashlib.sha256(b"pyastore golden test key - public, never trust it").digest()
 

@@ -48,7 +48,6 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 GOLDEN_DIR = ROOT / "tests" / "golden"
-sys.path.insert(0, str(ROOT))
 
 FLOAT32_MAX = struct.unpack("<f", b"\xff\xff\x7f\x7f")[0]
 FLOAT32_TINY = struct.unpack("<f", b"\x00\x00\x80\x00")[0]  # smallest normal
