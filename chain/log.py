@@ -434,8 +434,16 @@ class Log:
         record and its inclusion proof in a fresh checkpoint (the log key is needed), or in
         the latest stored checkpoint covering it. ``revocations`` is empty."""
         record = self.record(index)
+        signed = self._checkpoint_covering(index, signing_key)
+        return ProofBundle(signed.text, self._entry(record, signed.size), ())
+
+    def _checkpoint_covering(
+        self, index: int, signing_key: keys.SigningKey | str | os.PathLike[str] | None
+    ) -> checkpoints.SignedCheckpoint:
+        """A fresh checkpoint when the log key is available, else the latest stored one,
+        which must cover record ``index``."""
         try:
-            signed = self.checkpoint(signing_key)
+            return self.checkpoint(signing_key)
         except KeyFileError:
             if signing_key is not None:
                 raise
@@ -445,8 +453,7 @@ class Log:
                     f"no checkpoint covers record {index} and the log key is not available to "
                     "sign one; run 'pyastore chain checkpoint LOG --key LOGKEY'"
                 ) from None
-            signed = checkpoints.parse(latest.note)
-        return ProofBundle(signed.text, self._entry(record, signed.size), ())
+            return checkpoints.parse(latest.note)
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -520,18 +527,7 @@ class Log:
         status = self.status(store_key)
         if status.published is None:
             raise LogError(f"store key {status.store_key} is not published in this log")
-        try:
-            signed = self.checkpoint(signing_key)
-        except KeyFileError:
-            if signing_key is not None:
-                raise
-            latest = self.storage.latest_checkpoint()
-            if latest is None or latest.size <= status.published.index:
-                raise LogError(
-                    f"no checkpoint covers record {status.published.index} and the log key is "
-                    "not available to sign one; run 'pyastore chain checkpoint LOG --key LOGKEY'"
-                ) from None
-            signed = checkpoints.parse(latest.note)
+        signed = self._checkpoint_covering(status.published.index, signing_key)
         size = signed.size
         revocations: tuple[ProofEntry, ...] = ()
         if status.revoked is not None and status.revoked.index < size:
