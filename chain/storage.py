@@ -400,6 +400,19 @@ class SQLiteStorage:
                     ) from None
             raise
 
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[None]:
+        """One write transaction: ``BEGIN IMMEDIATE`` (see :meth:`_begin_write`), COMMIT when
+        the block ends, ROLLBACK (keeping the block's own error) when it raises."""
+        self._begin_write()
+        try:
+            yield
+            self._db.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):  # keep the original error
+                self._db.execute("ROLLBACK")
+            raise
+
     def _begin_write(self) -> None:
         """``BEGIN IMMEDIATE``, retried with short random sleeps while another writer holds
         the lock. SQLite's own busy handler backs off to 100 ms sleeps, which lets one busy
@@ -428,16 +441,10 @@ class SQLiteStorage:
     @_database_errors
     def append(self, build: Callable[[AppendContext], Record]) -> tuple[Record, bytes]:
         """Append one record built under the write lock; returns it and its leaf hash."""
-        self._begin_write()
-        try:
+        with self._writing():
             index, prev_hash = self._tip()
             record = build(AppendContext(index, prev_hash, self))
             leaf = self._insert(record, index, prev_hash)
-            self._db.execute("COMMIT")
-        except BaseException:
-            with contextlib.suppress(sqlite3.Error):  # keep the original error
-                self._db.execute("ROLLBACK")
-            raise
         return record, leaf
 
     @_database_errors
@@ -453,8 +460,7 @@ class SQLiteStorage:
         durable sync for the whole batch); if ``build`` raises or a record does not chain,
         nothing is written. Returns each record with its leaf hash, in order.
         """
-        self._begin_write()
-        try:
+        with self._writing():
             index, prev_hash = self._tip()
             records = list(build(AppendContext(index, prev_hash, self)))
             frontier = merkle.RootAccumulator.resume(self, index)
@@ -477,11 +483,6 @@ class SQLiteStorage:
             if rows:
                 self._index_tx_ids(records)
                 self._flush_import(rows, node_rows)
-            self._db.execute("COMMIT")
-        except BaseException:
-            with contextlib.suppress(sqlite3.Error):  # keep the original error
-                self._db.execute("ROLLBACK")
-            raise
         return appended
 
     @_database_errors
@@ -491,8 +492,7 @@ class SQLiteStorage:
         For migrations and bulk loads. Each record must carry the next index and the
         previous record's hash, exactly as ``append`` would have produced. Returns the count.
         """
-        self._begin_write()
-        try:
+        with self._writing():
             index, prev_hash = self._tip()
             frontier = merkle.RootAccumulator.resume(self, index)
             start = index
@@ -512,11 +512,6 @@ class SQLiteStorage:
                 if len(rows) >= 10000:
                     self._flush_import(rows, node_rows)
             self._flush_import(rows, node_rows)
-            self._db.execute("COMMIT")
-        except BaseException:
-            with contextlib.suppress(sqlite3.Error):  # keep the original error
-                self._db.execute("ROLLBACK")
-            raise
         # Fold the (large) WAL into the database now, so the next ordinary append does not
         # pay for copying the whole import. Best effort: busy readers just postpone it.
         self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
@@ -537,17 +532,11 @@ class SQLiteStorage:
     @_database_errors
     def put_checkpoint(self, size: int, root: bytes, note: str, created: str) -> None:
         """Remember a signed checkpoint; a second one for the same size is kept only once."""
-        self._begin_write()
-        try:
+        with self._writing():
             self._db.execute(
                 "INSERT OR IGNORE INTO checkpoints (size, root, note, created) VALUES (?, ?, ?, ?)",
                 (size, root, note, created),
             )
-            self._db.execute("COMMIT")
-        except BaseException:
-            with contextlib.suppress(sqlite3.Error):  # keep the original error
-                self._db.execute("ROLLBACK")
-            raise
 
     # -- reading ---------------------------------------------------------------------------
 

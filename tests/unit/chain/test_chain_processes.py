@@ -26,7 +26,6 @@ from chain_testlib import (
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="needs fork/exec and SIGKILL")
 
 KILLS = 50
-CRASH_BUDGET_S = 40.0
 
 
 def _start(path, label: str, first: int, count: int, wait: bool = False) -> subprocess.Popen:
@@ -69,7 +68,6 @@ def test_sigkill_never_leaves_a_partial_record(new_log):
     path, log = new_log("crash.log")
     log.close()
     rng = random.Random(1234)
-    started = time.monotonic()
     sizes = []
     next_key = 0
     for kill in range(KILLS):
@@ -90,7 +88,6 @@ def test_sigkill_never_leaves_a_partial_record(new_log):
                 assert last.record_hash() == reopened.storage.get(size - 1).leaf_hash
         sizes.append(size)
         next_key += 100000  # fresh keys per run: a killed append may or may not have landed
-        assert time.monotonic() - started < CRASH_BUDGET_S, f"only {kill + 1} kills in budget"
     assert sizes == sorted(sizes)
     assert sizes[-1] > 0
 
