@@ -94,16 +94,18 @@ def _parse_key_line(text: str, prefix: str, other_prefix: str, source: str) -> b
     return bytes.fromhex(body)
 
 
-def _read_text(path: str) -> str:
+def read_key_text(path: str | os.PathLike[str], what: str = "key file") -> str:
+    """The ASCII text of a key file (any kind: signing, box, ID keys), or a ``KeyFileError``
+    naming the path: missing, not a regular file, over 4096 bytes, or binary."""
     from pyastore.files import read_bytes
 
-    data = read_bytes(path, what="key file", error=KeyFileError, limit=4096)
+    data = read_bytes(path, what=what, error=KeyFileError, limit=4096)
     if len(data) > 4096:
-        raise KeyFileError(f"{path}: too large to be a key file (over 4096 bytes)")
+        raise KeyFileError(f"{os.fspath(path)}: too large to be a {what} (over 4096 bytes)")
     try:
         return data.decode("ascii")
     except UnicodeDecodeError:
-        raise KeyFileError(f"{path}: not a pyastore key (binary content)") from None
+        raise KeyFileError(f"{os.fspath(path)}: not a {what} (binary content)") from None
 
 
 def parse_public_key(text: str, source: str = "public key") -> bytes:
@@ -114,13 +116,13 @@ def parse_public_key(text: str, source: str = "public key") -> bytes:
 def load_public_key(path: str | os.PathLike[str]) -> bytes:
     """Read a ``.pub`` file (or a file holding bare hex) and return the 32 raw key bytes."""
     path = os.fspath(path)
-    return parse_public_key(_read_text(path), path)
+    return parse_public_key(read_key_text(path), path)
 
 
 def load_secret_seed(path: str | os.PathLike[str]) -> bytes:
     """Read a ``.key`` file and return its 32-byte Ed25519 seed."""
     path = os.fspath(path)
-    return _parse_key_line(_read_text(path), SECRET_PREFIX, PUBLIC_PREFIX, path)
+    return _parse_key_line(read_key_text(path), SECRET_PREFIX, PUBLIC_PREFIX, path)
 
 
 def public_key_hex(public_key: bytes) -> str:

@@ -24,6 +24,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from pyastore import keys
 from pyastore.errors import KeyFileError
 from trainer.vertical.errors import DecryptionError
 
@@ -56,15 +57,7 @@ def parse_box_public_key(text: str, source: str = "box public key") -> bytes:
 
 
 def _read(path: Path) -> str:
-    from pyastore.files import read_bytes
-
-    data = read_bytes(path, what="box key file", error=KeyFileError, limit=4096)
-    if len(data) > 4096:
-        raise KeyFileError(f"{path}: too large to be a box key file")
-    try:
-        return data.decode("ascii")
-    except UnicodeDecodeError:
-        raise KeyFileError(f"{path}: not a box key (binary content)") from None
+    return keys.read_key_text(path, "box key file")
 
 
 def load_box_public_key(path: str | os.PathLike[str]) -> bytes:

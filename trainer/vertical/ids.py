@@ -53,14 +53,10 @@ class IdKey:
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> IdKey:
-        from pyastore.files import read_bytes
+        from pyastore.keys import read_key_text
 
         path = Path(path)
-        data = read_bytes(path, what="ID key file", error=KeyFileError, limit=4096)
-        try:
-            text = data.decode("ascii").strip()
-        except UnicodeDecodeError:
-            raise KeyFileError(f"{path}: not an ID key (binary content)") from None
+        text = read_key_text(path, "ID key file").strip()
         body = text[len(ID_SECRET_PREFIX):] if text.startswith(ID_SECRET_PREFIX) else ""
         if len(body) != 64 or not _HEX.issuperset(body):
             raise KeyFileError(f"{path}: not an ID key (expected one line "
