@@ -17,16 +17,13 @@ import json
 import math
 import random
 import struct
-import sys
 from pathlib import Path
 
+import naive  # tests/spec/naive.py: beside this file, on sys.path as a script or a test
+
+from pyastore.ir import ColumnTransform, Dense, Forest, Mlp, Tree
+
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-sys.path.insert(0, str(HERE.parents[1]))
-
-import naive  # noqa: E402
-
-from pyastore.ir import ColumnTransform, Dense, Forest, Mlp, Tree  # noqa: E402
 
 VECTORS = HERE / "vectors.json"
 NAN, INF = math.nan, math.inf
