@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -45,6 +46,27 @@ def child_env() -> dict[str, str]:
 
 
 PYTHON = sys.executable
+
+
+def start_worker(path: object, label: str, first: int, count: int,
+                 wait: bool = False) -> subprocess.Popen[str]:
+    """chain_worker.py appending ``count`` records (0: until killed) as ``label``; with
+    ``wait`` it blocks after "ready" until it reads a line on stdin."""
+    argv = [PYTHON, str(WORKER), str(path), label, str(first), str(count)]
+    return subprocess.Popen(
+        argv + (["wait"] if wait else []),
+        stdin=subprocess.PIPE if wait else subprocess.DEVNULL, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True, env=child_env(), cwd=WORKER.parent,
+    )
+
+
+def wait_ready(process: subprocess.Popen[str]) -> None:
+    """Wait for the worker's "ready" line; a worker that failed to start is an error."""
+    assert process.stdout is not None and process.stderr is not None
+    line = process.stdout.readline()
+    if line.strip() != "ready":
+        process.kill()
+        raise AssertionError(f"worker did not start: {line!r} {process.stderr.read()}")
 
 
 # -- fixtures ------------------------------------------------------------------------------

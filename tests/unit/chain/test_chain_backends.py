@@ -8,7 +8,6 @@ from __future__ import annotations
 import random
 import signal
 import sqlite3
-import subprocess
 import time
 
 import pytest
@@ -18,16 +17,15 @@ from chain.errors import LogCorruptionError
 from chain.log import Log, TxDraft
 from chain.storage_pg import PostgresStorage
 from chain_testlib import (
-    PYTHON,
-    WORKER,
     backend,  # noqa: F401 (a fixture)
-    child_env,
     key_files,  # noqa: F401 (a fixture)
     log_key,  # noqa: F401 (a fixture)
     new_log,  # noqa: F401 (a fixture)
     seeded_key,
+    start_worker,
     store_key,
     submitter,  # noqa: F401 (a fixture)
+    wait_ready,
 )
 from postgres.pg_testlib import fresh_log_url, pg_server  # noqa: F401 (a fixture)
 
@@ -165,29 +163,13 @@ def test_tampered_rows_caught_by_chain_verify(new_log, backend, tamper, index, m
 # ---- writers in separate processes -----------------------------------------------------
 
 
-def _start(path, label: str, first: int, count: int, wait: bool = False) -> subprocess.Popen:
-    argv = [PYTHON, str(WORKER), str(path), label, str(first), str(count)]
-    return subprocess.Popen(
-        argv + (["wait"] if wait else []),
-        stdin=subprocess.PIPE if wait else subprocess.DEVNULL, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True, env=child_env(), cwd=WORKER.parent,
-    )
-
-
-def _wait_ready(process: subprocess.Popen) -> None:
-    line = process.stdout.readline()
-    if line.strip() != "ready":
-        process.kill()
-        raise AssertionError(f"worker did not start: {line!r} {process.stderr.read()}")
-
-
 def test_eight_processes_make_one_linear_history(new_log, backend):
     path, log = new_log("eight.log")
     log.close()
     started = time.monotonic()
-    workers = [_start(path, f"writer{n}", n * 1000, 250, wait=True) for n in range(8)]
+    workers = [start_worker(path, f"writer{n}", n * 1000, 250, wait=True) for n in range(8)]
     for worker in workers:
-        _wait_ready(worker)
+        wait_ready(worker)
     for worker in workers:
         worker.stdin.write("go\n")
         worker.stdin.flush()
@@ -217,8 +199,8 @@ def test_sigkill_of_a_writer_never_leaves_a_partial_record(new_log, backend):
     rng = random.Random(4321)
     sizes = []
     for kill in range(20):
-        worker = _start(path, "crasher", kill * 100000, 0)
-        _wait_ready(worker)
+        worker = start_worker(path, "crasher", kill * 100000, 0)
+        wait_ready(worker)
         time.sleep(rng.uniform(0.005, 0.06))
         worker.send_signal(signal.SIGKILL)
         worker.wait(timeout=10)

@@ -12,15 +12,14 @@ import pytest
 
 from chain.log import Log
 from chain_testlib import (
-    PYTHON,
-    WORKER,
-    child_env,
     key_files,  # noqa: F401 (a fixture)
     log_key,  # noqa: F401 (a fixture)
     new_log,  # noqa: F401 (a fixture)
     seeded_key,
+    start_worker,
     store_key,
     submitter,  # noqa: F401 (a fixture)
+    wait_ready,
 )
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="needs fork/exec and SIGKILL")
@@ -28,27 +27,11 @@ pytestmark = pytest.mark.skipif(os.name != "posix", reason="needs fork/exec and 
 KILLS = 50
 
 
-def _start(path, label: str, first: int, count: int, wait: bool = False) -> subprocess.Popen:
-    argv = [PYTHON, str(WORKER), str(path), label, str(first), str(count)]
-    return subprocess.Popen(
-        argv + (["wait"] if wait else []),
-        stdin=subprocess.PIPE if wait else subprocess.DEVNULL, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True, env=child_env(), cwd=WORKER.parent,
-    )
-
-
-def _wait_ready(process: subprocess.Popen) -> None:
-    line = process.stdout.readline()
-    if line.strip() != "ready":
-        process.kill()
-        raise AssertionError(f"worker did not start: {line!r} {process.stderr.read()}")
-
-
 def _start_together(path, specs) -> list[subprocess.Popen]:
     """Start workers, wait until each has the log open, then release them at once."""
-    workers = [_start(path, label, first, count, wait=True) for label, first, count in specs]
+    workers = [start_worker(path, label, first, count, wait=True) for label, first, count in specs]
     for worker in workers:
-        _wait_ready(worker)
+        wait_ready(worker)
     for worker in workers:
         worker.stdin.write("go\n")
         worker.stdin.flush()
@@ -71,8 +54,8 @@ def test_sigkill_never_leaves_a_partial_record(new_log):
     sizes = []
     next_key = 0
     for kill in range(KILLS):
-        worker = _start(path, "crasher", next_key, 0)
-        _wait_ready(worker)
+        worker = start_worker(path, "crasher", next_key, 0)
+        wait_ready(worker)
         time.sleep(rng.uniform(0.0, 0.03))
         worker.send_signal(signal.SIGKILL)
         worker.wait(timeout=10)
