@@ -148,8 +148,9 @@ ASTORE_MUST_CHECK astore_status astore_container_find(const astore_container *co
  * fields every reader relies on -- `name` and `created` strings, `algorithm` and
  * `score_rules` maps (with a `task` string), `inputs` and `outputs` arrays of maps with a
  * `name` string, and each input's `missing` policy ("as_missing", "impute" or "error") --
- * and `inputs`/`outputs` must have as many entries as the payload has input and output
- * columns; otherwise ASTORE_ERR_FORMAT. A container without META is ASTORE_ERR_FORMAT.
+ * no two inputs may share a name (byte for byte), and `inputs`/`outputs` must have as many
+ * entries as the payload has input and output columns; otherwise ASTORE_ERR_FORMAT. A
+ * container without META is ASTORE_ERR_FORMAT.
  */
 ASTORE_MUST_CHECK astore_status astore_model_open(const astore_container *container,
                                                   astore_model **out, astore_error *err);

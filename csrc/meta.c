@@ -476,6 +476,65 @@ static astore_status parse_variable(astore_cursor cursor, size_t position, const
     return ASTORE_OK;
 }
 
+/* Orders inputs by name (bytes, then length) and equal names by position in `inputs`. */
+static int compare_names(const void *a, const void *b) {
+    const astore_input_info *x = *(const astore_input_info *const *)a;
+    const astore_input_info *y = *(const astore_input_info *const *)b;
+    size_t common = x->name_length < y->name_length ? x->name_length : y->name_length;
+    int order = common > 0 ? memcmp(x->name, y->name, common) : 0;
+    if (order != 0) return order;
+    if (x->name_length != y->name_length) return x->name_length < y->name_length ? -1 : 1;
+    return (x > y) - (x < y);
+}
+
+static bool same_name(const astore_input_info *x, const astore_input_info *y) {
+    return x->name_length == y->name_length &&
+           (x->name_length == 0 || memcmp(x->name, y->name, x->name_length) == 0);
+}
+
+/*
+ * Input names are unique, byte for byte: a row is matched to the inputs by name, so two
+ * inputs of one name would make one of them unreachable. Sorting puts equal names side by
+ * side in O(n log n) (a hostile META may hold many inputs); the one reported is the first
+ * repeat in input order: inputs[later] whose name inputs[earlier] already had.
+ */
+static astore_status check_unique_names(astore_cursor cursor, size_t position,
+                                        const astore_meta *meta, astore_error *err) {
+    size_t n = meta->n_inputs;
+    if (n < 2) return ASTORE_OK;
+    const astore_input_info **sorted = malloc(n * sizeof *sorted);
+    if (sorted == NULL) {
+        return astore_fail(err, ASTORE_ERR_NOMEM, ASTORE_NO_OFFSET, "out of memory");
+    }
+    for (size_t i = 0; i < n; i++) sorted[i] = &meta->inputs[i];
+    qsort(sorted, n, sizeof *sorted, compare_names);
+    size_t earlier = SIZE_MAX, later = SIZE_MAX, run = 0;
+    for (size_t k = 1; k < n; k++) {
+        if (!same_name(sorted[run], sorted[k])) {
+            run = k;
+        } else if (k == run + 1 && (size_t)(sorted[k] - meta->inputs) < later) {
+            earlier = (size_t)(sorted[run] - meta->inputs);
+            later = (size_t)(sorted[k] - meta->inputs);
+        }
+    }
+    free(sorted);
+    if (later == SIZE_MAX) return ASTORE_OK;
+    /* the offset of inputs[later], for the message: walk the array up to it */
+    astore_msgpack_item array;
+    cursor.position = position;
+    astore_status status = astore_msgpack_read(&cursor, &array, err);
+    for (size_t i = 0; status == ASTORE_OK && i < later; i++) {
+        status = astore_msgpack_skip(&cursor, 2, err);
+    }
+    if (status != ASTORE_OK) return status;
+    char quoted[ASTORE_QUOTED_NAME_SIZE];
+    astore_quote_name(meta->inputs[later].name, meta->inputs[later].name_length, quoted);
+    return astore_fail(err, ASTORE_ERR_FORMAT, cursor.base + cursor.position,
+                       "META inputs[%zu] and inputs[%zu] are both named '%s': input names "
+                       "must be unique",
+                       earlier, later, quoted);
+}
+
 /* `inputs` (into meta->inputs) or `outputs` (counted): an array of variables. */
 static astore_status parse_variables(astore_cursor cursor, size_t position, bool inputs,
                                      astore_meta *meta, astore_error *err) {
@@ -507,7 +566,7 @@ static astore_status parse_variables(astore_cursor cursor, size_t position, bool
             meta->refused[meta->n_refused++] = i;
         }
     }
-    return ASTORE_OK;
+    return inputs ? check_unique_names(cursor, position, meta, err) : ASTORE_OK;
 }
 
 enum { FIELD_NAME, FIELD_CREATED, FIELD_ALGORITHM, FIELD_INPUTS, FIELD_OUTPUTS, FIELD_RULES,

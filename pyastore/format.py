@@ -130,10 +130,13 @@ def _check_spec(spec: ModelSpec) -> None:
     kind, n_features, n_outputs = _payload_shape(spec)
     if spec.rules.task not in TASKS:
         raise UnsupportedModelError(f"unknown task {spec.rules.task!r}; expected one of {TASKS}")
-    names = [variable.name for variable in spec.inputs]
-    if len(set(names)) != len(names):
-        duplicates = sorted({name for name in names if names.count(name) > 1})
-        raise UnsupportedModelError(f"duplicate input names: {', '.join(duplicates)}")
+    first_position: dict[str, int] = {}
+    for position, variable in enumerate(spec.inputs):
+        earlier = first_position.setdefault(variable.name, position)
+        if earlier != position:
+            raise FormatError(f"inputs[{earlier}] and inputs[{position}] are both named "
+                              f"{variable.name!r}: input names must be unique (a row is "
+                              "matched to the inputs by name)")
     for variable in spec.inputs:
         if variable.type not in VARIABLE_TYPES or variable.missing not in MISSING_POLICIES:
             raise UnsupportedModelError(

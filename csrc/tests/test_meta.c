@@ -11,7 +11,8 @@
  *    types;
  * 3. nesting: 1024 open arrays or maps are read, one more is refused, without recursion;
  * 4. META: a valid document parses into its inputs and policies; each missing or mistyped
- *    field fails; a key given twice is refused; every truncation and every byte mutation of
+ *    field fails; a key given twice is refused; two inputs of one name are refused, the
+ *    first repeat named with both positions; every truncation and every byte mutation of
  *    a valid META either parses or fails cleanly;
  * 5. canonical encoding: every value in a longer encoding than the one msgpack-python
  *    writes (integers, lengths, extensions, timestamps), float32, unsorted or binary keys
@@ -256,6 +257,7 @@ typedef struct meta_options {
     const char *policy_of_b;     /* input b's policy; NULL: no `missing` key              */
     bool input_b_not_a_map;      /* inputs[1] is the string "b"                           */
     bool input_b_name_integer;   /* inputs[1].name is 5                                   */
+    const char *name_of_b;       /* inputs[1].name; NULL: "b"                             */
     bool output_without_name;
     bool rules_without_task;
     bool inputs_twice_bad_first; /* an `inputs` that is not an array, then the real one */
@@ -286,7 +288,7 @@ static void put_inputs(writer *w, const meta_options *o) {
     if (o->input_b_name_integer) {
         put(w, 0x05);
     } else {
-        put_str(w, "b");
+        put_str(w, o->name_of_b ? o->name_of_b : "b");
     }
 }
 
@@ -441,6 +443,8 @@ static void test_meta_fields(void) {
          "META inputs[1] has no name"},
         {{.policy_of_b = "error", .input_b_name_integer = true}, "integer name",
          "META inputs[1] has no name"},
+        {{.policy_of_b = "error", .name_of_b = "a"}, "two inputs of one name",
+         "META inputs[0] and inputs[1] are both named 'a': input names must be unique"},
         {{.policy_of_b = "error", .output_without_name = true}, "output without name",
          "META outputs[0] has no name"},
         {{.policy_of_b = "error", .rules_without_task = true}, "rules without task",
@@ -462,6 +466,110 @@ static void test_meta_fields(void) {
     CHECK(parse_exact((const uint8_t *)"\x91\x80", 2, &meta, &err) == ASTORE_ERR_FORMAT &&
               strcmp(err.message, "META is not a map") == 0,
           "an array is not a map: %s", err.message);
+}
+
+/* A META whose `inputs` are named names[0..n-1] (each as_missing); the others as build_meta.
+ * *element_offsets gets the offset of each input's map, relative to the document. */
+static void build_named_inputs(writer *w, const char *const *names, size_t n,
+                               size_t *element_offsets) {
+    w->length = 0;
+    put(w, 0x86);
+    put_str(w, "algorithm");
+    put(w, 0x80);
+    put_str(w, "created");
+    put_str(w, "text");
+    put_str(w, "inputs");
+    if (n < 16) {
+        put(w, (uint8_t)(0x90 | n));
+    } else {
+        put(w, 0xdc);
+        put(w, (uint8_t)(n >> 8));
+        put(w, (uint8_t)n);
+    }
+    for (size_t i = 0; i < n; i++) {
+        element_offsets[i] = w->length;
+        put(w, 0x82);
+        put_str(w, "missing");
+        put_str(w, "as_missing");
+        put_str(w, "name");
+        put_str(w, names[i]);
+    }
+    put_str(w, "name");
+    put_str(w, "text");
+    put_str(w, "outputs");
+    put(w, 0x91);
+    put(w, 0x81);
+    put_str(w, "name");
+    put_str(w, "y");
+    put_str(w, "score_rules");
+    put(w, 0x81);
+    put_str(w, "task");
+    put_str(w, "binary");
+}
+
+/* Input names are unique, byte for byte; the first repeat in input order is reported, at
+ * the offset of the repeating input, with both positions. */
+static void test_unique_names(void) {
+    enum { N = 100 };
+    static char storage[N][8];
+    const char *names[N];
+    size_t offsets[N];
+    for (size_t i = 0; i < N; i++) {
+        snprintf(storage[i], sizeof storage[i], "x%zu", i); /* x1 and x10: prefixes differ */
+        names[i] = storage[i];
+    }
+    writer w;
+    astore_meta meta;
+    astore_error err;
+    build_named_inputs(&w, names, N, offsets);
+    CHECK(parse_exact(w.bytes, w.length, &meta, &err) == ASTORE_OK && meta.n_inputs == N,
+          "%d distinct names: %s", N, err.message);
+    astore_meta_release(&meta);
+
+    static const struct {
+        size_t set[4][2]; /* inputs[set[k][0]] takes the name of inputs[set[k][1]] */
+        size_t n_set;
+        size_t earlier, later;
+    } cases[] = {
+        {{{1, 0}}, 1, 0, 1},                       /* neighbours                   */
+        {{{99, 98}}, 1, 98, 99},                   /* the last two                 */
+        {{{80, 17}, {90, 3}}, 2, 17, 80},          /* two repeats: the first one   */
+        {{{90, 3}, {80, 17}}, 2, 17, 80},          /* whatever the order set       */
+        {{{50, 5}, {70, 5}}, 2, 5, 50},            /* three of one name            */
+        {{{60, 40}, {40, 20}}, 2, 20, 40},         /* a chain: 20, 40 and then 60  */
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        const char *renamed[N];
+        memcpy(renamed, names, sizeof names);
+        for (size_t k = 0; k < cases[c].n_set; k++) {
+            renamed[cases[c].set[k][0]] = renamed[cases[c].set[k][1]];
+        }
+        build_named_inputs(&w, renamed, N, offsets);
+        char expected[128];
+        snprintf(expected, sizeof expected,
+                 "META inputs[%zu] and inputs[%zu] are both named '%s': input names must be "
+                 "unique",
+                 cases[c].earlier, cases[c].later, renamed[cases[c].later]);
+        astore_status status = parse_exact(w.bytes, w.length, &meta, &err);
+        CHECK(status == ASTORE_ERR_FORMAT && strcmp(err.message, expected) == 0 &&
+                  err.offset == BASE + offsets[cases[c].later],
+              "case %zu: %s '%s' at %llu", c, astore_status_name(status), err.message,
+              (unsigned long long)err.offset);
+        CHECK(meta.inputs == NULL && meta.n_inputs == 0, "case %zu left inputs", c);
+        astore_meta_release(&meta);
+    }
+    /* names are bytes: the empty name twice is a repeat, "x1" and "x1 " are not */
+    const char *const empty[] = {"", "a", ""};
+    build_named_inputs(&w, empty, 3, offsets);
+    CHECK(parse_exact(w.bytes, w.length, &meta, &err) == ASTORE_ERR_FORMAT &&
+              strstr(err.message, "inputs[0] and inputs[2] are both named ''") != NULL,
+          "empty names: %s", err.message);
+    astore_meta_release(&meta);
+    const char *const spaced[] = {"x1", "x1 ", " x1", "X1"};
+    build_named_inputs(&w, spaced, 4, offsets);
+    CHECK(parse_exact(w.bytes, w.length, &meta, &err) == ASTORE_OK && meta.n_inputs == 4,
+          "names that differ in a byte: %s", err.message);
+    astore_meta_release(&meta);
 }
 
 /* algorithm = {"x": value}: each value in its canonical form is accepted, each other
@@ -554,6 +662,7 @@ int main(void) {
     test_depth();
     test_meta_fields();
     test_canonical();
+    test_unique_names();
     test_quote_name();
     printf("%d passed, %d failed\n", passed, failed);
     return failed == 0 ? 0 : 1;

@@ -340,6 +340,8 @@ CASES = {
                                           "OK", "FORMAT", "FormatError", 3),
     "meta_missing_policy_unknown": (meta_with(_meta_changed(_set_input(0, missing="sometimes"))),
                                     "OK", "FORMAT", "FormatError", 3),
+    "meta_input_names_repeat": (meta_with(_meta_changed(_set_input(2, name="amount"))),
+                                "OK", "FORMAT", "FormatError", 3),
     "meta_rules_without_task": (meta_with(_meta_changed(lambda m: m["score_rules"].pop("task"))),
                                 "OK", "FORMAT", "FormatError", 3),
     "meta_trailing_bytes": (meta_with(META + b"\xc0"), "OK", "FORMAT", "FormatError", 3),

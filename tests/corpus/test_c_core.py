@@ -186,6 +186,15 @@ def test_input_names_and_policies_come_from_meta(golden_path, refusing):
     assert refusing.accepts_missing == (True, False, True)
 
 
+def test_two_inputs_of_one_name_are_refused_naming_both():
+    data = (CORPUS_DIR / "meta_input_names_repeat.astore").read_bytes()
+    with pytest.raises(errors.FormatError) as caught:
+        _core.Model(_core.Container(data))
+    assert caught.value.message == ("META inputs[0] and inputs[2] are both named 'amount': "
+                                    "input names must be unique")
+    assert caught.value.offset is not None and 0 < caught.value.offset < len(data)
+
+
 ROWS = [[0, 0, 0], [math.nan, 1, math.nan], [1, math.nan, 2], [math.nan, math.nan, 0]]
 
 

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 import golden_models
 import pyastore
 from pyastore import format as fmt
-from pyastore.errors import UnsupportedModelError, UsageError
+from pyastore.errors import FormatError, UnsupportedModelError, UsageError
 from pyastore.ir import Forest, Tree
 
 
@@ -92,6 +92,17 @@ def _with_forest(**changes):
 def test_writer_refuses_inconsistent_forests(changes, message):
     with pytest.raises(UnsupportedModelError, match=message):
         fmt.write(_with_forest(**changes), None, created="2026-01-01T00:00:00Z")
+
+
+def test_writer_refuses_two_inputs_of_one_name():
+    spec = golden_models.tiny_forest_spec()
+    inputs = list(spec.inputs)
+    inputs[2] = dataclasses.replace(inputs[2], name=inputs[0].name)
+    with pytest.raises(FormatError) as caught:
+        fmt.write(dataclasses.replace(spec, inputs=tuple(inputs)), None,
+                  created="2026-01-01T00:00:00Z")
+    assert caught.value.message.startswith(
+        "inputs[0] and inputs[2] are both named 'amount': input names must be unique")
 
 
 def _tree(**changes):
