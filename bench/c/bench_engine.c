@@ -2,7 +2,8 @@
  * bench_engine.c -- the C-API contender of `python -m bench`: load, batch and single-event
  * timings of libastore with no Python in the way, printed as one JSON line.
  *
- *   bench_engine MODEL.astore INPUT.f32 N_ROWS N_THREADS REPEATS [OUTPUT.f64 [LATENCY_CALLS]]
+ *   bench_engine MODEL.astore INPUT.f32 N_ROWS N_THREADS REPEATS
+ *                [OUTPUT.f64 [LATENCY_CALLS [LATENCY_OUTPUT.f64]]]
  *
  * INPUT.f32 holds at least N_ROWS rows of raw little-endian float32, row-major, with
  * astore_model_n_inputs() columns. The program
@@ -12,7 +13,8 @@
  *   2. scores all rows REPEATS times with N_THREADS and keeps every duration;
  *   3. if OUTPUT.f64 is given and not "-", writes the scores (float64, row-major) there;
  *   4. if LATENCY_CALLS > 0, scores row i % N_ROWS alone LATENCY_CALLS times, timing each call
- *      (one thread): the single-event cost of the C API.
+ *      (one thread): the single-event cost of the C API; if LATENCY_OUTPUT.f64 is given, every
+ *      call's nanoseconds go there (float64, in call order), for medians over several runs.
  *
  * Output: {"load_s":..,"batch_s":[..],"latency_ns":{"median":..,"p99":..,"calls":..},
  *          "n_inputs":..,"n_outputs":..,"library":".."}
@@ -66,7 +68,7 @@ static int fail(const char *what, const char *detail) {
 int main(int argc, char **argv) {
     if (argc < 6) {
         fprintf(stderr, "usage: %s MODEL.astore INPUT.f32 N_ROWS N_THREADS REPEATS "
-                        "[OUTPUT.f64 [LATENCY_CALLS]]\n", argv[0]);
+                        "[OUTPUT.f64 [LATENCY_CALLS [LATENCY_OUTPUT.f64]]]\n", argv[0]);
         return 2;
     }
     const char *model_path = argv[1], *input_path = argv[2];
@@ -75,6 +77,7 @@ int main(int argc, char **argv) {
     long repeats = strtol(argv[5], NULL, 10);
     const char *output_path = argc > 6 ? argv[6] : "-";
     long latency_calls = argc > 7 ? strtol(argv[7], NULL, 10) : 0;
+    const char *latency_path = argc > 8 ? argv[8] : NULL;
     if (n_rows == 0 || repeats < 1 || latency_calls < 0) return fail("arguments", "bad counts");
 
     astore_error err;
@@ -122,6 +125,15 @@ int main(int argc, char **argv) {
             if (astore_model_score(model, row, 1, n_in, out, n_out, 1, &err) != ASTORE_OK)
                 return fail("score one", err.message);
             calls[i] = now() - t0;
+        }
+        if (latency_path != NULL) {
+            FILE *file = fopen(latency_path, "wb");
+            int written = file != NULL;
+            for (long i = 0; written && i < latency_calls; i++) {
+                double ns = 1e9 * calls[i];
+                written = fwrite(&ns, sizeof ns, 1, file) == 1;
+            }
+            if (file == NULL || fclose(file) != 0 || !written) return fail(latency_path, "cannot write");
         }
         qsort(calls, (size_t)latency_calls, sizeof(double), compare_doubles);
         latency_median = 1e9 * calls[latency_calls / 2];
