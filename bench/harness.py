@@ -1,5 +1,9 @@
 """The side-by-side run: every engine on every standard model, one Markdown table.
 
+Every table printed (the summary and the Markdown) starts with the CPU line: the model and the
+instruction-set extensions from ``/proc/cpuinfo`` (``cpu_line``; also in ``results.json``
+under ``machine``), since which kernels run depends on them.
+
 Per model, each engine that applies (``bench.contenders``) is set up in turn:
 
 1. ``prepare``: convert / compile into the engine's files (cached; the time is recorded);
@@ -52,24 +56,54 @@ from bench.models import DEFAULT_CACHE, MODEL_KEYS, ROOT, BenchModel, Profile, b
 THREADS = (1, 2)
 
 
+#: the /proc/cpuinfo flags that decide which scoring kernels can run, as they are shown
+ISA_FLAGS = {"sse4_2": "SSE4.2", "avx": "AVX", "avx2": "AVX2", "fma": "FMA",
+             "avx512f": "AVX-512F", "avx512bw": "AVX-512BW", "avx512vl": "AVX-512VL",
+             "asimd": "NEON/ASIMD", "neon": "NEON", "sve": "SVE"}
+
+
+def cpu_info(text: str | None = None) -> tuple[str, list[str]]:
+    """The CPU model and its instruction-set extensions (``ISA_FLAGS`` order) from
+    ``/proc/cpuinfo`` (or ``text``); ``"?"`` and ``[]`` where it says nothing."""
+    if text is None:
+        try:
+            text = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            text = ""
+    model, flags = "?", set()
+    for line in text.splitlines():
+        name, _, value = line.partition(":")
+        name = name.strip().lower()
+        if model == "?" and name in ("model name", "hardware", "cpu model"):
+            model = value.strip() or "?"
+        elif not flags and name in ("flags", "features"):  # x86 "flags", aarch64 "Features"
+            flags = set(value.split())
+    isa = [label for flag, label in ISA_FLAGS.items() if flag in flags]
+    if "NEON/ASIMD" in isa and "NEON" in isa:
+        isa.remove("NEON")
+    return model, isa
+
+
+def cpu_line(info: dict[str, Any]) -> str:
+    """``CPU: AMD EPYC (x86_64, 2 cores), ISA: SSE4.2 AVX AVX2 FMA AVX-512F ...``: the first
+    line of every table this harness prints."""
+    isa = " ".join(info.get("isa") or []) or "none of " + " ".join(ISA_FLAGS.values())
+    return (f"CPU: {info['cpu']} ({info.get('arch', '?')}, {info['cores']} cores), "
+            f"ISA: {isa}")
+
+
 def machine() -> dict[str, Any]:
-    cpu = "?"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu, isa = cpu_info()
     commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
                             capture_output=True, text=True).stdout.strip()
     dirty = subprocess.run(
         ["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"],
         capture_output=True, text=True,
     ).stdout.strip()
-    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
-            "platform": platform.platform(), "commit": commit,
-            "working_tree_modified": bool(dirty), "loadavg_start": os.getloadavg()}
+    return {"cpu": cpu, "isa": isa, "arch": platform.machine(), "cores": os.cpu_count(),
+            "python": platform.python_version(), "platform": platform.platform(),
+            "commit": commit, "working_tree_modified": bool(dirty),
+            "loadavg_start": os.getloadavg()}
 
 
 # ---- one (model, engine) pair -----------------------------------------------------------------
@@ -359,6 +393,7 @@ def run(profile: Profile, cache: Path = DEFAULT_CACHE, models: tuple[str, ...] =
         engine_keys: tuple[str, ...] | None = None, cold: bool = True, log=print) -> dict[str, Any]:
     started = time.perf_counter()
     info = machine()
+    log(f"[bench] {cpu_line(info)}")
     engines = contenders.make_engines()
     if engine_keys is not None:
         unknown = set(engine_keys) - {e.key for e in engines}
@@ -450,8 +485,10 @@ COLUMNS = ("model", "engine", "version", "ns/row 1T", "ns/row 2T", "ns/(row·tre
 
 
 def render_markdown(results: dict[str, Any]) -> str:
+    """The table, after the CPU line (model and instruction sets)."""
     cold = {(c["model"], c["engine"]): c for c in results.get("cold_start", [])}
-    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    lines = [cpu_line(results["machine"]), "",
+             "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     for row in results["rows"]:
         cells = _cells(row, cold.pop((row["model"], row["engine"]), None))
         lines.append("| " + " | ".join(cells) + " |")
@@ -507,10 +544,11 @@ def _cells(row: dict[str, Any], cold: dict[str, Any] | None) -> list[str]:
 
 
 def render_summary(results: dict[str, Any]) -> str:
-    """A few lines above the table: machine, load, commit, container layout."""
+    """A few lines above the table: the CPU line, load, commit, container layout."""
     m = results["machine"]
-    lines = [f"machine: {m['cpu']}, {m['cores']} cores; load average at start "
-             f"{m['loadavg_start'][0]:.2f}, at end {m['loadavg_end'][0]:.2f}; commit {m['commit']}"
+    lines = [cpu_line(m),
+             f"load average at start {m['loadavg_start'][0]:.2f}, at end "
+             f"{m['loadavg_end'][0]:.2f}; commit {m['commit']}"
              f"{' (working tree modified)' if m['working_tree_modified'] else ''}; "
              f"{results['seconds']:.0f} s",
              "files: the first one listed is the one loaded and counted in bytes/node "

@@ -2,7 +2,8 @@
 
 It must report a row for every contender engine, with a reason for each one that is missing
 (the optional contenders -- onnxruntime, treelite/tl2cgen, m2cgen, lleaves -- need not be
-installed), and score with pyastore, its C API and the original libraries.
+installed), and score with pyastore, its C API and the original libraries. Every table it
+prints starts with the CPU line.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+
+from bench import harness
 
 ROOT = Path(__file__).resolve().parents[3]
 ENGINES = ("pyastore", "pyastore-c", "xgboost-inplace", "xgboost-dmatrix", "sklearn",
@@ -27,6 +30,14 @@ def test_quick_bench_reports_every_contender(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     results = json.loads(out.read_text())
     rows = results["rows"]
+    machine = results["machine"]
+    assert machine["cpu"] and isinstance(machine["isa"], list) and machine["arch"]
+    lines = result.stdout.splitlines()
+    cpu = harness.cpu_line(machine)
+    header = next(i for i, line in enumerate(lines) if line.startswith("| model |"))
+    assert lines[header - 2] == cpu  # the Markdown table
+    summary = next(i for i, line in enumerate(lines) if line.startswith("load average at start"))
+    assert lines[summary - 1] == cpu  # the summary
     table = [line for line in result.stdout.splitlines() if line.startswith("| ")][1:]
     assert len(table) == len(rows) + len([c for c in results["cold_start"]
                                           if (c["model"], c["engine"]) not in
@@ -49,3 +60,13 @@ def test_quick_bench_reports_every_contender(tmp_path):
     for key in ("python", "numpy", "pyastore", "pyastore-nonumpy"):
         assert cold[key]["status"] == "ok", cold[key]
         assert cold[key]["wall_ms"] > 0 and cold[key]["peak_rss_mib"] > 0
+
+
+def test_cpu_info_reads_x86_and_aarch64():
+    x86 = ("processor\t: 0\nmodel name\t: AMD EPYC 7B13\n"
+           "flags\t\t: fpu sse4_2 avx avx2 fma avx512f avx512bw avx512vl avx512_vnni\n")
+    assert harness.cpu_info(x86) == ("AMD EPYC 7B13", ["SSE4.2", "AVX", "AVX2", "FMA",
+                                                       "AVX-512F", "AVX-512BW", "AVX-512VL"])
+    arm = "processor\t: 0\nFeatures\t: fp asimd evtstrm aes crc32\nCPU part\t: 0xd0c\n"
+    assert harness.cpu_info(arm) == ("?", ["NEON/ASIMD"])
+    assert harness.cpu_info("") == ("?", [])
