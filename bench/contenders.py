@@ -27,6 +27,9 @@ The engines:
 * ``m2cgen``             -- ``m2cgen.export_to_c``, compiled with gcc -O3 together with a
                             small row loop (OpenMP for 2 threads), called through ctypes;
 * ``lleaves``            -- the LightGBM twin compiled by lleaves (LLVM), ``predict(n_jobs)``.
+
+Single events are timed in blocks (``time_single``: every call's ns), so the harness can show
+each block's median and p99 beside the overall ones.
 """
 
 from __future__ import annotations
@@ -74,6 +77,9 @@ class Artifact:
 class Scorer:
     """A model loaded into an engine, ready to score."""
 
+    #: how the single events were timed, when not through ``predict_one`` from Python
+    single_event_note: str | None = None
+
     def predict_batch(self, x: np.ndarray, threads: int) -> np.ndarray:
         raise NotImplementedError
 
@@ -94,10 +100,11 @@ class Scorer:
                 break
         return times
 
-    def measure_single(self, rows: list[list[float]], calls: int,
-                       budget_s: float) -> dict[str, float]:
-        """Time ``predict_one`` per call over up to ``calls`` events (cycling through ``rows``),
-        stopping early past ``budget_s`` once 100 calls are in: median and p99 in µs."""
+    def time_single(self, rows: list[list[float]], calls: int, budget_s: float) -> list[int]:
+        """One block of single events: ``predict_one(rows[i % len(rows)])`` for ``i`` in
+        ``range(calls)``, each call timed alone with ``perf_counter_ns``, after 20 untimed
+        calls; the block stops early once past ``budget_s`` with 100 calls in. Returns the ns
+        of every call, in call order."""
         predict_one = self.predict_one
         for row in rows[:20]:
             predict_one(row)
@@ -113,9 +120,7 @@ class Scorer:
             times.append(ended - started)
             if ended > deadline and i >= 100:
                 break
-        times.sort()
-        return {"median_us": times[len(times) // 2] / 1e3,
-                "p99_us": times[int((len(times) - 1) * 0.99)] / 1e3, "calls": len(times)}
+        return times
 
     def close(self) -> None:
         pass
@@ -280,15 +285,19 @@ def build_c_driver(out_dir: Path, log=print) -> tuple[Path | None, str]:
 
 
 class CDriverScorer(Scorer):
+    single_event_note = "C API call, no Python"
+
     def __init__(self, driver: Path, astore: Path, n_features: int, workdir: Path):
         self.driver, self.astore = driver, astore
         self.n_features, self.workdir = n_features, workdir
         self.load_times: list[float] = []
 
     def _run(self, raw: Path, n_rows: int, threads: int, repeats: int, output: str = "-",
-             latency_calls: int = 0) -> dict[str, Any]:
+             latency_calls: int = 0, latency_output: Path | None = None) -> dict[str, Any]:
         command = [str(self.driver), str(self.astore), str(raw), str(n_rows), str(threads),
                    str(repeats), output, str(latency_calls)]
+        if latency_output is not None:
+            command.append(str(latency_output))
         result = subprocess.run(command, capture_output=True, text=True)
         if result.returncode != 0:
             raise Missing(f"bench_engine failed: {result.stderr.strip()}")
@@ -318,12 +327,14 @@ class CDriverScorer(Scorer):
             times += self._run(data.raw_path, data.n_rows, threads, more)["batch_s"]
         return times
 
-    def measure_single(self, rows, calls, budget_s):
+    def time_single(self, rows, calls, budget_s):
+        """One driver run timing ``calls`` single events (no budget: C calls are short)."""
         raw = self.workdir / f"rows_{self.n_features}.f32"
         np.asarray(rows, dtype=np.float32).tofile(raw)
-        latency = self._run(raw, len(rows), 1, 1, "-", calls)["latency_ns"]
-        return {"median_us": latency["median"] / 1e3, "p99_us": latency["p99"] / 1e3,
-                "calls": latency["calls"], "note": "C API call, no Python"}
+        with tempfile.TemporaryDirectory(dir=self.workdir) as tmp:
+            calls_file = Path(tmp) / "latency_ns.f64"
+            self._run(raw, len(rows), 1, 1, "-", calls, calls_file)
+            return [int(ns) for ns in np.fromfile(calls_file, dtype=np.float64)]
 
 
 class CDriverEngine(Engine):

@@ -13,16 +13,21 @@ Per model, each engine that applies (``bench.contenders``) is set up in turn:
 3. agreement: max |engine - original library| on the first ``agreement_rows`` scoring rows
    (the library: XGBoost ``Booster.predict`` on a ``DMatrix``, scikit-learn ``predict_proba``,
    LightGBM ``predict``); when it exceeds 1e-4, the same on the rows without NaN, to tell
-   missing-value routing from other disagreements;
-4. single-event latency: ``predict_one`` on one event as a Python list, per-call
-   ``perf_counter_ns``, up to 10,000 calls (fewer for engines slower than
-   ``latency_budget_s`` allows): median and p99.
+   missing-value routing from other disagreements.
 
-Then batch throughput, for all of the model's engines together (``measure_batches``): all
-scoring rows (1M float32; 250k for M2) with 1 then 2 threads, in interleaved rounds -- one
-run per engine per round, each after a 1,000-row warm-up -- so that a burst of other work on
-this shared 2-core machine hits every engine alike; median over up to ``batch_repeats`` runs
-(an engine stops once its runs add up to ``batch_budget_s``; the count is in the JSON).
+Then, for all of the model's engines together:
+
+4. single events (``measure_single_events``): ``latency_blocks`` blocks of up to
+   ``latency_calls`` ``predict_one`` calls on one event as a Python list, each call timed
+   with ``perf_counter_ns`` (fewer calls for engines slower than ``latency_budget_s`` per
+   block allows), block b of every engine before block b + 1 of any: every block's median and
+   p99 and the overall ones, so that the machine switching between two speeds shows up as
+   blocks that disagree instead of hiding in one median;
+5. batch throughput (``measure_batches``): all scoring rows (1M float32; 250k for M2) with 1
+   then 2 threads, in interleaved rounds -- one run per engine per round, each after a
+   1,000-row warm-up -- so that a burst of other work on this shared 2-core machine hits every
+   engine alike; median over up to ``batch_repeats`` runs (an engine stops once its runs add
+   up to ``batch_budget_s``; the count is in the JSON). The C driver times itself.
 
 Finally cold start, for M1 only: a fresh process imports the engine, loads M1, scores one row;
 wall time and peak RSS (through ``bench/c/run_measured.c``), median of ``cold_repeats`` after
@@ -127,8 +132,8 @@ def _file_sizes(artifact: contenders.Artifact) -> dict[str, int]:
 
 def setup_pair(engine: contenders.Engine, model: BenchModel, profile: Profile,
                log=print) -> tuple[dict[str, Any], contenders.Scorer | None]:
-    """Prepare, time the loads, check agreement and time single events for one pair; the row
-    so far and the loaded scorer (None when the engine is missing or failed)."""
+    """Prepare, time the loads and check agreement for one pair; the row so far and the
+    loaded scorer (None when the engine is missing or failed)."""
     row: dict[str, Any] = {"model": model.key, "engine": engine.key, "name": engine.name,
                            "status": "ok", "notes": []}
     began = time.perf_counter()
@@ -166,9 +171,6 @@ def setup_pair(engine: contenders.Engine, model: BenchModel, profile: Profile,
                        "disagrees on complete rows too")
             row["notes"].append(f"max abs diff {clean:.1e} on the {int(complete.sum())} rows "
                                 f"without NaN: {verdict}")
-        events = model.batch.x[:1000].tolist()
-        row["single"] = scorer.measure_single(events, profile.latency_calls,
-                                              profile.latency_budget_s)
     except contenders.Missing as exc:
         row.update(status="missing", reason=str(exc))
         scorer = None
@@ -182,6 +184,49 @@ def setup_pair(engine: contenders.Engine, model: BenchModel, profile: Profile,
 
 
 Pair = tuple[contenders.Engine, BenchModel, dict[str, Any], contenders.Scorer]
+
+
+def latency_summary(blocks: list[list[int]]) -> dict[str, Any]:
+    """Median and p99 in µs of each block of per-call ns and of all of them together."""
+    def stats(times: list[int]) -> dict[str, Any]:
+        ordered = sorted(times)
+        return {"median_us": ordered[len(ordered) // 2] / 1e3,
+                "p99_us": ordered[int((len(ordered) - 1) * 0.99)] / 1e3, "calls": len(ordered)}
+
+    summary = stats([t for block in blocks for t in block])
+    summary["blocks"] = [stats(block) for block in blocks]
+    return summary
+
+
+def measure_single_events(pairs: list[Pair], profile: Profile, log=print) -> None:
+    """Single-event latency of every loaded pair: ``latency_blocks`` blocks each, interleaved.
+
+    Block b runs ``time_single`` (up to ``latency_calls`` calls on the model's first 1,000
+    scoring rows as Python lists, the same rows in every block, each call timed alone) for each
+    engine in turn, then block b + 1: an engine's blocks are spread over the whole phase, so a
+    change of the machine's state between them shows as blocks that differ, and lands on every
+    engine alike. ``row["single"]``: overall median and p99, and the same per block.
+    """
+    samples: dict[int, list[list[int]]] = {id(row): [] for _, _, row, _ in pairs}
+    for block in range(profile.latency_blocks):
+        for _, model, row, scorer in pairs:
+            if row["status"] != "ok":
+                continue
+            try:
+                samples[id(row)].append(scorer.time_single(model.batch.x[:1000].tolist(),
+                                                           profile.latency_calls,
+                                                           profile.latency_budget_s))
+            except Exception as exc:  # noqa: BLE001
+                log(traceback.format_exc())
+                row.update(status="failed",
+                           reason=f"single events: {type(exc).__name__}: {str(exc)[:300]}")
+        log(f"[bench] single events: block {block + 1} of {profile.latency_blocks} done")
+    for _, _, row, scorer in pairs:
+        if row["status"] != "ok":
+            continue
+        row["single"] = latency_summary(samples[id(row)])
+        if scorer.single_event_note:
+            row["single"]["note"] = scorer.single_event_note
 
 
 def measure_batches(pairs: list[Pair], profile: Profile, log=print) -> None:
@@ -228,7 +273,8 @@ def measure_batches(pairs: list[Pair], profile: Profile, log=print) -> None:
 def measure_models(engines: list[contenders.Engine], models: list[BenchModel], profile: Profile,
                    log=print) -> list[dict[str, Any]]:
     """Every engine that applies to each of ``models`` (a model and its LightGBM twin): set up
-    one by one, then batches in interleaved rounds across all of them."""
+    one by one, then single events in interleaved blocks and batches in interleaved rounds
+    across all of them."""
     pairs: list[Pair] = []
     rows = []
     for model in models:
@@ -238,6 +284,7 @@ def measure_models(engines: list[contenders.Engine], models: list[BenchModel], p
                 rows.append(row)
                 if scorer is not None:
                     pairs.append((engine, model, row, scorer))
+    measure_single_events(pairs, profile, log)
     measure_batches(pairs, profile, log)
     return rows
 
@@ -480,17 +527,19 @@ def _ratio(value: float | None) -> str:
 
 COLUMNS = ("model", "engine", "version", "ns/row 1T", "ns/row 2T", "ns/(row·tree) 1T",
            "pyastore ÷ this 1T", "pyastore ÷ this 2T", "one event median µs", "p99 µs",
-           "pyastore ÷ this (event)", "load ms", "files", "bytes/node", "max abs diff",
-           "cold start ms / peak MiB", "notes")
+           "event blocks: median / p99 µs", "pyastore ÷ this (event)", "load ms", "files",
+           "bytes/node", "max abs diff", "cold start ms / peak MiB", "notes")
 
 
 def render_markdown(results: dict[str, Any]) -> str:
     """The table, after the CPU line (model and instruction sets)."""
     cold = {(c["model"], c["engine"]): c for c in results.get("cold_start", [])}
+    profile = results["profile"]
+    planned_calls = profile["latency_blocks"] * profile["latency_calls"]
     lines = [cpu_line(results["machine"]), "",
              "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     for row in results["rows"]:
-        cells = _cells(row, cold.pop((row["model"], row["engine"]), None))
+        cells = _cells(row, cold.pop((row["model"], row["engine"]), None), planned_calls)
         lines.append("| " + " | ".join(cells) + " |")
     for entry in cold.values():  # baselines and cold-start-only rows
         cells = [entry["model"], entry["name"]] + [""] * (len(COLUMNS) - 4)
@@ -507,7 +556,12 @@ def _cold(entry: dict[str, Any] | None) -> str:
     return f"{entry['wall_ms']:.0f} / {entry['peak_rss_mib']:.1f}"
 
 
-def _cells(row: dict[str, Any], cold: dict[str, Any] | None) -> list[str]:
+def _blocks(single: dict[str, Any]) -> str:
+    blocks = single.get("blocks") or []
+    return " · ".join(f"{_num(b['median_us'], 2)} / {_num(b['p99_us'], 2)}" for b in blocks) or "—"
+
+
+def _cells(row: dict[str, Any], cold: dict[str, Any] | None, planned_calls: int) -> list[str]:
     cells = [row["model"], row["name"], row.get("version", "—")]
     if row["status"] != "ok":
         reason = row.get("reason", "").replace("|", "/").replace("\n", " ")
@@ -524,8 +578,9 @@ def _cells(row: dict[str, Any], cold: dict[str, Any] | None) -> list[str]:
         per_node, unit = main / row["n_params"], " /param"
     notes = "; ".join(row.get("notes", []))
     single = row["single"]
-    if single.get("calls", 0) and single["calls"] < 10_000:
-        notes = "; ".join(filter(None, [notes, f"{single['calls']} event calls"]))
+    if single.get("calls", 0) and single["calls"] < planned_calls:
+        calls = f"{single['calls']} event calls in {len(single.get('blocks', []))} blocks"
+        notes = "; ".join(filter(None, [notes, calls]))
     if single.get("note"):
         notes = "; ".join(filter(None, [notes, f"event: {single['note']}"]))
     if row.get("reference_model", row["model"]) != row["model"]:
@@ -534,8 +589,8 @@ def _cells(row: dict[str, Any], cold: dict[str, Any] | None) -> list[str]:
         _num(batch["1"]["ns_per_row"]), _num(batch["2"]["ns_per_row"]),
         _num(batch["1"]["ns_per_row_tree"], 2),
         _ratio(ratio.get("1")), _ratio(ratio.get("2")),
-        _num(single["median_us"], 2), _num(single["p99_us"], 2), _ratio(row.get("ratio_single")),
-        _num(row["load_ms"], 2),
+        _num(single["median_us"], 2), _num(single["p99_us"], 2), _blocks(single),
+        _ratio(row.get("ratio_single")), _num(row["load_ms"], 2),
         "; ".join(f"{label} {_size(size)}" for label, size in files.items()),
         (_num(per_node) + unit) if per_node is not None else "—",
         f"{row['max_abs_diff']:.1e}" if row["max_abs_diff"] == row["max_abs_diff"] else "NaN",
@@ -593,9 +648,12 @@ def speed_goals(results: dict[str, Any]) -> list[str]:
                          if key == "M1" else f"; {share:.3f} of {library}'s time")
             lines.append(text)
         if (key, "pyastore") in rows:
-            median = rows[(key, "pyastore")]["single"]["median_us"]
+            single = rows[(key, "pyastore")]["single"]
+            median = single["median_us"]
             verdict = f" (goal < 3 µs: {'met' if median < 3 else 'missed'})" if key == "M1" else ""
-            lines.append(f"goal {key} one event through score_one: median {median:.2f} µs{verdict}")
+            lines.append(f"goal {key} one event through score_one: median {median:.2f} µs, "
+                         f"p99 {single['p99_us']:.2f} µs over {single['calls']} calls{verdict}; "
+                         f"per block median / p99: {_blocks(single)}")
     return lines
 
 

@@ -79,8 +79,9 @@ class Profile:
     capsnet_epochs: int
     batch_repeats: int
     batch_budget_s: float  # stop repeating a batch measurement past this much time
-    latency_calls: int
-    latency_budget_s: float
+    latency_blocks: int  # single events: blocks, interleaved across the model's engines
+    latency_calls: int  # calls per block
+    latency_budget_s: float  # per block: a slow engine makes fewer calls
     load_repeats: int
     cold_repeats: int
     cold_contenders: bool  # cold start of every engine, or pyastore and the baselines only
@@ -91,16 +92,16 @@ FULL = Profile(
     big_model_batch_rows=250_000, agreement_rows=10_000,
     m1=(100, 6), m2=(500, 8), m3=(100, 12), m5=(100, 6),
     mlp_small=(10, 10, 20, 10), mlp_wide=(30, 128, 64), mlp_max_iter=30, capsnet_epochs=30,
-    batch_repeats=3, batch_budget_s=6.0, latency_calls=10_000, latency_budget_s=4.0,
-    load_repeats=5, cold_repeats=3, cold_contenders=True,
+    batch_repeats=3, batch_budget_s=6.0, latency_blocks=5, latency_calls=10_000,
+    latency_budget_s=2.0, load_repeats=5, cold_repeats=3, cold_contenders=True,
 )
 QUICK = Profile(
     name="quick", train_rows=4_000, mlp_train_rows=2_000, batch_rows=4_000,
     big_model_batch_rows=4_000, agreement_rows=1_000,
     m1=(10, 3), m2=(20, 4), m3=(8, 5), m5=(10, 3),
     mlp_small=(10, 10, 20, 10), mlp_wide=(30, 16, 8), mlp_max_iter=5, capsnet_epochs=1,
-    batch_repeats=1, batch_budget_s=1.0, latency_calls=50, latency_budget_s=0.2,
-    load_repeats=1, cold_repeats=1, cold_contenders=False,
+    batch_repeats=1, batch_budget_s=1.0, latency_blocks=2, latency_calls=50,
+    latency_budget_s=0.1, load_repeats=1, cold_repeats=1, cold_contenders=False,
 )
 
 

@@ -3,7 +3,7 @@
 It must report a row for every contender engine, with a reason for each one that is missing
 (the optional contenders -- onnxruntime, treelite/tl2cgen, m2cgen, lleaves -- need not be
 installed), and score with pyastore, its C API and the original libraries. Every table it
-prints starts with the CPU line.
+prints starts with the CPU line; single events come in blocks, each with its median and p99.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ ENGINES = ("pyastore", "pyastore-c", "xgboost-inplace", "xgboost-dmatrix", "skle
            "onnxruntime", "tl2cgen", "m2cgen", "lleaves")
 ALWAYS_AVAILABLE = ("pyastore", "pyastore-c", "xgboost-inplace", "xgboost-dmatrix", "sklearn")
 TREE_MODELS = ("M1", "M2", "M3", "M5")
+QUICK_BLOCKS = 2  # bench.models.QUICK.latency_blocks
 
 
 def test_quick_bench_reports_every_contender(tmp_path):
@@ -48,6 +49,10 @@ def test_quick_bench_reports_every_contender(tmp_path):
         assert line.startswith(f"| {row['model']} | {row['name']} |")
         if row["status"] == "ok":
             assert row["batch"]["1"]["ns_per_row"] > 0 and row["single"]["median_us"] > 0
+            blocks = row["single"]["blocks"]
+            assert len(blocks) == QUICK_BLOCKS, row
+            assert sum(b["calls"] for b in blocks) == row["single"]["calls"]
+            assert " · " in line
             assert row["max_abs_diff"] < 1e-5 or row["engine"] in ("m2cgen", "onnxruntime"), row
         else:
             assert row["status"] in ("missing", "failed") and row["reason"], row
@@ -70,3 +75,10 @@ def test_cpu_info_reads_x86_and_aarch64():
     arm = "processor\t: 0\nFeatures\t: fp asimd evtstrm aes crc32\nCPU part\t: 0xd0c\n"
     assert harness.cpu_info(arm) == ("?", ["NEON/ASIMD"])
     assert harness.cpu_info("") == ("?", [])
+
+
+def test_latency_summary_keeps_every_block():
+    summary = harness.latency_summary([[1000] * 99 + [9000], [2000] * 100])
+    assert [b["median_us"] for b in summary["blocks"]] == [1.0, 2.0]
+    assert [b["p99_us"] for b in summary["blocks"]] == [1.0, 2.0]
+    assert summary["calls"] == 200 and summary["median_us"] == 2.0
