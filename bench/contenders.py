@@ -26,7 +26,13 @@ The engines:
                             ``Predictor(nthread)`` on a ``tl2cgen.DMatrix``;
 * ``m2cgen``             -- ``m2cgen.export_to_c``, compiled with gcc -O3 together with a
                             small row loop (OpenMP for 2 threads), called through ctypes;
-* ``lleaves``            -- the LightGBM twin compiled by lleaves (LLVM), ``predict(n_jobs)``.
+* ``lleaves``            -- the LightGBM twin compiled by lleaves (LLVM), ``predict(n_jobs)``;
+* ``ydf``                -- YDF's own equal-shape twin of M1 / M2 (``bench.models``, not the
+                            XGBoost trees: no agreement column), ``model.predict`` on
+                            ``{"features": x}`` with ``num_threads``;
+* ``ydf-benchmark``      -- the same model timed by YDF itself: ``model.benchmark`` (C++
+                            serving API, batches of 100; its mean per example, no per-call
+                            single-event times).
 
 Single events are timed in blocks (``time_single``: every call's ns), so the harness can show
 each block's median and p99 beside the overall ones.
@@ -49,7 +55,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.models import ROOT, BatchData, BenchModel
+from bench.models import ROOT, YDF_FEATURES, BatchData, BenchModel
 
 COMPILE_TIMEOUT_S = 300
 
@@ -77,6 +83,8 @@ class Artifact:
 class Scorer:
     """A model loaded into an engine, ready to score."""
 
+    #: False for an engine that reports only its own mean time per event (``single_event``)
+    per_call_timings = True
     #: how the single events were timed, when not through ``predict_one`` from Python
     single_event_note: str | None = None
 
@@ -122,6 +130,10 @@ class Scorer:
                 break
         return times
 
+    def single_event(self, rows: list[list[float]], budget_s: float) -> dict[str, Any]:
+        """For ``per_call_timings = False``: the engine's own figure for one event."""
+        raise NotImplementedError
+
     def close(self) -> None:
         pass
 
@@ -158,6 +170,9 @@ class Engine:
     families: tuple[str, ...] = ()
     #: files are shared libraries: load a fresh copy per timed load (dlopen caches by path)
     loads_shared_library = False
+    #: scores a model of its own (YDF's twin) rather than the original library's: the
+    #: agreement check does not apply
+    own_model = False
 
     def applies_to(self, model: BenchModel) -> bool:
         return model.family in self.families
@@ -883,11 +898,133 @@ class LleavesEngine(Engine):
             f"p = m.predict(np.array([{row!r}], dtype=np.float64), n_jobs=1)\n")
 
 
+# ---- YDF ------------------------------------------------------------------------------------
+
+
+class YdfScorer(Scorer):
+    """``model.predict`` on ``{"features": x}`` (the float32 matrix as YDF's one 2-D feature)."""
+
+    def __init__(self, model):
+        self.model = model
+
+    def predict_batch(self, x, threads):
+        scores = self.model.predict({YDF_FEATURES: x}, num_threads=threads)
+        return np.asarray(scores, dtype=np.float64)
+
+    def predict_one(self, row):
+        one_row = {YDF_FEATURES: np.array([row], dtype=np.float32)}
+        return float(self.model.predict(one_row, num_threads=1)[0])
+
+
+class YdfEngine(Engine):
+    key = "ydf"
+    name = "YDF predict (own model, num_threads = T)"
+    families = ("ydf",)
+    #: scores its own equal-shape model, not the original one: agreement is not applicable
+    own_model = True
+
+    def version(self):
+        return _version("ydf")
+
+    def prepare(self, model, workdir):
+        return Artifact({"YDF model": model.files["YDF model"]}, cached=True,
+                        notes=list(model.notes))
+
+    def load(self, artifact, model):
+        import ydf
+
+        return YdfScorer(ydf.deserialize_model(artifact.main_file.read_bytes()))
+
+    def cold_start_command(self, artifact, model, row, workdir):
+        return _python_command(
+            "import numpy as np, ydf\n"
+            f"m = ydf.deserialize_model(open({str(artifact.main_file)!r}, 'rb').read())\n"
+            f"p = m.predict({{{YDF_FEATURES!r}: np.array([{row!r}], dtype=np.float32)}}, "
+            "num_threads=1)\n")
+
+
+def parse_ydf_benchmark(report: str) -> dict[str, float]:
+    """The µs per example of ``model.benchmark``'s report: ``{"single": .., "multi": ..}``
+    (the multi-thread figure uses the ``num_threads`` passed, ``multi_threads``)."""
+    figures: dict[str, float] = {}
+    for line in report.splitlines():
+        match = re.match(r"\s*(Single|Multi)-thread inference time per example: ([0-9.eE+-]+) us",
+                         line)
+        if match:
+            figures[match.group(1).lower()] = float(match.group(2))
+        match = re.search(r"using (\d+) threads", line)
+        if match:
+            figures["multi_threads"] = float(match.group(1))
+    if "single" not in figures:
+        raise Missing(f"model.benchmark printed no per-example time: {report[:200]!r}")
+    return figures
+
+
+class YdfBenchmarkScorer(YdfScorer):
+    """YDF timing itself: ``model.benchmark`` (its C++ serving API, batches of
+    ``batch_size`` rows taken from the data set, no Python per batch); a batch "run" is the
+    per-example figure times the rows."""
+
+    per_call_timings = False
+
+    def __init__(self, model, duration_s: float):
+        super().__init__(model)
+        self.duration_s = duration_s
+
+    def benchmark(self, x: np.ndarray, threads: int, batch_size: int) -> dict[str, float]:
+        report = self.model.benchmark({YDF_FEATURES: x}, benchmark_duration=self.duration_s,
+                                      warmup_duration=self.duration_s / 4,
+                                      batch_size=batch_size, num_threads=threads)
+        return parse_ydf_benchmark(str(report))
+
+    def time_batch(self, data, threads, repeats, budget_s):
+        figures = self.benchmark(data.x, threads, 100)
+        if threads == 1:
+            per_example_us = figures["single"]
+        elif figures.get("multi_threads") == threads and "multi" in figures:
+            per_example_us = figures["multi"]
+        else:
+            raise Missing(f"model.benchmark(num_threads={threads}) reported {figures}")
+        return [1e-6 * per_example_us * data.n_rows]
+
+    def single_event(self, rows, budget_s):
+        x = np.asarray(rows, dtype=np.float32)
+        us = self.benchmark(x, 1, 1)["single"]
+        return {"mean_us": us, "note": f"model.benchmark with batch_size=1, 1 thread: "
+                                       f"{us:.2f} µs per example (its mean; no per-call times)"}
+
+
+class YdfBenchmarkEngine(YdfEngine):
+    key = "ydf-benchmark"
+    name = "YDF model.benchmark (own model, its C++ timer, batches of 100)"
+
+    def __init__(self, duration_s: float = 1.0):
+        self.duration_s = duration_s
+
+    def prepare(self, model, workdir):
+        artifact = super().prepare(model, workdir)
+        artifact.notes = [f"the model of the YDF predict row, timed by model.benchmark for "
+                          f"{self.duration_s:g} s per figure"]
+        return artifact
+
+    def load(self, artifact, model):
+        import ydf
+
+        return YdfBenchmarkScorer(ydf.deserialize_model(artifact.main_file.read_bytes()),
+                                  self.duration_s)
+
+    def cold_start_command(self, artifact, model, row, workdir):
+        return None
+
+
 ENGINES: tuple[type[Engine], ...] = (
     PyastoreEngine, CDriverEngine, XGBoostInplaceEngine, XGBoostDMatrixEngine, SklearnEngine,
-    OnnxEngine, Tl2cgenEngine, M2cgenEngine, LleavesEngine,
+    OnnxEngine, Tl2cgenEngine, M2cgenEngine, LleavesEngine, YdfEngine, YdfBenchmarkEngine,
 )
 
 
-def make_engines() -> list[Engine]:
-    return [cls() for cls in ENGINES]
+def make_engines(engine_benchmark_s: float = 1.0) -> list[Engine]:
+    """One of each engine; ``engine_benchmark_s``: how long an engine's own benchmark runs
+    (``ydf-benchmark``), per measurement."""
+    return [YdfBenchmarkEngine(engine_benchmark_s) if cls is YdfBenchmarkEngine else cls()
+            for cls in ENGINES]

@@ -13,7 +13,8 @@ Per model, each engine that applies (``bench.contenders``) is set up in turn:
 3. agreement: max |engine - original library| on the first ``agreement_rows`` scoring rows
    (the library: XGBoost ``Booster.predict`` on a ``DMatrix``, scikit-learn ``predict_proba``,
    LightGBM ``predict``); when it exceeds 1e-4, the same on the rows without NaN, to tell
-   missing-value routing from other disagreements.
+   missing-value routing from other disagreements. Not applicable to YDF, which scores its
+   own equal-shape twin (``n/a (own model)``).
 
 Then, for all of the model's engines together:
 
@@ -27,7 +28,8 @@ Then, for all of the model's engines together:
    then 2 threads, in interleaved rounds -- one run per engine per round, each after a
    1,000-row warm-up -- so that a burst of other work on this shared 2-core machine hits every
    engine alike; median over up to ``batch_repeats`` runs (an engine stops once its runs add
-   up to ``batch_budget_s``; the count is in the JSON). The C driver times itself.
+   up to ``batch_budget_s``; the count is in the JSON). Engines that time themselves (the C
+   driver; YDF's ``model.benchmark``) report their own figures here.
 
 Finally cold start, for M1 only: a fresh process imports the engine, loads M1, scores one row;
 wall time and peak RSS (through ``bench/c/run_measured.c``), median of ``cold_repeats`` after
@@ -36,9 +38,11 @@ list without numpy. (The quick profile times pyastore and the baselines only: im
 xgboost alone takes seconds.)
 
 Ratios are ``pyastore / engine`` from the same run: below 1 pyastore is faster (or smaller).
-The reference is pyastore's Python API on the same model (on M1's LightGBM twin: on M1).
+The reference is pyastore's Python API on the same model (on a twin -- M1's LightGBM and YDF
+twins, M2's YDF twin -- on the model it copies). The summary also gives, per model, pyastore
+÷ YDF (the fastest contender; on its own equal-shape model) and pyastore ÷ xgboost
+``inplace_predict`` (``reference_ratios``).
 """
-
 from __future__ import annotations
 
 import json
@@ -56,7 +60,15 @@ from typing import Any
 import numpy as np
 
 from bench import contenders
-from bench.models import DEFAULT_CACHE, MODEL_KEYS, ROOT, BenchModel, Profile, build_models
+from bench.models import (
+    DEFAULT_CACHE,
+    MODEL_KEYS,
+    ROOT,
+    BenchModel,
+    MissingTwin,
+    Profile,
+    build_models,
+)
 
 THREADS = (1, 2)
 
@@ -130,6 +142,33 @@ def _file_sizes(artifact: contenders.Artifact) -> dict[str, int]:
     return {label: path.stat().st_size for label, path in artifact.files.items() if path.exists()}
 
 
+def check_agreement(engine: contenders.Engine, model: BenchModel, scorer: contenders.Scorer,
+                    profile: Profile, row: dict[str, Any]) -> None:
+    """``max_abs_diff`` of the engine against the original library on the first
+    ``agreement_rows`` rows (None for an engine scoring its own model: YDF's twins)."""
+    x_agree = model.batch.x[:profile.agreement_rows]
+    got = scorer.predict_batch(x_agree, 1)
+    if got.shape != (len(x_agree),):
+        raise contenders.Missing(f"returned shape {got.shape} for {len(x_agree)} rows")
+    row["agreement_rows"] = len(x_agree)
+    if engine.own_model:
+        if not np.all((got >= 0) & (got <= 1)):
+            raise contenders.Missing("scores outside [0, 1]")
+        row["max_abs_diff"] = None
+        row["notes"].append("max abs diff n/a: equal shape, not the same trees")
+        return
+    reference = model.reference(x_agree)
+    row["max_abs_diff"] = float(np.max(np.abs(got - reference)))
+    complete = ~np.isnan(x_agree).any(axis=1)
+    if row["max_abs_diff"] > 1e-4 and 0 < complete.sum() < len(x_agree):
+        clean = float(np.max(np.abs(got[complete] - reference[complete])))
+        row["max_abs_diff_rows_without_nan"] = clean
+        verdict = ("missing values routed differently" if clean <= 1e-4 else
+                   "disagrees on complete rows too")
+        row["notes"].append(f"max abs diff {clean:.1e} on the {int(complete.sum())} rows "
+                            f"without NaN: {verdict}")
+
+
 def setup_pair(engine: contenders.Engine, model: BenchModel, profile: Profile,
                log=print) -> tuple[dict[str, Any], contenders.Scorer | None]:
     """Prepare, time the loads and check agreement for one pair; the row so far and the
@@ -156,21 +195,7 @@ def setup_pair(engine: contenders.Engine, model: BenchModel, profile: Profile,
             loads.append(time.perf_counter() - started)
         row["load_ms"] = 1e3 * float(np.median(loads))
         assert scorer is not None
-        x_agree = model.batch.x[:profile.agreement_rows]
-        got = scorer.predict_batch(x_agree, 1)
-        if got.shape != (len(x_agree),):
-            raise contenders.Missing(f"returned shape {got.shape} for {len(x_agree)} rows")
-        reference = model.reference(x_agree)
-        row["max_abs_diff"] = float(np.max(np.abs(got - reference)))
-        row["agreement_rows"] = len(x_agree)
-        complete = ~np.isnan(x_agree).any(axis=1)
-        if row["max_abs_diff"] > 1e-4 and 0 < complete.sum() < len(x_agree):
-            clean = float(np.max(np.abs(got[complete] - reference[complete])))
-            row["max_abs_diff_rows_without_nan"] = clean
-            verdict = ("missing values routed differently" if clean <= 1e-4 else
-                       "disagrees on complete rows too")
-            row["notes"].append(f"max abs diff {clean:.1e} on the {int(complete.sum())} rows "
-                                f"without NaN: {verdict}")
+        check_agreement(engine, model, scorer, profile, row)
     except contenders.Missing as exc:
         row.update(status="missing", reason=str(exc))
         scorer = None
@@ -210,7 +235,7 @@ def measure_single_events(pairs: list[Pair], profile: Profile, log=print) -> Non
     samples: dict[int, list[list[int]]] = {id(row): [] for _, _, row, _ in pairs}
     for block in range(profile.latency_blocks):
         for _, model, row, scorer in pairs:
-            if row["status"] != "ok":
+            if row["status"] != "ok" or not scorer.per_call_timings:
                 continue
             try:
                 samples[id(row)].append(scorer.time_single(model.batch.x[:1000].tolist(),
@@ -221,10 +246,14 @@ def measure_single_events(pairs: list[Pair], profile: Profile, log=print) -> Non
                 row.update(status="failed",
                            reason=f"single events: {type(exc).__name__}: {str(exc)[:300]}")
         log(f"[bench] single events: block {block + 1} of {profile.latency_blocks} done")
-    for _, _, row, scorer in pairs:
+    for _, model, row, scorer in pairs:
         if row["status"] != "ok":
             continue
-        row["single"] = latency_summary(samples[id(row)])
+        if scorer.per_call_timings:
+            row["single"] = latency_summary(samples[id(row)])
+        else:
+            row["single"] = scorer.single_event(model.batch.x[:1000].tolist(),
+                                                profile.latency_budget_s)
         if scorer.single_event_note:
             row["single"]["note"] = scorer.single_event_note
 
@@ -272,9 +301,9 @@ def measure_batches(pairs: list[Pair], profile: Profile, log=print) -> None:
 
 def measure_models(engines: list[contenders.Engine], models: list[BenchModel], profile: Profile,
                    log=print) -> list[dict[str, Any]]:
-    """Every engine that applies to each of ``models`` (a model and its LightGBM twin): set up
-    one by one, then single events in interleaved blocks and batches in interleaved rounds
-    across all of them."""
+    """Every engine that applies to each of ``models`` (a model and its twins): set up one by
+    one, then single events in interleaved blocks and batches in interleaved rounds across all
+    of them."""
     pairs: list[Pair] = []
     rows = []
     for model in models:
@@ -361,7 +390,7 @@ def cold_start(command: list[str], repeats: int, warm: bool = True) -> dict[str,
 
 
 def measure_cold_starts(engines: list[contenders.Engine], model: BenchModel,
-                        twin: BenchModel | str | None, profile: Profile,
+                        twins: list[BenchModel | MissingTwin], profile: Profile,
                         log=print) -> list[dict[str, Any]]:
     """Cold start of every engine on ``model`` (M1), plus the baselines."""
     workdir = model.directory / "cold"
@@ -388,8 +417,9 @@ def measure_cold_starts(engines: list[contenders.Engine], model: BenchModel,
         ours = (contenders.PyastoreEngine, contenders.CDriverEngine)
         engines = [e for e in engines if isinstance(e, ours)]
     pairs = [(e, model) for e in engines if e.applies_to(model)]
-    if isinstance(twin, BenchModel):
-        pairs += [(e, twin) for e in engines if e.applies_to(twin)]
+    for twin in twins:
+        if isinstance(twin, BenchModel):
+            pairs += [(e, twin) for e in engines if e.applies_to(twin)]
     lead = [e for e in engines if isinstance(e, contenders.PyastoreEngine)]
     if lead:
         extra = contenders.PyastoreNoNumpyEngine()
@@ -413,12 +443,13 @@ def measure_cold_starts(engines: list[contenders.Engine], model: BenchModel,
 def prepare_all(profile: Profile, cache: Path = DEFAULT_CACHE, models: tuple[str, ...] = MODEL_KEYS,
                 log=print) -> None:
     """Build every model and every engine's files (conversions, compilations), measure nothing."""
-    engines = contenders.make_engines()
+    engines = contenders.make_engines(profile.engine_benchmark_s)
     for engine in engines:
         if isinstance(engine, contenders.CDriverEngine):
             engine.build(Path(cache) / "bin", log)
     built_models, twins = build_models(profile, cache, models, log)
-    targets = built_models + [t for t in twins.values() if isinstance(t, BenchModel)]
+    targets = built_models + [t for listed in twins.values() for t in listed
+                              if isinstance(t, BenchModel)]
     for model in targets:
         for engine in engines:
             if not engine.applies_to(model):
@@ -441,7 +472,7 @@ def run(profile: Profile, cache: Path = DEFAULT_CACHE, models: tuple[str, ...] =
     started = time.perf_counter()
     info = machine()
     log(f"[bench] {cpu_line(info)}")
-    engines = contenders.make_engines()
+    engines = contenders.make_engines(profile.engine_benchmark_s)
     if engine_keys is not None:
         unknown = set(engine_keys) - {e.key for e in engines}
         if unknown:
@@ -457,13 +488,14 @@ def run(profile: Profile, cache: Path = DEFAULT_CACHE, models: tuple[str, ...] =
     layouts: dict[str, Any] = {}
     for model in built_models:
         layouts[model.key] = container_layout(model)
-        twin = twins.get(model.key)
-        targets = [model] + ([twin] if isinstance(twin, BenchModel) else [])
+        model_twins = twins.get(model.key, [])
+        targets = [model] + [t for t in model_twins if isinstance(t, BenchModel)]
         rows += measure_models(engines, targets, profile, log)
-        if isinstance(twin, str):
-            rows += [{"model": f"{model.key}-lgbm", "engine": engine.key, "name": engine.name,
-                      "status": "missing", "reason": twin, "notes": []}
-                     for engine in engines if engine.families == ("lightgbm",)]
+        for twin in model_twins:
+            if isinstance(twin, MissingTwin):
+                rows += [{"model": twin.key, "engine": engine.key, "name": engine.name,
+                          "status": "missing", "reason": twin.reason, "notes": []}
+                         for engine in engines if engine.families == (twin.family,)]
         for target in targets:
             for row in rows:
                 if row["model"] == target.key:
@@ -479,7 +511,7 @@ def run(profile: Profile, cache: Path = DEFAULT_CACHE, models: tuple[str, ...] =
         LAUNCHER = build_launcher(cache / "bin")
         first = next((m for m in built_models if m.key == "M1"), None)
         if first is not None:
-            cold_rows = measure_cold_starts(engines, first, twins.get("M1"), profile, log)
+            cold_rows = measure_cold_starts(engines, first, twins.get("M1", []), profile, log)
     info["loadavg_end"] = os.getloadavg()
     return {"profile": profile.__dict__, "machine": info, "rows": rows, "cold_start": cold_rows,
             "container_layout": layouts, "seconds": round(time.perf_counter() - started, 1),
@@ -497,7 +529,8 @@ def add_ratios(rows: list[dict[str, Any]]) -> None:
             continue
         row["ratio_batch"] = {t: reference["batch"][t]["ns_per_row"] / row["batch"][t]["ns_per_row"]
                               for t in row["batch"] if t in reference["batch"]}
-        row["ratio_single"] = reference["single"]["median_us"] / row["single"]["median_us"]
+        mine, theirs = reference["single"].get("median_us"), row["single"].get("median_us")
+        row["ratio_single"] = mine / theirs if mine and theirs else None
 
 
 # ---- the table ---------------------------------------------------------------------------------
@@ -522,7 +555,9 @@ def _num(value: float | None, digits: int = 1) -> str:
 
 
 def _ratio(value: float | None) -> str:
-    return "—" if value is None else f"{value:.2f}"
+    if value is None:
+        return "—"
+    return f"{value:.2f}" if value >= 0.095 else f"{value:.2g}"  # two digits that say something
 
 
 COLUMNS = ("model", "engine", "version", "ns/row 1T", "ns/row 2T", "ns/(row·tree) 1T",
@@ -561,6 +596,12 @@ def _blocks(single: dict[str, Any]) -> str:
     return " · ".join(f"{_num(b['median_us'], 2)} / {_num(b['p99_us'], 2)}" for b in blocks) or "—"
 
 
+def _diff(value: float | None) -> str:
+    if value is None:
+        return "n/a (own model)"
+    return f"{value:.1e}" if value == value else "NaN"
+
+
 def _cells(row: dict[str, Any], cold: dict[str, Any] | None, planned_calls: int) -> list[str]:
     cells = [row["model"], row["name"], row.get("version", "—")]
     if row["status"] != "ok":
@@ -589,17 +630,17 @@ def _cells(row: dict[str, Any], cold: dict[str, Any] | None, planned_calls: int)
         _num(batch["1"]["ns_per_row"]), _num(batch["2"]["ns_per_row"]),
         _num(batch["1"]["ns_per_row_tree"], 2),
         _ratio(ratio.get("1")), _ratio(ratio.get("2")),
-        _num(single["median_us"], 2), _num(single["p99_us"], 2), _blocks(single),
+        _num(single.get("median_us"), 2), _num(single.get("p99_us"), 2), _blocks(single),
         _ratio(row.get("ratio_single")), _num(row["load_ms"], 2),
         "; ".join(f"{label} {_size(size)}" for label, size in files.items()),
         (_num(per_node) + unit) if per_node is not None else "—",
-        f"{row['max_abs_diff']:.1e}" if row["max_abs_diff"] == row["max_abs_diff"] else "NaN",
-        _cold(cold), notes,
+        _diff(row["max_abs_diff"]), _cold(cold), notes,
     ]
 
 
 def render_summary(results: dict[str, Any]) -> str:
-    """A few lines above the table: the CPU line, load, commit, container layout."""
+    """A few lines above the table: the CPU line, load, commit, the ratios against the
+    fastest contenders, the speed goals (full profile), container layout."""
     m = results["machine"]
     lines = [cpu_line(m),
              f"load average at start {m['loadavg_start'][0]:.2f}, at end "
@@ -608,6 +649,7 @@ def render_summary(results: dict[str, Any]) -> str:
              f"{results['seconds']:.0f} s",
              "files: the first one listed is the one loaded and counted in bytes/node "
              "(nodes = split nodes + leaves; MLPs: per weight/bias)"]
+    lines += reference_ratios(results)
     if results["profile"]["name"] == "full":  # the goals are about the full-size models
         lines += speed_goals(results)
     for key, layout in results.get("container_layout", {}).items():
@@ -620,6 +662,47 @@ def render_summary(results: dict[str, Any]) -> str:
                          f"B per internal node + 4 B per leaf ({layout['internal_nodes']} internal "
                          f"nodes, {layout['leaves']} leaves)")
     return "\n".join(lines) + "\n"
+
+
+#: the contenders pyastore is compared with in the summary, fastest first
+REFERENCES = (("ydf", "YDF predict"), ("ydf-benchmark", "YDF model.benchmark"),
+              ("xgboost-inplace", "xgboost inplace_predict"))
+
+
+def reference_ratios(results: dict[str, Any]) -> list[str]:
+    """``pyastore ÷ reference`` per model, for 1 and 2 threads and one event, against YDF (on
+    its equal-shape twin: the fastest contender) and xgboost ``inplace_predict``; below 1
+    pyastore is faster. One line per pyastore engine and model that has a reference."""
+    rows = {(r["model"], r["engine"]): r for r in results["rows"] if r["status"] == "ok"}
+    lines = []
+    models = dict.fromkeys(r.get("reference_model", r["model"]) for r in results["rows"])
+    for key in models:
+        for engine in ("pyastore", "pyastore-c"):
+            mine = rows.get((key, engine))
+            if mine is None:
+                continue
+            parts = []
+            for reference, label in REFERENCES:
+                other = rows.get((f"{key}-ydf" if reference.startswith("ydf") else key,
+                                  reference))
+                if other is None:
+                    continue
+                figures = []
+                for threads in ("1", "2"):
+                    if threads in mine["batch"] and threads in other["batch"]:
+                        ratio = (mine["batch"][threads]["ns_per_row"]
+                                 / other["batch"][threads]["ns_per_row"])
+                        figures.append(f"{threads}T {_ratio(ratio)}")
+                theirs = other["single"].get("median_us")
+                if theirs and mine["single"].get("median_us"):
+                    figures.append(f"event {_ratio(mine['single']['median_us'] / theirs)}")
+                parts.append(f"÷ {label} {', '.join(figures)}")
+            if parts:
+                own = ("; YDF on its own equal-shape model"
+                       if any(model == f"{key}-ydf" for model, _ in rows) else "")
+                lines.append(f"{key} {mine['name']} " + "; ".join(parts)
+                             + f" (below 1: pyastore faster{own})")
+    return lines
 
 
 def speed_goals(results: dict[str, Any]) -> list[str]:

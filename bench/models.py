@@ -16,7 +16,14 @@ Every side-by-side number in ``docs/PERFORMANCE.md`` is measured on these models
   quality does not change the shape of the scoring work, and 250 epochs would take most of the
   time budget);
 * **M1-lgbm** LightGBM with M1's size (100 trees, ``max_depth`` 6, up to 63 leaves) on M1's
-  data: the model ``lleaves`` compiles, since lleaves only reads LightGBM models.
+  data: the model ``lleaves`` compiles, since lleaves only reads LightGBM models;
+* **M1-ydf / M2-ydf** YDF (Yggdrasil Decision Forests) gradient-boosted trees with M1's / M2's
+  shape on the same training rows: as many trees, ``max_depth`` one more (YDF counts the root
+  as depth 1: 7 for XGBoost's 6, 9 for 8), XGBoost's learning rate (0.1) and row subsample
+  (0.9), no early stopping and no validation split. YDF scores only its own models, so these
+  are YDF's trees, not M1's: equal shape, not the same model (``ydf_twin`` records nodes per
+  tree and nodes visited per row, and the same figures for the XGBoost model they copy).
+  M5 has no YDF twin: its training rows (with CapsNet frauds) exist only inside the pipeline.
 
 Data. ``fraud_like(n, seed)`` draws 30 features (5 log-normal "amount-like" columns, 25
 normal ones, 2% NaN in columns 5-9), a non-linear score of 8 of them plus noise, and labels
@@ -50,6 +57,10 @@ N_FEATURES = 30
 POSITIVE_RATE = 0.005
 MISSING_COLUMNS = range(5, 10)
 MISSING_RATE = 0.02
+#: YDF takes the 30 columns as one two-dimensional feature (``features.00_of_30`` ...)
+YDF_FEATURES = "features"
+#: rows of the scoring batch on which nodes visited per row are counted
+VISIT_ROWS = 10_000
 
 
 def bench_key():
@@ -82,6 +93,7 @@ class Profile:
     latency_blocks: int  # single events: blocks, interleaved across the model's engines
     latency_calls: int  # calls per block
     latency_budget_s: float  # per block: a slow engine makes fewer calls
+    engine_benchmark_s: float  # an engine's own benchmark (YDF's model.benchmark), per run
     load_repeats: int
     cold_repeats: int
     cold_contenders: bool  # cold start of every engine, or pyastore and the baselines only
@@ -93,7 +105,8 @@ FULL = Profile(
     m1=(100, 6), m2=(500, 8), m3=(100, 12), m5=(100, 6),
     mlp_small=(10, 10, 20, 10), mlp_wide=(30, 128, 64), mlp_max_iter=30, capsnet_epochs=30,
     batch_repeats=3, batch_budget_s=6.0, latency_blocks=5, latency_calls=10_000,
-    latency_budget_s=2.0, load_repeats=5, cold_repeats=3, cold_contenders=True,
+    latency_budget_s=2.0, engine_benchmark_s=1.0, load_repeats=5, cold_repeats=3,
+    cold_contenders=True,
 )
 QUICK = Profile(
     name="quick", train_rows=4_000, mlp_train_rows=2_000, batch_rows=4_000,
@@ -101,7 +114,8 @@ QUICK = Profile(
     m1=(10, 3), m2=(20, 4), m3=(8, 5), m5=(10, 3),
     mlp_small=(10, 10, 20, 10), mlp_wide=(30, 16, 8), mlp_max_iter=5, capsnet_epochs=1,
     batch_repeats=1, batch_budget_s=1.0, latency_blocks=2, latency_calls=50,
-    latency_budget_s=0.1, load_repeats=1, cold_repeats=1, cold_contenders=False,
+    latency_budget_s=0.1, engine_benchmark_s=0.05, load_repeats=1, cold_repeats=1,
+    cold_contenders=False,
 )
 
 
@@ -179,7 +193,7 @@ class BenchModel:
     n_params: int | None = None
     astore: Path | None = None
     astore_error: str | None = None
-    twin_of: str | None = None  # M1-lgbm: the model whose size it copies
+    twin_of: str | None = None  # M1-lgbm, M1-ydf: the model whose size it copies
     notes: list[str] = field(default_factory=list)
     _library: Any = None
 
@@ -199,6 +213,10 @@ class BenchModel:
                 import lightgbm
 
                 model = lightgbm.Booster(model_file=str(self.files["LightGBM text"]))
+            elif self.family == "ydf":
+                import ydf
+
+                model = ydf.deserialize_model(self.files["YDF model"].read_bytes())
             else:
                 with open(self.files["pickle"], "rb") as handle:
                     model = pickle.load(handle)
@@ -210,12 +228,23 @@ class BenchModel:
         model = self.library_model()
         if self.family == "lightgbm":
             return np.asarray(model.predict(x.astype(np.float64)), dtype=np.float64)
+        if self.family == "ydf":  # its own model: there is no other library to compare with
+            return np.asarray(model.predict({YDF_FEATURES: x}), dtype=np.float64)
         if self.family == "xgboost":
             import xgboost
 
             booster = model.get_booster()
             return booster.predict(xgboost.DMatrix(x, missing=np.nan)).astype(np.float64)
         return model.predict_proba(x)[:, 1].astype(np.float64)
+
+
+@dataclass(frozen=True)
+class MissingTwin:
+    """A twin model that could not be built here (its library is missing): the reason."""
+
+    key: str
+    family: str
+    reason: str
 
 
 def _fingerprint(*parts: Any) -> str:
@@ -246,6 +275,105 @@ def _count_xgboost(path: Path) -> tuple[int, int, int]:
     nodes = sum(len(t["left_children"]) for t in trees)
     internal = sum(sum(1 for c in t["left_children"] if c != -1) for t in trees)
     return len(trees), nodes, internal
+
+
+def xgboost_node_visits(model: BenchModel, x: np.ndarray) -> float:
+    """Mean nodes an XGBoost model visits per row of ``x`` (root to leaf, leaf included,
+    summed over the trees), from the leaves XGBoost itself reports (``pred_leaf``)."""
+    import xgboost
+
+    trees = json.loads(model.files["xgboost JSON"].read_text())
+    trees = trees["learner"]["gradient_booster"]["model"]["trees"]
+    booster = model.library_model().get_booster()
+    leaves = booster.predict(xgboost.DMatrix(x, missing=np.nan), pred_leaf=True).astype(np.int64)
+    visits = 0.0
+    for index, tree in enumerate(trees):
+        depth = np.zeros(len(tree["left_children"]), dtype=np.int64)
+        for node, (left, right) in enumerate(zip(tree["left_children"], tree["right_children"])):
+            if left != -1:  # parents precede their children in XGBoost's numbering
+                depth[left] = depth[right] = depth[node] + 1
+        visits += float(np.mean(depth[leaves[:, index]] + 1))
+    return visits
+
+
+def _flatten_ydf_tree(tree: Any,
+                      feature_of: dict[int, int]) -> tuple[dict[str, np.ndarray], bool]:
+    """One YDF tree as arrays indexed by node (root 0): feature, threshold, NaN direction,
+    children, leaf flag and value; and whether every split is ``value >= threshold`` (the only
+    kind the walk follows)."""
+    from ydf.model.tree import condition as conditions
+
+    flat = [tree.root]
+    index = {id(tree.root): 0}
+    for node in flat:  # grows while it is read: breadth-first numbering
+        if not node.is_leaf:
+            for child in (node.pos_child, node.neg_child):
+                index[id(child)] = len(flat)
+                flat.append(child)
+    arrays: dict[str, list] = {k: [] for k in ("feature", "threshold", "missing", "pos", "neg",
+                                                "leaf", "value")}
+    walkable = True
+    for node in flat:
+        if node.is_leaf:
+            record = (0, 0.0, False, 0, 0, True, float(node.value.value))
+        else:
+            split = node.condition
+            numerical = isinstance(split, conditions.NumericalHigherThanCondition)
+            walkable = walkable and numerical
+            record = (feature_of[split.attribute] if numerical else 0,
+                      split.threshold if numerical else 0.0, numerical and split.missing,
+                      index[id(node.pos_child)], index[id(node.neg_child)], False, 0.0)
+        for key, item in zip(arrays, record):
+            arrays[key].append(item)
+    flat_arrays = {key: np.array(items) for key, items in arrays.items()}
+    flat_arrays["threshold"] = flat_arrays["threshold"].astype(np.float32)
+    return flat_arrays, walkable
+
+
+def ydf_tree_stats(model: Any, x: np.ndarray) -> dict[str, Any]:
+    """Nodes, split nodes and mean nodes visited per row of ``x`` (root to leaf, leaf
+    included, summed over the trees) of a YDF binary gradient-boosted model.
+
+    The walk reads YDF's own tree structure (``get_all_trees``); its leaf values summed with the
+    initial prediction must give ``model.predict`` (checked: ``walk_max_abs_diff``), or the
+    visit count is left out (None).
+    """
+    columns = [column.name for column in model.data_spec().columns]
+    position = {name: i for i, name in enumerate(model.input_feature_names())}
+    feature_of = {i: position[name] for i, name in enumerate(columns) if name in position}
+    n_rows = len(x)
+    rows = np.arange(n_rows)
+    margin = np.full(n_rows, float(np.asarray(model.initial_predictions()).reshape(-1)[0]))
+    visits = np.zeros(n_rows)
+    nodes = internal = 0
+    walkable = True
+    for tree in model.get_all_trees():
+        flat, tree_walkable = _flatten_ydf_tree(tree, feature_of)
+        nodes += len(flat["leaf"])
+        internal += int((~flat["leaf"]).sum())
+        walkable = walkable and tree_walkable
+        if not walkable:
+            continue
+        at = np.zeros(n_rows, dtype=np.int64)
+        visits += 1  # the root
+        while True:
+            active = ~flat["leaf"][at]
+            if not active.any():
+                break
+            cell = x[rows, flat["feature"][at]]
+            go_pos = np.where(np.isnan(cell), flat["missing"][at], cell >= flat["threshold"][at])
+            at = np.where(active, np.where(go_pos, flat["pos"][at], flat["neg"][at]), at)
+            visits += active
+        margin += flat["value"][at]
+    stats: dict[str, Any] = {"trees": model.num_trees(), "nodes": nodes, "internal": internal,
+                             "visits_per_row": None, "walk_max_abs_diff": None}
+    if walkable:
+        walked = 1.0 / (1.0 + np.exp(-margin))
+        predicted = np.asarray(model.predict({YDF_FEATURES: x}), dtype=np.float64)
+        stats["walk_max_abs_diff"] = float(np.max(np.abs(walked - predicted)))
+        if stats["walk_max_abs_diff"] <= 1e-5:
+            stats["visits_per_row"] = float(np.mean(visits))
+    return stats
 
 
 def _export_astore(model: Any, path: Path, name: str, feature_names: list[str]) -> str | None:
@@ -481,14 +609,15 @@ class ModelBuilder:
         self._container(model, info["features"])
         return model
 
-    def lightgbm_twin(self, of: BenchModel) -> BenchModel | str:
-        """LightGBM with ``of``'s size on the same data, for lleaves; a reason when impossible."""
+    def lightgbm_twin(self, of: BenchModel) -> BenchModel | MissingTwin:
+        """LightGBM with ``of``'s size on the same data, for lleaves; the reason when LightGBM
+        is missing."""
+        trees, depth = self.profile.m1
+        key = f"{of.key}-lgbm"
         try:
             import lightgbm
         except ImportError as exc:
-            return f"lightgbm is not installed ({exc})"
-        trees, depth = self.profile.m1
-        key = f"{of.key}-lgbm"
+            return MissingTwin(key, "lightgbm", f"lightgbm is not installed ({exc})")
         recipe = {"kind": "lightgbm", "trees": trees, "depth": depth,
                   "rows": self.profile.train_rows, "seed": BENCH_SEED,
                   "lightgbm": lightgbm.__version__}
@@ -515,23 +644,83 @@ class ModelBuilder:
                           n_trees=info["trees"], n_nodes=info["nodes"], n_internal=info["internal"],
                           twin_of=of.key)
 
+    def ydf_twin(self, of: BenchModel, trees: int, depth: int) -> BenchModel | MissingTwin:
+        """YDF gradient-boosted trees with ``of``'s shape (``trees``, XGBoost ``depth``) on the
+        same training rows; the reason when YDF is missing.
+
+        Equal shape, not the same trees: as many trees, ``max_depth`` = ``depth`` + 1 (YDF's
+        root is depth 1), XGBoost's learning rate and row subsample, no early stopping (so no
+        validation split either: all rows train). The model is stored serialized
+        (``model.serialize()``), one file, loaded with ``ydf.deserialize_model``.
+        """
+        key = f"{of.key}-ydf"
+        try:
+            import ydf
+        except ImportError as exc:
+            return MissingTwin(key, "ydf", f"ydf is not installed ({exc})")
+        recipe = {"kind": "ydf", "trees": trees, "depth": depth, "rows": self.profile.train_rows,
+                  "seed": BENCH_SEED, "ydf": ydf.__version__, "visit_rows": VISIT_ROWS}
+
+        def build(directory: Path) -> dict[str, Any]:
+            x, y = self.train_data()
+            learner = ydf.GradientBoostedTreesLearner(
+                label="label", task=ydf.Task.CLASSIFICATION, num_trees=trees,
+                max_depth=depth + 1, shrinkage=0.1, subsample=0.9, early_stopping="NONE",
+                validation_ratio=0.0, random_seed=BENCH_SEED, num_threads=2)
+            previous = ydf.verbose(0)  # its training log would land in the table on stdout
+            try:
+                model = learner.train({YDF_FEATURES: x, "label": y})
+            finally:
+                ydf.verbose(previous)
+            if list(model.label_classes()) != ["0", "1"]:
+                raise RuntimeError(f"YDF label classes {model.label_classes()}, not ['0', '1']")
+            tmp = directory / "model.ydf.tmp"
+            tmp.write_bytes(model.serialize())
+            os.replace(tmp, directory / "model.ydf")
+            sample = of.batch.x[:VISIT_ROWS]
+            stats = ydf_tree_stats(model, sample)
+            stats["of_visits_per_row"] = xgboost_node_visits(of, sample)
+            return stats
+
+        directory = self.root / key
+        info = self._cached(key, recipe, build)
+        n_trees = info["trees"]
+        shape = (f"{n_trees} trees, {info['nodes'] / n_trees:.1f} nodes per tree "
+                 f"({of.key}: {of.n_nodes / of.n_trees:.1f})")
+        if info["visits_per_row"] is not None:
+            shape += (f", {info['visits_per_row']:.0f} nodes visited per row "
+                      f"({info['visits_per_row'] / n_trees:.2f} per tree; {of.key}: "
+                      f"{info['of_visits_per_row']:.0f}, "
+                      f"{info['of_visits_per_row'] / of.n_trees:.2f})")
+        notes = [f"own model: YDF's trees with {of.key}'s shape on {of.key}'s training rows "
+                 f"(max_depth {depth + 1} = XGBoost's {depth}), not {of.key}'s trees; {shape}"]
+        return BenchModel(key=key, title=f"YDF GradientBoostedTrees twin of {of.key}: {n_trees} "
+                                         f"trees, max_depth {depth + 1} (root = 1)",
+                          family="ydf", directory=directory, n_features=N_FEATURES,
+                          files={"YDF model": directory / "model.ydf"}, batch=of.batch,
+                          n_trees=n_trees, n_nodes=info["nodes"], n_internal=info["internal"],
+                          twin_of=of.key, notes=notes)
+
 
 MODEL_KEYS = ("M1", "M2", "M3", "M4a", "M4b", "M5")
 
 
 def build_models(profile: Profile, cache: Path = DEFAULT_CACHE, only: tuple[str, ...] = MODEL_KEYS,
-                 log=print) -> tuple[list[BenchModel], dict[str, BenchModel | str]]:
-    """The standard models of ``profile`` (those in ``only``), and LightGBM twins by key
-    (a twin is a reason string when LightGBM is missing)."""
+                 log=print) -> tuple[list[BenchModel], dict[str, list[BenchModel | MissingTwin]]]:
+    """The standard models of ``profile`` (those in ``only``), and by model key its twins
+    (the LightGBM twin of M1, the YDF twins of M1 and M2; a ``MissingTwin`` when the library
+    is missing)."""
     builder = ModelBuilder(profile, cache, log)
     models: list[BenchModel] = []
-    twins: dict[str, BenchModel | str] = {}
+    twins: dict[str, list[BenchModel | MissingTwin]] = {}
     for key in only:
         if key == "M1":
             models.append(builder.xgboost_model("M1", *profile.m1))
-            twins["M1"] = builder.lightgbm_twin(models[-1])
+            twins["M1"] = [builder.lightgbm_twin(models[-1]),
+                           builder.ydf_twin(models[-1], *profile.m1)]
         elif key == "M2":
             models.append(builder.xgboost_model("M2", *profile.m2, profile.big_model_batch_rows))
+            twins["M2"] = [builder.ydf_twin(models[-1], *profile.m2)]
         elif key == "M3":
             models.append(builder.random_forest("M3", *profile.m3))
         elif key == "M4a":

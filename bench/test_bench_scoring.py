@@ -2,10 +2,12 @@
 
 Every in-process engine of ``bench.contenders`` on the standard M1 (XGBoost 100 trees depth 6)
 and M3 (random forest 100 trees depth 12) models (built and cached under ``bench/.cache/full``
-on first use, about a minute; M1's LightGBM twin for lleaves): a 100,000-row float32 batch on
-one thread, one event from a Python list, and loading the model file. The C driver runs out of
-process and is measured by ``python -m bench`` only. An engine that is not installed or cannot
-take the model is skipped with the reason. For the side-by-side table use ``python -m bench``.
+on first use, about a minute; M1's LightGBM twin for lleaves, its YDF twin for YDF): a
+100,000-row float32 batch on one thread, one event from a Python list, and loading the model
+file. The engines that time themselves -- the C driver (out of process) and YDF's
+``model.benchmark`` -- are measured by ``python -m bench`` only. An engine that is not
+installed or cannot take the model is skipped with the reason. For the side-by-side table use
+``python -m bench``.
 """
 
 from __future__ import annotations
@@ -17,11 +19,12 @@ import pytest
 pytest.importorskip("pytest_benchmark")
 
 from bench import contenders  # noqa: E402
-from bench.models import FULL, build_models  # noqa: E402
+from bench.models import FULL, MissingTwin, build_models  # noqa: E402
 
 ROWS = 100_000
 MODELS = ("M1", "M3")
-IN_PROCESS = [cls for cls in contenders.ENGINES if cls is not contenders.CDriverEngine]
+SELF_TIMED = (contenders.CDriverEngine, contenders.YdfBenchmarkEngine)
+IN_PROCESS = [cls for cls in contenders.ENGINES if cls not in SELF_TIMED]
 
 
 def _log(message: str) -> None:
@@ -30,11 +33,14 @@ def _log(message: str) -> None:
 
 @pytest.fixture(scope="session")
 def standard_models():
+    """By (model key, family): the standard models and their twins (M1's LightGBM and YDF
+    twins, possibly ``MissingTwin``)."""
     models, twins = build_models(FULL, only=MODELS, log=_log)
-    by_key = {m.key: m for m in models}
-    for key, twin in twins.items():
-        by_key[f"{key}-lgbm"] = twin
-    return by_key
+    by_family: dict[tuple[str, str], object] = {(m.key, m.family): m for m in models}
+    for key, listed in twins.items():
+        for twin in listed:
+            by_family[(key, twin.family)] = twin
+    return by_family
 
 
 @pytest.fixture(scope="session")
@@ -44,11 +50,10 @@ def loaded(standard_models):
 
     def get(model_key: str, engine_cls):
         engine = engine_cls()
-        model = standard_models.get(model_key)
-        if engine.families == ("lightgbm",):
-            model = standard_models.get(f"{model_key}-lgbm")
-        if isinstance(model, str):
-            pytest.skip(model)
+        model = next((standard_models[(model_key, family)] for family in engine.families
+                      if (model_key, family) in standard_models), None)
+        if isinstance(model, MissingTwin):
+            pytest.skip(model.reason)
         if model is None or not engine.applies_to(model):
             pytest.skip(f"{engine.name} does not take {model_key}")
         key = (model.key, engine.key)
