@@ -47,7 +47,7 @@ def _dataset(args: argparse.Namespace):
     from trainer import data
 
     if args.data is None:
-        if args.target not in (None, "fraud"):
+        if args.target is not None and data.column_name(args.target) != "fraud":
             raise UsageError("--target needs --data (the bundled data's target is 'fraud')")
         import hashlib
         import tempfile
@@ -56,7 +56,7 @@ def _dataset(args: argparse.Namespace):
         with tempfile.NamedTemporaryFile(suffix=".csv") as handle:
             handle.write(raw)
             handle.flush()
-            dataset = data.load_csv(handle.name, "fraud")
+            dataset = data.load_csv(handle.name, "fraud", tuple(args.drop))
         from dataclasses import replace
 
         return replace(
@@ -162,9 +162,11 @@ def build_parser() -> argparse.ArgumentParser:
     fraud.add_argument(
         "--data", metavar="FILE.csv", help="labelled CSV (default: the bundled data set)"
     )
-    fraud.add_argument("--target", metavar="COLUMN", help="the 0/1 label column")
+    fraud.add_argument("--target", metavar="COLUMN",
+                       help="the 0/1 label column (header names are compared with surrounding "
+                            "spaces removed)")
     fraud.add_argument("--drop", metavar="COLUMN", nargs="+", action="extend", default=[],
-                       help="columns to ignore (IDs, free text)")
+                       help="columns to ignore (IDs, free text, columns that leak the label)")
     fraud.add_argument("--algo", choices=("xgboost", "rf", "mlp"), default="xgboost")
     fraud.add_argument(
         "--augment",

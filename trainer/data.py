@@ -5,6 +5,16 @@ target column (present, numeric, no missing values, two classes 0/1), drops ID-l
 request, and returns the features, the labels and the SHA-256 of the file's bytes (recorded in
 the container's provenance).
 
+Column names. The reader keeps a header name as pandas parses it (the file's UTF-8 byte-order
+marks dropped, CSV quotes undone: ``" a ""b"" "`` is `` a "b" ``) with its surrounding
+whitespace removed (``str.strip``: spaces, tabs, no-break spaces); inside a name, spaces and
+case are kept. An empty header cell is named ``Unnamed: <index>`` by pandas. Two header cells
+that come out as one name are refused (pandas would rename the second ``name.1``). A name
+given on the command line (``--target``, ``--drop``) is normalised the same way
+(``column_name``), and when it is wholly in double quotes and not itself a header name, its
+quotes are undone as the reader undoes them (``'"ID"'`` names ``ID``). ``find_column`` says
+how names are compared and lists the nearest header names when one is not found.
+
 ``bundled_fraud_data`` generates the default data set the README's first command trains on:
 a fraud-like table, reproducible from its seed (same bytes on every machine with the same
 NumPy), documented below so anyone can regenerate it.
@@ -12,8 +22,11 @@ NumPy), documented below so anyone can regenerate it.
 
 from __future__ import annotations
 
+import csv
+import difflib
 import hashlib
 import io
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,22 +70,95 @@ def _read_frame(data: bytes, source: str):
         raise InputError(f"{source}: not a readable CSV ({exc})") from None
 
 
-def load_csv(path: str | Path, target: str, drop: tuple[str, ...] = ()) -> Dataset:
-    """Load a labelled CSV. Errors name the file, the column and (for bad cells) the row."""
-    path = Path(path)
+MATCHING = "header names are compared with surrounding spaces removed"
+
+
+def column_name(text: str) -> str:
+    """A column name as the CSV reader keeps a header name: surrounding whitespace removed,
+    and byte-order marks at its start (the reader drops the file's)."""
+    return text.strip().lstrip("\ufeff").strip()
+
+
+def _unquoted(name: str) -> str | None:
+    """``name`` with its CSV quotes undone when it is wholly one quoted field, else None."""
+    if len(name) < 2 or not (name.startswith('"') and name.endswith('"')):
+        return None
+    try:
+        cells = next(csv.reader([name], strict=True))
+    except csv.Error:
+        return None
+    return column_name(cells[0]) if len(cells) == 1 else None
+
+
+def _near_matches(name: str, header: Sequence[str]) -> str:
+    by_folded: dict[str, str] = {}
+    for candidate in header:
+        by_folded.setdefault(candidate.casefold(), candidate)
+    close = difflib.get_close_matches(name.casefold(), list(by_folded), n=3, cutoff=0.6)
+    names = [repr(by_folded[c]) for c in close]
+    if names:
+        listed = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
+        return f"; did you mean {listed}?"
+    shown = ", ".join(repr(c) for c in header[:20])
+    more = f" and {len(header) - 20} more" if len(header) > 20 else ""
+    return f"; the columns are {shown}{more}"
+
+
+def find_column(header: Sequence[str], given: str, option: str, source: str = "") -> str:
+    """The header name that ``given`` (the value of ``option``, e.g. ``--drop``) names, or a
+    UsageError that says how names are compared and lists the near matches (``source``: the
+    file, for the message)."""
+    name = column_name(given)
+    if name in header:
+        return name
+    unquoted = _unquoted(name)
+    if unquoted is not None and unquoted in header:
+        return unquoted
+    where = f" in {source}" if source else ""
+    raise UsageError(f"{option}: no column named {given!r}{where} ({MATCHING})"
+                     f"{_near_matches(name, header)}")
+
+
+def header_names(data: bytes, frame, source: str) -> list[str]:
+    """The frame's column names as the module docstring says (pandas' own names for empty
+    header cells); two cells of one name are an InputError naming both positions."""
+    import pandas as pd
+
+    raw = pd.read_csv(io.BytesIO(data), encoding="utf-8-sig", skipinitialspace=True,
+                      header=None, nrows=1, dtype=str, keep_default_na=False)
+    cells = [str(c) for c in raw.iloc[0]] if len(raw) else []
+    if len(cells) != len(frame.columns):  # not expected; pandas' names are then the truth
+        cells = [str(c) for c in frame.columns]
+    names = [column_name(cell) or str(fallback) for cell, fallback in zip(cells, frame.columns)]
+    first: dict[str, int] = {}
+    for position, name in enumerate(names):
+        earlier = first.setdefault(name, position)
+        if earlier != position:
+            raise InputError(f"{source}: header columns {earlier + 1} and {position + 1} are "
+                             f"both named {name!r} ({MATCHING})")
+    return names
+
+
+def read_table(path: Path):
+    """The CSV at ``path`` as a DataFrame whose columns are the header names (see the module
+    docstring), and the file's bytes."""
     data = read_bytes(path, what="CSV file")
     frame = _read_frame(data, str(path))
-    frame.columns = [str(c).strip() for c in frame.columns]
-    if target not in frame.columns:
-        raise InputError(
-            f"{path}: no target column {target!r} (columns: {', '.join(frame.columns)})"
-        )
-    unknown = [c for c in drop if c not in frame.columns]
-    if unknown:
-        raise InputError(f"{path}: --drop names unknown column(s): {', '.join(unknown)}")
+    frame.columns = header_names(data, frame, str(path))
+    return frame, data
+
+
+def load_csv(path: str | Path, target: str, drop: Sequence[str] = ()) -> Dataset:
+    """Load a labelled CSV. Errors name the file, the column and (for bad cells) the row;
+    ``target`` and ``drop`` name header columns as ``find_column`` matches them."""
+    path = Path(path)
+    frame, data = read_table(path)
+    header = list(frame.columns)
+    target = find_column(header, target, "--target", str(path))
+    drop = list(dict.fromkeys(find_column(header, name, "--drop", str(path)) for name in drop))
     if target in drop:
         raise UsageError(f"--drop cannot drop the target column {target!r}")
-    frame = frame.drop(columns=list(drop))
+    frame = frame.drop(columns=drop)
     labels = frame.pop(target)
     if labels.isna().any():
         row = int(np.flatnonzero(labels.isna().to_numpy())[0]) + 1

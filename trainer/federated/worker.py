@@ -225,21 +225,15 @@ def load_agent_csv(path: str | os.PathLike[str], target: str, drop: tuple[str, .
     import pandas as pd
 
     from pyastore.errors import InputError
+    from trainer.data import find_column, read_table
 
     path = Path(path)
-    try:
-        frame = pd.read_csv(path, encoding="utf-8-sig", skipinitialspace=True)
-    except FileNotFoundError:
-        raise UsageError(f"{path}: no such file") from None
-    except (OSError, ValueError, pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: not a readable CSV ({exc})") from None
-    frame.columns = [str(c).strip() for c in frame.columns]
-    if target not in frame.columns:
-        raise InputError(f"{path}: no target column {target!r} (columns: "
-                         f"{', '.join(frame.columns)})")
-    unknown = [c for c in drop if c not in frame.columns]
-    if unknown:
-        raise InputError(f"{path}: --drop names unknown column(s): {', '.join(unknown)}")
+    frame, _ = read_table(path)
+    header = list(frame.columns)
+    target = find_column(header, target, "--target", str(path))
+    drop = tuple(dict.fromkeys(find_column(header, name, "--drop", str(path)) for name in drop))
+    if target in drop:
+        raise UsageError(f"--drop cannot drop the target column {target!r}")
     frame = frame.drop(columns=list(drop))
     if len(frame) == 0:
         raise InputError(f"{path}: the agent has no rows")

@@ -78,12 +78,13 @@ def test_async_run_of_separate_processes_completes_and_every_model_verifies(tmp_
     assert len(stderr_files) == 3  # one process per agent
 
 
-def test_a_csv_without_the_target_is_a_clear_input_error(tmp_path, capsys):
+def test_a_csv_without_the_target_is_a_clear_usage_error(tmp_path, capsys):
     data = _csv(tmp_path / "no_target.csv", with_target=False)
     code = cli.main(["federated", "--data", str(data), "--target", "Class", "--agents", "4",
                      "--chain", str(tmp_path / "f.log"), "--out", str(tmp_path / "o"), *SMALL])
     err = capsys.readouterr().err
-    assert code == EXIT_INPUT and "no target column 'Class'" in err and "no_target.csv" in err
+    assert code == EXIT_USAGE and "--target: no column named 'Class' in " in err
+    assert "no_target.csv" in err and "compared with surrounding spaces removed" in err
     assert "Traceback" not in err
 
 

@@ -46,7 +46,7 @@ def test_load_csv_errors(tmp_path):
     path.write_text("a,b,label\n1,2,0\n3,x,1\n")
     with pytest.raises(InputError, match=r"column 'b', data row 2: 'x' is not a number"):
         data.load_csv(path, "label")
-    with pytest.raises(InputError, match="no target column 'y'"):
+    with pytest.raises(UsageError, match="--target: no column named 'y'"):
         data.load_csv(path, "y")
     path.write_text("a,label\n1,0\n2,yes\n")
     with pytest.raises(InputError, match="target column 'label' is not numeric"):
@@ -69,7 +69,7 @@ def test_load_csv_bom_and_drop(tmp_path):
     path.write_bytes("\ufeffid,a,label\n7,1.5,0\n8,2.5,1\n".encode("utf-8"))
     dataset = data.load_csv(path, "label", drop=("id",))
     assert dataset.feature_names == ("a",) and dataset.x.tolist() == [[1.5], [2.5]]
-    with pytest.raises(InputError, match="unknown column"):
+    with pytest.raises(UsageError, match="--drop: no column named 'zzz'"):
         data.load_csv(path, "label", drop=("zzz",))
 
 
