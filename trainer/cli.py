@@ -88,6 +88,11 @@ def cmd_fraud(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     dataset = _dataset(args)
     _say(f"data: {dataset.source}: {dataset.balance()}")
+    from trainer.leaks import check_training_rows
+
+    leaks = check_training_rows(dataset, config.test_size, config.seed)
+    for leak in leaks:
+        _say(f"warning: {leak.message}")
     fraud._set_torch_threads()
     results = []
     if args.compare:
@@ -114,7 +119,8 @@ def cmd_fraud(args: argparse.Namespace) -> int:
                    "test_size": config.test_size, "balance_method": config.balance,
                    "synthetic_rows": int(chosen.training.synthetic.sum()),
                    "epochs": config.epochs, "tweak": config.tweak,
-                   "seconds": round(time.perf_counter() - started, 1)}
+                   "seconds": round(time.perf_counter() - started, 1),
+                   "data_warnings": [leak.as_dict() for leak in leaks]}
         write_report(results, args.report, context)
         _say(f"report: {Path(args.report) / 'report.md'}")
     if args.out is not None:
@@ -133,9 +139,9 @@ def cmd_fraud(args: argparse.Namespace) -> int:
             _say(f"anchored in {args.chain}; proof bundle {proof_path}")
     _say(f"done in {time.perf_counter() - started:.1f} s")
     if args.json:
-        sys.stdout.write(
-            json.dumps({"metrics": chosen.metrics, "seconds": chosen.seconds}, indent=2) + "\n"
-        )
+        sys.stdout.write(json.dumps(
+            {"metrics": chosen.metrics, "seconds": chosen.seconds,
+             "data_warnings": [leak.as_dict() for leak in leaks]}, indent=2) + "\n")
     return 0
 
 

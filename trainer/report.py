@@ -4,6 +4,9 @@ Curves are averaged over seeds on fixed grids (``trainer.metrics.FLAG_GRID``) an
 top 0-10% of scores (precision-recall, F1) or of the false-positive rate (ROC), the region an
 alerting system works in. The table gives mean +/- standard deviation over seeds, and each
 variant is compared with the no-augmentation baseline in plain words (``noise_verdict``).
+
+Warnings about the data (columns that leak the label, ``trainer.leaks``) come first, with the
+option that drops each column.
 """
 
 from __future__ import annotations
@@ -103,6 +106,17 @@ def plot(results, folder: Path) -> list[str]:
     return files
 
 
+def _warnings_section(context: dict[str, Any]) -> list[str]:
+    warnings = context.get("data_warnings") or []
+    if not warnings:
+        return []
+    return (["## Data warnings", "",
+             "Checked on the training rows of the first split, one column at a time: a "
+             "column whose ROC-AUC alone is ≥ 0.99 or ≤ 0.01, or one strictly increasing or "
+             "decreasing down the rows whose ROC-AUC is ≥ 0.9 or ≤ 0.1.", ""]
+            + [f"- **{w['column']}**: {w['message']}." for w in warnings] + [""])
+
+
 def markdown(summary: dict[str, Any], context: dict[str, Any], figures: list[str]) -> str:
     lines = [f"# Fraud model comparison: {context['data']}", ""]
     lines += [
@@ -114,6 +128,7 @@ def markdown(summary: dict[str, Any], context: dict[str, Any], figures: list[str
         f"{context['synthetic_rows']}",
         "",
     ]
+    lines += _warnings_section(context)
     header = "| variant | " + " | ".join(METRIC_TITLES[m] for m in METRICS) + " |"
     lines += [header, "|" + " --- |" * (len(METRICS) + 1)]
     for variant, data in summary["variants"].items():
