@@ -15,6 +15,9 @@ the original library (IR vs xgboost / scikit-learn), and that the C core reprodu
   storing leaves as float32 (the C core) computes, and what parity must survive.
 * ``return_leaves=True`` also returns the node id of the leaf each row reached in each tree,
   for comparison with the libraries' own leaf indices (``pred_leaf``, ``apply``).
+* ``container_leaf_labels(spec, labels, X)`` reads back the leaf the C core itself reaches in
+  every tree (pyastore has no leaf-index API): a container whose output ``t`` is tree ``t``
+  with library leaf labels as leaf values.
 * ``validate_forest(forest)`` checks the structural invariants every exporter must meet and
   raises ``ValueError`` naming the first violation.
 """
@@ -255,6 +258,43 @@ def assert_container_matches(spec, X: np.ndarray) -> float:
     np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-14)
     np.testing.assert_array_equal(got, container_scores(spec, X, n_threads=2))
     return float(np.max(np.abs(got - expected))) if got.size else 0.0
+
+
+def leaf_label_spec(spec, labels):
+    """A container spec that outputs, for every tree, the library leaf label a row reaches.
+
+    ``labels[t][i]`` is the library's leaf index of IR node ``i`` of tree ``t`` (what the
+    LightGBM and CatBoost exporters' ``export_traced`` return). Output ``t`` of the returned
+    spec is tree ``t`` alone with each leaf's value replaced by its label (an exact float32 up
+    to 2**24), so scoring it with the C core reads back which leaf the core itself reached.
+    """
+    import dataclasses
+
+    from pyastore.ir import Forest, ModelSpec, Output, ScoreRules
+
+    trees = []
+    for tree, tree_labels in zip(spec.forest.trees, labels):
+        if len(tree_labels) != tree.n_nodes:
+            raise ValueError("one label per node is needed")
+        trees.append(dataclasses.replace(tree, value=tuple(
+            (float(label),) if feature < 0 else ()
+            for feature, label in zip(tree.feature, tree_labels))))
+    n_trees = len(trees)
+    forest = Forest(n_features=spec.forest.n_features, n_outputs=n_trees, leaf_width=1,
+                    trees=tuple(trees), tree_output=tuple(range(n_trees)), aggregation="sum",
+                    base_score=(0.0,) * n_trees, post_transform="identity")
+    outputs = tuple(Output(name=f"leaf_{t}", type="value", meaning=f"leaf of tree {t}")
+                    for t in range(n_trees))
+    return ModelSpec(name="leaf labels", algorithm=spec.algorithm, inputs=spec.inputs,
+                     outputs=outputs, rules=ScoreRules(task="embedding"), forest=forest)
+
+
+def container_leaf_labels(spec, labels, X: np.ndarray) -> np.ndarray:
+    """(n_rows, n_trees) library leaf labels the C core reaches for ``X`` (``leaf_label_spec``)."""
+    scores = container_scores(leaf_label_spec(spec, labels), X)
+    leaves = scores.astype(np.int64)
+    np.testing.assert_array_equal(leaves, scores)  # labels are whole numbers
+    return leaves
 
 
 def shared_training_data(seed: int, task: str, n_rows: int, n_classes: int = 3,

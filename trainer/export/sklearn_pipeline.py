@@ -15,8 +15,9 @@ the container's inputs (named by ``feature_names``, else the pipeline's
 ``feature_names_in_``, else ``x0 ..``), the transformed columns what the payload reads. The
 XFRM arithmetic is scikit-learn's, in float64, rounded once to float32 -- which is what
 scikit-learn's trees and xgboost do to their float64 input, so a tree pipeline scores exactly
-alike. Histogram gradient boosting compares its input in float64, so it is refused after a
-scaler (its thresholds would meet values the float32 rounding moved).
+alike (CatBoost too: it rounds its input to float32). Histogram gradient boosting and
+LightGBM compare their input in float64, so they are refused after a scaler (their thresholds
+would meet values the float32 rounding moved).
 
 Before returning, the export transforms probe rows (NaN, zeros, signs, large values, values
 around every statistic) with the pipeline's own transformers and with the XFRM arithmetic
@@ -69,7 +70,7 @@ def export(pipeline: Any, options: ExportOptions, *, iteration_range=None,
         columns = _apply_step(name, step, columns)
     library = _library_of(final)
     final_class = type(final).__name__
-    if final_class.startswith("HistGradientBoosting") and any(
+    if (final_class.startswith("HistGradientBoosting") or library == "lightgbm") and any(
             c.scaling != "none" or (c.impute is not None and _float32(c.impute) != c.impute)
             for c in columns):
         raise UnsupportedModelError(
