@@ -65,6 +65,17 @@ def _dataset(args: argparse.Namespace):
     return data.load_csv(args.data, args.target, tuple(args.drop))
 
 
+def _metrics_line(result, dataset) -> str:
+    """``name value`` for each metric; a metric capped below 1 on the test rows says so."""
+    from trainer.metrics import ceilings
+
+    limits = ceilings(dataset.y[result.test_index])
+    return ", ".join(
+        f"{name} {value:.4f}" + (f" (capped at {limits[name]:.4f}: cannot discriminate here)"
+                                 if limits.get(name, 1.0) < 1.0 else "")
+        for name, value in result.metrics.items())
+
+
 def cmd_fraud(args: argparse.Namespace) -> int:
     from trainer import fraud
 
@@ -107,10 +118,7 @@ def cmd_fraud(args: argparse.Namespace) -> int:
     else:
         chosen = fraud.run_variant(dataset, config, config.seed)
         results = [chosen]
-        _say(
-            f"{config.algo} + {config.augment}: "
-            + ", ".join(f"{k} {v:.4f}" for k, v in chosen.metrics.items())
-        )
+        _say(f"{config.algo} + {config.augment}: " + _metrics_line(chosen, dataset))
     if args.report:
         from trainer.report import write_report
 
@@ -121,7 +129,7 @@ def cmd_fraud(args: argparse.Namespace) -> int:
                    "epochs": config.epochs, "tweak": config.tweak,
                    "seconds": round(time.perf_counter() - started, 1),
                    "data_warnings": [leak.as_dict() for leak in leaks]}
-        write_report(results, args.report, context)
+        write_report(results, args.report, context, labels=dataset.y)
         _say(f"report: {Path(args.report) / 'report.md'}")
     if args.out is not None:
         from pyastore import format as fmt
@@ -139,8 +147,11 @@ def cmd_fraud(args: argparse.Namespace) -> int:
             _say(f"anchored in {args.chain}; proof bundle {proof_path}")
     _say(f"done in {time.perf_counter() - started:.1f} s")
     if args.json:
+        from trainer.metrics import ceilings
+
         sys.stdout.write(json.dumps(
             {"metrics": chosen.metrics, "seconds": chosen.seconds,
+             "ceilings": ceilings(dataset.y[chosen.test_index]),
              "data_warnings": [leak.as_dict() for leak in leaks]}, indent=2) + "\n")
     return 0
 

@@ -8,6 +8,15 @@ Metrics (all on the untouched test rows):
 * ``recall_at_1pct`` / ``recall_at_5pct``: the share of all test frauds among the 1% / 5% of
   test rows with the highest scores (what an analyst reviewing that many alerts catches).
 
+Metrics that cannot discriminate. ``ceilings`` gives the largest value each metric can reach
+on a set of labels, whatever the scores. Recall at k% flagged is capped when more than k% of
+the rows are positive: k% of n rows are ``ceil(k% x n)`` alerts, so at most
+``alerts / positives`` of the positives are caught (1% of 2,746 test rows is 28 alerts for
+246 frauds: 0.1138 at best). A capped metric ranks models only by how close they come to the
+cap, and once every model reaches it, it says nothing at all. The other metrics can reach 1;
+a metric at its ceiling in every run (a perfect ROC-AUC everywhere, say) cannot tell the
+runs apart either. The report and the command line say so next to the number.
+
 Curves are restricted to the part that matters in operations: the top 0-10% of scores (or
 false-positive rate), on a fixed grid so that seeds can be averaged.
 """
@@ -19,13 +28,51 @@ import math
 import numpy as np
 
 METRICS = ("pr_auc", "roc_auc", "best_f1", "recall_at_1pct", "recall_at_5pct")
+RECALL_AT = {"recall_at_1pct": 0.01, "recall_at_5pct": 0.05}  # metric -> fraction flagged
 FLAG_GRID = np.linspace(0.0, 0.10, 101)  # fraction of test rows flagged
 
 
+def flagged_rows(fraction: float, n_rows: int) -> int:
+    """The alerts of ``fraction`` of ``n_rows`` rows: ceil(fraction x n_rows), at least 1 (the
+    product rounded to 9 decimals first, so that 1% of 700 rows is 7, not 8)."""
+    return max(1, int(math.ceil(round(fraction * n_rows, 9))))
+
+
 def recall_at(y: np.ndarray, scores: np.ndarray, fraction: float) -> float:
-    k = max(1, int(math.ceil(fraction * len(y))))
+    k = flagged_rows(fraction, len(y))
     top = np.argsort(-scores, kind="stable")[:k]
     return float(y[top].sum() / max(y.sum(), 1))
+
+
+def ceilings(y: np.ndarray) -> dict[str, float]:
+    """The largest value each of METRICS can reach on the labels ``y``, whatever the scores:
+    1 for all but recall at k% flagged, which is min(1, alerts / positives)."""
+    y = np.asarray(y).astype(int)
+    positives = max(int(y.sum()), 1)
+    limits = {metric: 1.0 for metric in METRICS}
+    for metric, fraction in RECALL_AT.items():
+        limits[metric] = min(1.0, flagged_rows(fraction, len(y)) / positives)
+    return limits
+
+
+def cap_reason(metric: str, y: np.ndarray) -> str:
+    """Why ``metric`` is capped below 1 on the labels ``y`` (plain words), or empty."""
+    if metric not in RECALL_AT:
+        return ""
+    y = np.asarray(y).astype(int)
+    n_rows, positives = len(y), int(y.sum())
+    alerts = flagged_rows(RECALL_AT[metric], n_rows)
+    if alerts >= positives:
+        return ""
+    percent = f"{100 * RECALL_AT[metric]:g}%"
+    return (f"{percent} of the {n_rows:,} test rows is {alerts:,} alerts for {positives:,} "
+            f"positives ({100 * positives / max(n_rows, 1):.2f}% of the rows), so no model "
+            f"exceeds {alerts:,} / {positives:,} = {alerts / positives:.4f}; it discriminates "
+            f"only when fewer than {percent} of the rows are positive")
+
+
+def at_ceiling(value: float, ceiling: float) -> bool:
+    return value >= ceiling - 1e-12
 
 
 def evaluate(y: np.ndarray, scores: np.ndarray) -> dict[str, float]:
