@@ -2,7 +2,7 @@
 
 The export path is a pipeline of named passes::
 
-    xgboost / LightGBM / scikit-learn / torch model  --ingest-->  pyastore.ir.ModelSpec
+    xgboost / LightGBM / CatBoost / scikit-learn / torch model  --ingest-->  ModelSpec
     --pyastore.format.write-->  sections  -->  container bytes
 
 This package owns the first pass. ``export_model`` looks at the model's class (by module and
@@ -12,6 +12,8 @@ name, without importing any framework eagerly) and hands it to one ingest module
   ``XGBRFClassifier``, ``XGBRFRegressor`` (gbtree and dart boosters);
 * ``trainer.export.lightgbm_trees``: ``Booster``, ``LGBMClassifier``, ``LGBMRegressor``
   (numeric features);
+* ``trainer.export.catboost_trees``: ``CatBoost``, ``CatBoostClassifier``,
+  ``CatBoostRegressor`` (symmetric trees, numeric features);
 * ``trainer.export.sklearn_trees``: decision trees, random forests, extra trees, gradient
   boosting and histogram gradient boosting, classifiers and regressors;
 * ``trainer.export.sklearn_mlp``: ``MLPClassifier`` and ``MLPRegressor``;
@@ -59,7 +61,8 @@ from pyastore.ir import Algorithm, Forest, Mlp, ModelSpec, Output, ScoreRules, V
 __all__ = ["export_model"]
 
 _LIBRARY_MODULES = {"xgboost": "xgboost_trees", "lightgbm": "lightgbm_trees",
-                    "sklearn": "sklearn_trees", "torch": "torch_mlp"}
+                    "catboost": "catboost_trees", "sklearn": "sklearn_trees",
+                    "torch": "torch_mlp"}
 
 
 def export_model(model: Any, *, feature_names: Sequence[str] | None = None,
@@ -69,8 +72,8 @@ def export_model(model: Any, *, feature_names: Sequence[str] | None = None,
                  iteration_range: tuple[int, int] | None = None,
                  encoder_layers: int | None = None, task: str | None = None,
                  class_labels: Sequence[Any] | None = None) -> ModelSpec:
-    """Convert a fitted xgboost / LightGBM / scikit-learn model or a torch network into a
-    ``ModelSpec``.
+    """Convert a fitted xgboost / LightGBM / CatBoost / scikit-learn model or a torch network
+    into a ``ModelSpec``.
 
     ``feature_names`` overrides the names read from the model (one per input column, in
     column order). ``name`` defaults to the estimator's class name. ``cutoff`` is the decision
@@ -111,8 +114,9 @@ def export_model(model: Any, *, feature_names: Sequence[str] | None = None,
 def export_estimator(model: Any, library: str, options: ExportOptions, *,
                      iteration_range: tuple[int, int] | None = None,
                      encoder_layers: int | None = None) -> ModelSpec:
-    """One xgboost, LightGBM or scikit-learn estimator (not a pipeline) to a ``ModelSpec``."""
-    if library in ("xgboost", "lightgbm") and encoder_layers is not None:
+    """One xgboost, LightGBM, CatBoost or scikit-learn estimator (not a pipeline) to a
+    ``ModelSpec``."""
+    if library in ("xgboost", "lightgbm", "catboost") and encoder_layers is not None:
         raise UsageError("encoder_layers applies to MLPs only")
     if library == "xgboost":
         from trainer.export import xgboost_trees
@@ -122,6 +126,10 @@ def export_estimator(model: Any, library: str, options: ExportOptions, *,
         from trainer.export import lightgbm_trees
 
         return lightgbm_trees.export(model, options)
+    if library == "catboost":
+        from trainer.export import catboost_trees
+
+        return catboost_trees.export(model, options)
     from trainer.export import sklearn_mlp
 
     if type(model).__name__ in sklearn_mlp.SUPPORTED_CLASSES:
@@ -155,9 +163,9 @@ def _library_of(model: Any) -> str:
         if root in _LIBRARY_MODULES:
             return root
     raise UnsupportedModelError(
-        f"cannot export {_qualified_name(type(model))}: only xgboost, LightGBM and scikit-learn "
-        f"tree models, scikit-learn MLPs and pipelines, and torch nn.Sequential networks are "
-        f"supported")
+        f"cannot export {_qualified_name(type(model))}: only xgboost, LightGBM, CatBoost and "
+        f"scikit-learn tree models, scikit-learn MLPs and pipelines, and torch nn.Sequential "
+        f"networks are supported")
 
 
 def require_exact_class(model: Any, library: str, supported: Iterable[str]) -> str:
