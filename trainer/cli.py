@@ -198,7 +198,8 @@ def build_parser() -> argparse.ArgumentParser:
                             "spaces removed)")
     fraud.add_argument("--drop", metavar="COLUMN", nargs="+", action="extend", default=[],
                        help="columns to ignore (IDs, free text, columns that leak the label)")
-    fraud.add_argument("--algo", choices=("xgboost", "rf", "mlp"), default="xgboost")
+    fraud.add_argument("--algo", choices=("xgboost", "lightgbm", "catboost", "rf", "mlp"),
+                       default="xgboost")
     fraud.add_argument(
         "--augment",
         choices=("none", "capsnet", "smote", "random"),

@@ -12,8 +12,8 @@ The pipeline, one named pass each:
                     baselines``); ``none`` adds nothing. Synthetic rows are marked
                     (``TrainingSet.synthetic``). Generators see median-imputed rows (the
                     classifier still sees the real missing values);
-5. ``fit``       -- XGBoost (100 trees), random forest or MLP, with the same
-                    hyper-parameters for every compared variant;
+5. ``fit``       -- XGBoost (100 trees), LightGBM, CatBoost, random forest or MLP, with
+                    the same hyper-parameters for every compared variant;
 6. ``evaluate``  -- metrics and curves on the test rows (``trainer.metrics``);
 7. ``export``    -- the chosen variant into a signed container with its provenance, checked by
                     scoring the test rows through the container and comparing with the
@@ -35,7 +35,7 @@ from pyastore.errors import UsageError
 from trainer.data import Dataset
 
 AUGMENTATIONS = ("none", "capsnet", "smote", "random")
-ALGORITHMS = ("xgboost", "rf", "mlp")
+ALGORITHMS = ("xgboost", "lightgbm", "catboost", "rf", "mlp")
 TRAINER_VERSION = "0.1.0"
 
 
@@ -208,6 +208,33 @@ def make_classifier(config: FraudConfig, seed: int):
             n_jobs=config.n_jobs,
             random_state=seed,
             eval_metric="logloss",
+        )
+    if config.algo == "lightgbm":
+        from lightgbm import LGBMClassifier
+
+        return LGBMClassifier(
+            n_estimators=config.n_trees,
+            num_leaves=31,
+            max_depth=config.max_depth,
+            learning_rate=0.1,
+            subsample=0.9,
+            subsample_freq=1,
+            colsample_bytree=0.9,
+            n_jobs=config.n_jobs,
+            random_state=seed,
+            verbose=-1,
+        )
+    if config.algo == "catboost":
+        from catboost import CatBoostClassifier
+
+        return CatBoostClassifier(
+            iterations=config.n_trees,
+            depth=config.max_depth,
+            learning_rate=0.1,
+            thread_count=config.n_jobs,
+            random_seed=seed,
+            verbose=False,
+            allow_writing_files=False,
         )
     if config.algo == "rf":
         from sklearn.ensemble import RandomForestClassifier
