@@ -59,6 +59,8 @@ format extension), linear trees (``linear_tree``), other objectives as above.
 
 Inputs are named after the model's feature names; LightGBM's automatic names for unnamed
 columns (``Column_0``, ``Column_1``, ...) become ``x0``, ``x1``, ... like every unnamed model.
+LightGBM itself replaces spaces in feature names by ``_`` (the model knows no other name):
+``feature_names=`` restores the caller's.
 Every input is ``missing="as_missing"``: LightGBM scores NaN.
 
 Guard: after conversion the exporter scores probe rows (NaN, zeros, ``+-1e-35``, signs,
