@@ -160,6 +160,18 @@ void astore_model_close(astore_model *model);
 size_t astore_model_n_inputs(const astore_model *model);
 size_t astore_model_n_outputs(const astore_model *model);
 
+/*
+ * How the model's trees are walked, chosen at open for this model on this CPU: "nodes" (node
+ * by node) or "quickscorer" (bit vectors, for trees of at most 64 leaves), then the
+ * instruction set: "-scalar", "-avx2" or "-avx512". Every walk gives the same bits. NULL for
+ * a model without trees. The environment variable ASTORE_TREE_WALK, read at open, forces a
+ * walk ("nodes", "quickscorer") and/or caps the instruction set ("nodes-scalar",
+ * "quickscorer-avx2", ...): for diagnosis and tests, never needed to score.
+ */
+const char *astore_model_tree_walk(const astore_model *model);
+/* Bytes the model allocated at open for its walk's derived structures. */
+size_t astore_model_walk_bytes(const astore_model *model);
+
 /* The missing-value policy of an input, from META `inputs[i].missing`. */
 typedef enum astore_missing_policy {
     ASTORE_MISSING_AS_MISSING = 0, /* "as_missing": NaN is scored (trees take their default

@@ -110,6 +110,22 @@ struct astore_container {
     uint8_t signature[64];
 };
 
+/* How a forest's trees are walked, chosen at load (astore_forest_load): node by node, or by
+ * bit vectors (quickscorer.c) for trees of at most 64 leaves; and the widest instruction set
+ * the walk may use on this CPU. Every choice gives the same bits. */
+typedef enum astore_tree_walk {
+    ASTORE_WALK_NODES = 0,
+    ASTORE_WALK_QUICKSCORER = 1
+} astore_tree_walk;
+
+typedef enum astore_tree_isa {
+    ASTORE_ISA_SCALAR = 0,
+    ASTORE_ISA_AVX2 = 1,
+    ASTORE_ISA_AVX512 = 2
+} astore_tree_isa;
+
+typedef struct astore_quickscorer astore_quickscorer;
+
 /* A validated tree ensemble; arrays point into the container or into `owned`. */
 typedef struct astore_forest {
     uint32_t n_trees;
@@ -124,6 +140,10 @@ typedef struct astore_forest {
     const float *leaves;
     const double *base_score;
     void *owned; /* decoded arrays when they could not be used in place */
+    astore_tree_walk walk;
+    astore_tree_isa isa;
+    astore_quickscorer *quickscorer; /* derived at load when walk is ASTORE_WALK_QUICKSCORER */
+    uint64_t *packed; /* 8-byte nodes of the AVX-512 node walk, derived at load (forest.c) */
 } astore_forest;
 
 ASTORE_MUST_CHECK astore_status astore_forest_load(const astore_container *container,
@@ -132,6 +152,22 @@ ASTORE_MUST_CHECK astore_status astore_forest_load(const astore_container *conta
 void astore_forest_release(astore_forest *forest);
 void astore_forest_score_rows(const astore_forest *forest, const float *x, size_t n_rows,
                               size_t n_cols, double *out);
+/* "nodes" or "quickscorer", then "-scalar", "-avx2" or "-avx512": the walk scoring uses. */
+const char *astore_forest_walk_name(const astore_forest *forest);
+/* Bytes allocated at load for the walk's derived structures (0 for the node walk). */
+size_t astore_forest_walk_bytes(const astore_forest *forest);
+
+/* quickscorer.c: the bit-vector walk, for forests whose trees have at most 64 leaves. */
+bool astore_qs_applies(const astore_forest *forest);
+ASTORE_MUST_CHECK astore_status astore_qs_build(const astore_forest *forest,
+                                                astore_quickscorer **out, astore_error *err);
+void astore_qs_release(astore_quickscorer *qs);
+size_t astore_qs_bytes(const astore_quickscorer *qs);
+/* Adds every tree's exit leaf into acc (n_rows x n_outputs, zeroed) for the first rows (all
+ * of them without a vector path, else whole vector groups); returns how many. No
+ * post-transform. */
+size_t astore_qs_score_rows(const astore_forest *forest, const float *x, size_t n_rows,
+                            size_t n_cols, double *acc);
 
 /* One validated dense layer; arrays point into the container or into astore_mlp.owned. */
 typedef struct astore_dense {

@@ -156,6 +156,12 @@ class Model {
 
     size_t n_inputs() const { return n_inputs_; }
     size_t n_outputs() const { return n_outputs_; }
+    py::object tree_walk() const {
+        const char *name = astore_model_tree_walk(handle_);
+        if (name == nullptr) return py::none();
+        return py::str(name);
+    }
+    size_t walk_bytes() const { return astore_model_walk_bytes(handle_); }
     py::tuple input_names() const { return input_names_; }
     py::tuple accepts_missing() const { return accepts_missing_; }
 
@@ -334,6 +340,8 @@ PYBIND11_MODULE(_core, m) {
         .def(py::init<py::object>(), py::arg("container"))
         .def_property_readonly("n_inputs", &Model::n_inputs)
         .def_property_readonly("n_outputs", &Model::n_outputs)
+        .def_property_readonly("tree_walk", &Model::tree_walk)
+        .def_property_readonly("walk_bytes", &Model::walk_bytes)
         .def_property_readonly("input_names", &Model::input_names)
         .def_property_readonly("accepts_missing", &Model::accepts_missing)
         .def("check_rows", &Model::check_rows, py::arg("x"), py::arg("start") = 0)

@@ -1,11 +1,18 @@
 /*
- * forest.c -- the FRST section: validation at load, scoring.
+ * forest.c -- the FRST section: validation at load, the walk chosen at load, scoring.
  *
  * Load checks every count, offset, feature index and child reference, and that children
  * come after their parent (preorder), which rules out cycles; scoring then walks trees with
- * no checks. Rows are scored in blocks: each tree is walked for every row of the block while
- * its nodes are hot in cache, and the independent walks of the rows overlap in the CPU.
- * Sums are float64 in tree order, so results do not depend on block size or threads.
+ * no checks. At load the forest also gets its walk (choose_walk): the bit-vector walk of
+ * quickscorer.c when every tree has at most 64 leaves (measured faster on every such forest,
+ * from 100 trees of depth 4 to 1,000 of depth 6), else the node walk here; and the widest
+ * instruction set the CPU has (AVX-512 on nodes packed into 8 bytes, AVX2, scalar).
+ *
+ * The node walk takes rows in blocks: each tree is walked for every row of the block while
+ * its nodes are hot in cache, and the independent walks of the rows overlap in the CPU. A
+ * single row has no other rows to overlap with, so it walks 32 or 64 trees at once as vector
+ * lanes instead. Sums are float64 in tree order, so results do not depend on the walk, the
+ * instruction set, the block size or the threads.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -336,6 +343,73 @@ static astore_status validate_trees(const astore_forest *f, const astore_section
     return ASTORE_OK;
 }
 
+/*
+ * The AVX-512 walk reads nodes packed into 8 bytes at load (astore_forest.packed): the
+ * threshold's bits, then a word holding the feature (bits 0-11), RIGHT_LEAF (12), LEFT_LEAF
+ * (13), DEFAULT_LEFT (14) and the child (15-31) -- one 64-bit gather element per visit
+ * instead of three 32-bit ones. Forests whose features or children do not fit keep the
+ * 12-byte walk.
+ */
+#define PACKED_FEATURE_BITS 12u
+#define PACKED_CHILD_SHIFT 15u
+
+static bool pack_nodes(astore_forest *f) {
+    if (f->n_features > (1u << PACKED_FEATURE_BITS)) return false;
+    for (uint32_t i = 0; i < f->n_nodes_total; i++) {
+        if (f->nodes[i].child >= (1u << (32u - PACKED_CHILD_SHIFT))) return false;
+    }
+    uint64_t *packed = malloc(sizeof(uint64_t) * ((size_t)f->n_nodes_total + 1u));
+    if (packed == NULL) return false;
+    for (uint32_t i = 0; i < f->n_nodes_total; i++) {
+        const astore_tree_node *node = &f->nodes[i];
+        uint32_t bits;
+        memcpy(&bits, &node->threshold, sizeof bits);
+        uint32_t word = (node->split & ASTORE_NODE_FEATURE_MASK) |
+                        ((node->split >> 28) & 7u) << PACKED_FEATURE_BITS |
+                        node->child << PACKED_CHILD_SHIFT;
+        packed[i] = (uint64_t)bits | (uint64_t)word << 32;
+    }
+    f->packed = packed;
+    return true;
+}
+
+/* The widest instruction set this CPU gives the tree walks. */
+static astore_tree_isa cpu_tree_isa(void) {
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && !defined(ASTORE_NO_SIMD)
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl")) {
+        return ASTORE_ISA_AVX512;
+    }
+    if (__builtin_cpu_supports("avx2")) return ASTORE_ISA_AVX2;
+#endif
+    return ASTORE_ISA_SCALAR;
+}
+
+/*
+ * The walk and instruction set, chosen once at load. ASTORE_TREE_WALK, when set, overrides
+ * the choice for diagnosis and for the tests that prove every walk gives the same bits:
+ * "nodes" or "quickscorer" (taken only where it applies), optionally followed by "-scalar",
+ * "-avx2" or "-avx512" (never wider than the CPU has).
+ */
+static astore_status choose_walk(astore_forest *f, astore_error *err) {
+    f->isa = cpu_tree_isa();
+    f->walk = astore_qs_applies(f) ? ASTORE_WALK_QUICKSCORER : ASTORE_WALK_NODES;
+    const char *forced = getenv("ASTORE_TREE_WALK");
+    if (forced != NULL && forced[0] != '\0') {
+        if (strncmp(forced, "nodes", 5) == 0) f->walk = ASTORE_WALK_NODES;
+        const char *isa = strchr(forced, '-');
+        if (isa != NULL) {
+            astore_tree_isa cap = strcmp(isa, "-scalar") == 0 ? ASTORE_ISA_SCALAR
+                                  : strcmp(isa, "-avx2") == 0 ? ASTORE_ISA_AVX2
+                                                               : ASTORE_ISA_AVX512;
+            if (cap < f->isa) f->isa = cap;
+        }
+    }
+    if (f->isa == ASTORE_ISA_AVX512 && !pack_nodes(f)) f->isa = ASTORE_ISA_AVX2;
+    if (f->walk == ASTORE_WALK_QUICKSCORER) return astore_qs_build(f, &f->quickscorer, err);
+    return ASTORE_OK;
+}
+
 astore_status astore_forest_load(const astore_container *container,
                                  const astore_section *section, astore_forest *f,
                                  astore_error *err) {
@@ -355,6 +429,7 @@ astore_status astore_forest_load(const astore_container *container,
     f->aggregation = h.aggregation;
     status = place_arrays(body, &h, f, err);
     if (status == ASTORE_OK) status = validate_trees(f, section, &h, err);
+    if (status == ASTORE_OK) status = choose_walk(f, err);
     if (status != ASTORE_OK) astore_forest_release(f);
     return status;
 }
@@ -362,6 +437,22 @@ astore_status astore_forest_load(const astore_container *container,
 void astore_forest_release(astore_forest *f) {
     free(f->owned);
     f->owned = NULL;
+    free(f->packed);
+    f->packed = NULL;
+    astore_qs_release(f->quickscorer);
+    f->quickscorer = NULL;
+}
+
+const char *astore_forest_walk_name(const astore_forest *f) {
+    static const char *const names[2][3] = {
+        {"nodes-scalar", "nodes-avx2", "nodes-avx512"},
+        {"quickscorer-scalar", "quickscorer-avx2", "quickscorer-avx512"}};
+    return names[f->walk == ASTORE_WALK_QUICKSCORER][f->isa];
+}
+
+size_t astore_forest_walk_bytes(const astore_forest *f) {
+    return astore_qs_bytes(f->quickscorer) +
+           (f->packed != NULL ? sizeof(uint64_t) * ((size_t)f->n_nodes_total + 1u) : 0u);
 }
 
 #define LEAF_TAG 0x80000000u
@@ -475,6 +566,65 @@ __attribute__((target("avx2"))) static uint32_t step_block_avx2(const astore_tre
     return all_done == 0xFF ? LEAF_TAG : 0u;
 }
 
+/* avx2_advance for 16 walks per instruction on packed nodes: the same steps, the same bits.
+ * Walk k is at p[k] in the packed array starting at node first[k]. */
+__attribute__((target("avx512f"))) static inline __m512i avx512_advance(
+    const uint64_t *packed, const float *x, __m512i p, __m512i first, __m512i column_base) {
+    const __m512i table = _mm512_setr_epi32(
+        (int)step_code[0], (int)step_code[1], (int)step_code[2], (int)step_code[3],
+        (int)step_code[4], (int)step_code[5], (int)step_code[6], (int)step_code[7],
+        (int)step_code[0], (int)step_code[1], (int)step_code[2], (int)step_code[3],
+        (int)step_code[4], (int)step_code[5], (int)step_code[6], (int)step_code[7]);
+    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
+    const __m512i one = _mm512_set1_epi32(1);
+    __mmask16 live = _mm512_cmpgt_epi32_mask(p, _mm512_set1_epi32(-1)); /* not at a leaf */
+    __m512i node = _mm512_add_epi32(first, p);
+    __m512i low = _mm512_mask_i32gather_epi64(_mm512_setzero_si512(), (__mmask8)live,
+                                              _mm512_castsi512_si256(node), packed, 8);
+    __m512i high = _mm512_mask_i32gather_epi64(_mm512_setzero_si512(), (__mmask8)(live >> 8),
+                                               _mm512_extracti64x4_epi64(node, 1), packed, 8);
+    __m512 threshold = _mm512_castsi512_ps(_mm512_permutex2var_epi32(low, even, high));
+    __m512i word = _mm512_permutex2var_epi32(low, odd, high);
+    __m512i column = _mm512_add_epi32(
+        _mm512_and_si512(word, _mm512_set1_epi32((1 << PACKED_FEATURE_BITS) - 1)), column_base);
+    __m512 value = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), live, column, x, 4);
+    __mmask16 less = _mm512_cmp_ps_mask(value, threshold, _CMP_LT_OQ);
+    __mmask16 nan = _mm512_cmp_ps_mask(value, value, _CMP_UNORD_Q);
+    __mmask16 default_left =
+        _mm512_test_epi32_mask(word, _mm512_set1_epi32(4 << PACKED_FEATURE_BITS));
+    __mmask16 go_left = less | (nan & default_left);
+    __m512i index = _mm512_and_si512(_mm512_srli_epi32(word, PACKED_FEATURE_BITS), _mm512_set1_epi32(3));
+    index = _mm512_mask_or_epi32(index, go_left, index, _mm512_set1_epi32(4));
+    __m512i code = _mm512_permutexvar_epi32(index, table);
+    __mmask16 successor = _mm512_test_epi32_mask(code, one);
+    __m512i child = _mm512_srli_epi32(word, PACKED_CHILD_SHIFT);
+    __m512i add = _mm512_and_si512(_mm512_srli_epi32(code, 1), one);
+    __m512i target = _mm512_mask_blend_epi32(successor, _mm512_add_epi32(child, add),
+                                             _mm512_add_epi32(p, one));
+    target = _mm512_or_si512(target, _mm512_and_si512(code, _mm512_set1_epi32((int)LEAF_TAG)));
+    return _mm512_mask_blend_epi32(live, p, target);
+}
+
+/* step_block for a whole block (a multiple of 16 rows) of one tree, AVX-512. */
+__attribute__((target("avx512f"))) static uint32_t step_block_avx512(
+    const uint64_t *packed, uint32_t first_node, const float *rows, size_t n_cols, size_t block,
+    uint32_t *pos) {
+    const __m512i lane_rows = _mm512_mullo_epi32(
+        _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+        _mm512_set1_epi32((int)n_cols));
+    const __m512i first = _mm512_set1_epi32((int)first_node);
+    __mmask16 all_done = 0xFFFF;
+    for (size_t r = 0; r < block; r += 16) {
+        __m512i p = _mm512_loadu_si512(pos + r);
+        __m512i column_base = _mm512_add_epi32(lane_rows, _mm512_set1_epi32((int)(r * n_cols)));
+        p = avx512_advance(packed, rows, p, first, column_base);
+        _mm512_storeu_si512(pos + r, p);
+        all_done &= _mm512_cmplt_epi32_mask(p, _mm512_setzero_si512());
+    }
+    return all_done == 0xFFFF ? LEAF_TAG : 0u;
+}
+
 /*
  * One row through 8 x TREE_GROUPS trees at once: lane k of group g walks tree t0 + 8g + k. A
  * single event has no other rows to overlap with, so the trees supply the independent walks;
@@ -482,13 +632,14 @@ __attribute__((target("avx2"))) static uint32_t step_block_avx2(const astore_tre
  * each tree's (tree-local) leaf index; the caller adds the leaves in tree order.
  */
 __attribute__((target("avx2"))) static void walk_trees_avx2(const astore_forest *f, uint32_t t0,
-                                                             const float *row, uint32_t *leaf) {
+                                                             uint32_t n, const float *row,
+                                                             uint32_t *leaf) {
     int first_word[8 * TREE_GROUPS];
     uint32_t start[8 * TREE_GROUPS];
-    for (int k = 0; k < 8 * TREE_GROUPS; k++) {
-        const astore_tree_entry *tree = &f->trees[t0 + (uint32_t)k];
+    for (uint32_t k = 0; k < 8 * TREE_GROUPS; k++) { /* lanes past the n trees start done */
+        const astore_tree_entry *tree = &f->trees[t0 + (k < n ? k : 0u)];
         first_word[k] = (int)(3u * tree->first_node);
-        start[k] = tree->n_nodes == 0 ? LEAF_TAG : 0u;
+        start[k] = k >= n || tree->n_nodes == 0 ? LEAF_TAG : 0u;
     }
     __m256i base[TREE_GROUPS], p[TREE_GROUPS];
     for (int g = 0; g < TREE_GROUPS; g++) {
@@ -508,14 +659,6 @@ __attribute__((target("avx2"))) static void walk_trees_avx2(const astore_forest 
     }
 }
 
-static int cpu_has_avx2(void) {
-    static int cached = -1;
-    if (cached < 0) {
-        __builtin_cpu_init();
-        cached = __builtin_cpu_supports("avx2") ? 1 : 0;
-    }
-    return cached;
-}
 #endif
 
 static void post_transform(const astore_forest *f, double *out, size_t n_rows) {
@@ -543,71 +686,94 @@ static void post_transform(const astore_forest *f, double *out, size_t n_rows) {
 }
 
 #ifdef ASTORE_HAVE_AVX2_PATH
-/* A single row, 8 x TREE_GROUPS trees at a time (walk_trees_avx2), the rest one by one;
- * leaves are added in tree order, so the result is bit-identical to the block path. */
-static void score_one_row_by_trees(const astore_forest *f, const float *row, double *out) {
-    const uint32_t group = 8 * TREE_GROUPS;
-    uint32_t leaf[8 * TREE_GROUPS];
-    for (uint32_t t = 0; t < f->n_trees; t++) {
-        const astore_tree_entry *tree = &f->trees[t];
-        uint32_t index;
-        if (t % group == 0 && t + group <= f->n_trees) walk_trees_avx2(f, t, row, leaf);
-        if (t < f->n_trees / group * group) {
-            index = leaf[t % group] & ~LEAF_TAG;
-        } else {
-            uint32_t p = tree->n_nodes == 0 ? LEAF_TAG : 0u;
-            while (!step_block(f->nodes + tree->first_node, row, 0, 1, &p)) {
-            }
-            index = p & ~LEAF_TAG;
-        }
-        const float *leaves = f->leaves + (size_t)(tree->first_leaf + index) * f->leaf_width;
-        if (f->leaf_width == 1) {
-            out[tree->output] += leaves[0];
-        } else {
-            for (uint32_t k = 0; k < f->n_outputs; k++) out[k] += leaves[k];
+/* One row through 16 x TREE_GROUPS trees at once (AVX-512 on packed nodes), as
+ * walk_trees_avx2. */
+__attribute__((target("avx512f"))) static void walk_trees_avx512(const astore_forest *f,
+                                                                 uint32_t t0, uint32_t n,
+                                                                 const float *row,
+                                                                 uint32_t *leaf) {
+    uint32_t first[16 * TREE_GROUPS], start[16 * TREE_GROUPS];
+    for (uint32_t k = 0; k < 16 * TREE_GROUPS; k++) { /* lanes past the n trees start done */
+        const astore_tree_entry *tree = &f->trees[t0 + (k < n ? k : 0u)];
+        first[k] = tree->first_node;
+        start[k] = k >= n || tree->n_nodes == 0 ? LEAF_TAG : 0u;
+    }
+    __m512i base[TREE_GROUPS], p[TREE_GROUPS];
+    for (int g = 0; g < TREE_GROUPS; g++) {
+        base[g] = _mm512_loadu_si512(first + 16 * g);
+        p[g] = _mm512_loadu_si512(start + 16 * g);
+    }
+    for (;;) {
+        __m512i all = p[0];
+        for (int g = 1; g < TREE_GROUPS; g++) all = _mm512_and_si512(all, p[g]);
+        if (_mm512_cmplt_epi32_mask(all, _mm512_setzero_si512()) == 0xFFFF) break;
+        for (int g = 0; g < TREE_GROUPS; g++) {
+            p[g] = avx512_advance(f->packed, row, p[g], base[g], _mm512_setzero_si512());
         }
     }
+    for (int g = 0; g < TREE_GROUPS; g++) _mm512_storeu_si512(leaf + 16 * g, p[g]);
+}
+
+/* A single row, a group of trees at a time (walk_trees_avx512 or walk_trees_avx2); leaves
+ * are added in tree order, so the result is bit-identical to the block path. */
+static void score_one_row_by_trees(const astore_forest *f, const float *row, double *out) {
+    const bool wide = f->isa == ASTORE_ISA_AVX512 && f->packed != NULL;
+    const uint32_t group = (wide ? 16u : 8u) * TREE_GROUPS;
+    uint32_t leaf[16 * TREE_GROUPS];
+    double sum = out[0]; /* one output: the sum stays in a register */
+    for (uint32_t t0 = 0; t0 < f->n_trees; t0 += group) {
+        uint32_t n = f->n_trees - t0 < group ? f->n_trees - t0 : group;
+        if (wide) walk_trees_avx512(f, t0, n, row, leaf);
+        else walk_trees_avx2(f, t0, n, row, leaf);
+        for (uint32_t k = 0; k < n; k++) {
+            const astore_tree_entry *tree = &f->trees[t0 + k];
+            const float *leaves =
+                f->leaves + (size_t)(tree->first_leaf + (leaf[k] & ~LEAF_TAG)) * f->leaf_width;
+            if (f->n_outputs == 1) {
+                sum += leaves[0];
+            } else if (f->leaf_width == 1) {
+                out[tree->output] += leaves[0];
+            } else {
+                for (uint32_t j = 0; j < f->n_outputs; j++) out[j] += leaves[j];
+            }
+        }
+    }
+    if (f->n_outputs == 1) out[0] = sum;
     post_transform(f, out, 1);
 }
 #endif
 
 /* Walks every row of a block down one tree: pos[r] ends as LEAF_TAG | leaf. Each step moves
  * every unfinished row one level down; children follow parents, so this ends within n_nodes
- * steps. Full blocks take the AVX2 step where the CPU has it. */
-static inline void walk_block(const astore_tree_node *nodes, const float *rows, size_t n_cols,
-                              size_t block, uint32_t *pos, int use_avx2) {
+ * steps. Full blocks take the widest vector step the CPU has. */
+static inline void walk_block(const astore_forest *f, uint32_t first_node, const float *rows,
+                              size_t n_cols, size_t block, uint32_t *pos, astore_tree_isa isa) {
+    const astore_tree_node *nodes = f->nodes + first_node;
 #ifdef ASTORE_HAVE_AVX2_PATH
-    if (use_avx2 && block == ROW_BLOCK) {
+    if (isa == ASTORE_ISA_AVX512 && f->packed != NULL && block == ROW_BLOCK) {
+        while (!step_block_avx512(f->packed, first_node, rows, n_cols, block, pos)) {
+        }
+        return;
+    }
+    if (isa != ASTORE_ISA_SCALAR && block == ROW_BLOCK) {
         while (!step_block_avx2(nodes, rows, n_cols, block, pos)) {
         }
         return;
     }
 #else
-    (void)use_avx2;
+    (void)isa;
 #endif
     while (!step_block(nodes, rows, n_cols, block, pos)) {
     }
 }
 
-void astore_forest_score_rows(const astore_forest *f, const float *x, size_t n_rows,
-                              size_t n_cols, double *out) {
+/* The node walk, rows in blocks of ROW_BLOCK walking each tree while its nodes are hot. */
+static void score_rows_by_nodes(const astore_forest *f, const float *x, size_t n_rows,
+                                size_t n_cols, double *out) {
     size_t n_out = f->n_outputs;
     uint32_t pos[ROW_BLOCK];
-#ifdef ASTORE_HAVE_AVX2_PATH
     /* gathers index with 32-bit offsets: a block must span less than 2^31 floats */
-    int use_avx2 = cpu_has_avx2() && n_cols < (size_t)(INT32_MAX / ROW_BLOCK);
-#else
-    const int use_avx2 = 0;
-#endif
-    memset(out, 0, sizeof(double) * n_rows * n_out);
-#ifdef ASTORE_HAVE_AVX2_PATH
-    /* gathers index nodes with 32-bit word offsets (3 words a node) */
-    if (use_avx2 && n_rows == 1 && f->n_trees >= 8 * TREE_GROUPS &&
-        f->n_nodes_total < (uint32_t)(INT32_MAX / 3)) {
-        score_one_row_by_trees(f, x, out);
-        return;
-    }
-#endif
+    astore_tree_isa isa = n_cols < (size_t)(INT32_MAX / ROW_BLOCK) ? f->isa : ASTORE_ISA_SCALAR;
     for (size_t start = 0; start < n_rows; start += ROW_BLOCK) {
         size_t block = n_rows - start < ROW_BLOCK ? n_rows - start : ROW_BLOCK;
         const float *rows = x + start * n_cols;
@@ -618,9 +784,8 @@ void astore_forest_score_rows(const astore_forest *f, const float *x, size_t n_r
             if (tree->n_nodes == 0) {
                 for (size_t r = 0; r < block; r++) pos[r] = LEAF_TAG;
             } else {
-                const astore_tree_node *nodes = f->nodes + tree->first_node;
                 memset(pos, 0, sizeof(uint32_t) * block);
-                walk_block(nodes, rows, n_cols, block, pos, use_avx2);
+                walk_block(f, tree->first_node, rows, n_cols, block, pos, isa);
             }
             if (f->leaf_width == 1) {
                 double *target = acc + tree->output;
@@ -633,5 +798,45 @@ void astore_forest_score_rows(const astore_forest *f, const float *x, size_t n_r
             }
         }
         post_transform(f, acc, block);
+    }
+}
+
+/* Whether single rows walk their trees as vector lanes (score_one_row_by_trees), which the
+ * 32-bit gather offsets allow below 2^31 / 3 nodes. */
+static bool trees_in_lanes(const astore_forest *f) {
+#ifdef ASTORE_HAVE_AVX2_PATH
+    return f->isa != ASTORE_ISA_SCALAR && f->n_nodes_total < (uint32_t)(INT32_MAX / 3);
+#else
+    (void)f;
+    return false;
+#endif
+}
+
+/*
+ * Every walk, one entry: the bit-vector walk takes whole vector groups of rows (all rows
+ * without vectors), the node walk whole blocks; the rows left, and single events, walk their
+ * trees as vector lanes where the CPU has vectors. Every path gives the same bits.
+ */
+void astore_forest_score_rows(const astore_forest *f, const float *x, size_t n_rows,
+                              size_t n_cols, double *out) {
+    size_t n_out = f->n_outputs;
+    bool lanes = trees_in_lanes(f);
+    size_t done = 0;
+    memset(out, 0, sizeof(double) * n_rows * n_out);
+    if (f->walk == ASTORE_WALK_QUICKSCORER) {
+        done = astore_qs_score_rows(f, x, n_rows, n_cols, out);
+        post_transform(f, out, done);
+    } else {
+        done = lanes ? n_rows / ROW_BLOCK * ROW_BLOCK : n_rows;
+        score_rows_by_nodes(f, x, done, n_cols, out);
+    }
+    for (size_t r = done; r < n_rows; r++) {
+#ifdef ASTORE_HAVE_AVX2_PATH
+        if (lanes) {
+            score_one_row_by_trees(f, x + r * n_cols, out + r * n_out);
+            continue;
+        }
+#endif
+        score_rows_by_nodes(f, x + r * n_cols, 1, n_cols, out + r * n_out);
     }
 }

@@ -7,7 +7,7 @@
 # No fast-math and no FMA contraction: the same container and input give bit-identical
 # scores on every target. -D_POSIX_C_SOURCE for pthreads under -std=c99.
 
-ASTORE_SOURCES = sha256.c container.c meta.c forest.c mlp.c transform.c model.c
+ASTORE_SOURCES = sha256.c container.c meta.c forest.c quickscorer.c mlp.c transform.c model.c
 ASTORE_HEADERS = astore.h astore_format.h astore_internal.h astore_math.h sha256.h mlp_kernel.h
 ASTORE_CFLAGS = -std=c99 -O2 -Wall -Wextra -Werror -pedantic -fno-fast-math -ffp-contract=off -D_POSIX_C_SOURCE=200809L
 ASTORE_PIC = -fPIC

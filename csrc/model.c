@@ -167,6 +167,14 @@ size_t astore_model_n_inputs(const astore_model *model) { return model->n_inputs
 
 size_t astore_model_n_outputs(const astore_model *model) { return model->n_outputs; }
 
+const char *astore_model_tree_walk(const astore_model *model) {
+    return model->kind == PAYLOAD_FOREST ? astore_forest_walk_name(&model->forest) : NULL;
+}
+
+size_t astore_model_walk_bytes(const astore_model *model) {
+    return model->kind == PAYLOAD_FOREST ? astore_forest_walk_bytes(&model->forest) : 0;
+}
+
 astore_status astore_model_input(const astore_model *model, size_t index,
                                  astore_input_info *info) {
     if (model == NULL || info == NULL || index >= model->meta.n_inputs) {

@@ -101,6 +101,8 @@ astore_status astore_model_open(const astore_container *container, astore_model 
 void astore_model_close(astore_model *model);
 size_t astore_model_n_inputs(const astore_model *model);
 size_t astore_model_n_outputs(const astore_model *model);
+const char *astore_model_tree_walk(const astore_model *model);
+size_t astore_model_walk_bytes(const astore_model *model);
 
 typedef enum astore_missing_policy {
     ASTORE_MISSING_AS_MISSING = 0,
@@ -318,6 +320,15 @@ class Model:
     @property
     def n_outputs(self) -> int:
         return self._n_outputs
+
+    @property
+    def tree_walk(self) -> str | None:
+        name = lib.astore_model_tree_walk(self._handle)
+        return None if name == ffi.NULL else ffi.string(name).decode("ascii")
+
+    @property
+    def walk_bytes(self) -> int:
+        return int(lib.astore_model_walk_bytes(self._handle))
 
     @property
     def input_names(self) -> tuple[str, ...]:

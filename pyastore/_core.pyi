@@ -37,6 +37,10 @@ class Model:
     @property
     def n_outputs(self) -> int: ...
     @property
+    def tree_walk(self) -> str | None: ...
+    @property
+    def walk_bytes(self) -> int: ...
+    @property
     def input_names(self) -> tuple[str, ...]:
         """META's input names, in row order (checked by the C core against the payload)."""
     @property

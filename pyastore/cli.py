@@ -176,6 +176,10 @@ def describe_text(info: dict[str, Any]) -> str:
         entries = _map(meta.get(key))
         lines.append(f"{title}:" + ("" if entries else " -"))
         lines += [f"  {_flat(k)}: {_flat(v)}" for k, v in sorted(entries.items())]
+    scorer = info.get("scorer") or {}
+    if scorer.get("tree_walk"):
+        lines.append(f"tree walk:     {scorer['tree_walk']} (derived at load: "
+                     f"{scorer['derived_bytes'] / 1024:.1f} KiB)")
     inputs = meta["inputs"]
     lines.append(f"inputs ({len(inputs)}):")
     lines += _table([[str(i), _flat(v["name"]), _flat(v.get("type", "")),

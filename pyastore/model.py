@@ -190,6 +190,18 @@ class Model:
         return str(self.meta["name"])
 
     @property
+    def tree_walk(self) -> str | None:
+        """How the C core walks this model's trees on this CPU, chosen at load: ``nodes`` or
+        ``quickscorer`` (bit vectors, trees of at most 64 leaves), then ``-scalar``,
+        ``-avx2`` or ``-avx512``. Every walk gives the same bits. None for an MLP."""
+        return self._core.tree_walk
+
+    @property
+    def tree_walk_bytes(self) -> int:
+        """Memory the tree walk derived from the container at load (0 for an MLP)."""
+        return int(self._core.walk_bytes)
+
+    @property
     def container_bytes(self) -> bytes:
         return bytes(self._container.data)
 
@@ -214,6 +226,7 @@ class Model:
                 for t, flags, offset, length in self.sections()
             ],
             "meta": _json_safe(self.meta),
+            "scorer": {"tree_walk": self.tree_walk, "derived_bytes": self.tree_walk_bytes},
         }
 
     # ---- the one scoring entry ----------------------------------------------------------
@@ -258,7 +271,7 @@ class Model:
         if isinstance(row, dict):
             row = self._row_from_mapping(row)
         try:
-            return list(self._core.score_one(row))
+            return self._core.score_one(row)  # a new list: both backends build one per call
         except InputError as exc:
             if exc.column is None:
                 raise
@@ -269,7 +282,7 @@ class Model:
             converted = [cell_value(value) for value in row]
         except (TypeError, ValueError):
             raise error from None
-        return list(self._core.score_one(converted))
+        return self._core.score_one(converted)
 
     # ---- input conversions --------------------------------------------------------------
 

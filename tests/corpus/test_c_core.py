@@ -14,6 +14,7 @@ from __future__ import annotations
 import array
 import ast
 import math
+import os
 import re
 import subprocess
 import warnings
@@ -27,13 +28,18 @@ from pyastore import _core, errors
 CSRC = ROOT / "csrc"
 
 
-@pytest.mark.parametrize("variant", [[], ["CFLAGS=-DASTORE_NO_SIMD", "BUILD=build-nosimd"]],
-                         ids=["default", "scalar-only"])
-def test_c_tests_under_sanitizers(variant):
+NO_SIMD = ["CFLAGS=-DASTORE_NO_SIMD", "BUILD=build-nosimd"]
+
+
+@pytest.mark.parametrize("variant, walk", [([], ""), (NO_SIMD, ""), (NO_SIMD, "nodes")],
+                         ids=["default", "scalar-only", "scalar-only-node-walk"])
+def test_c_tests_under_sanitizers(variant, walk):
     """The scalar-only build makes AddressSanitizer see every tree walk (it does not check
-    the SIMD path's gathers, whose indices are the ones validated at load)."""
+    the SIMD paths' gathers, whose indices are the ones validated at load): the bit-vector
+    walk that small trees get, and (ASTORE_TREE_WALK=nodes) the node walk."""
+    env = dict(os.environ, ASTORE_TREE_WALK=walk)
     result = subprocess.run(["make", "-s", "-C", str(CSRC), "check", "SANITIZE=1", *variant],
-                            capture_output=True, text=True, timeout=600)
+                            capture_output=True, text=True, timeout=600, env=env)
     assert result.returncode == 0, result.stdout + result.stderr
     summaries = re.findall(r"^(\d+) passed, (\d+) failed$", result.stdout, re.M)
     assert len(summaries) == 2, result.stdout  # test_meta, test_corpus

@@ -81,7 +81,10 @@ def test_describe_json_is_stable(golden_path, golden_pub):
     assert first == second
     info = json.loads(first)
     assert set(info) == {"file", "store_key", "format_version", "size_bytes", "signature",
-                         "sections", "meta"}
+                         "sections", "meta", "scorer"}
+    # how this machine's C core walks the trees (the one machine-dependent entry)
+    assert info["scorer"]["tree_walk"].startswith("quickscorer-")
+    assert info["scorer"]["derived_bytes"] > 0
     assert info["signature"]["status"] == "trusted"
     assert [s["type"] for s in info["sections"]] == ["META", "FRST", "SIGN"]
     assert [v["name"] for v in info["meta"]["inputs"]] == ["amount", "velocity", "age_days"]

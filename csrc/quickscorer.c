@@ -1,0 +1,447 @@
+/*
+ * quickscorer.c -- forests of small trees scored by bit-vector traversal (the QuickScorer
+ * family), derived at load from the FRST arrays; the container format does not change.
+ *
+ * A tree with at most 64 leaves gets a 64-bit leaf set per row, all ones at the start. A
+ * split node whose test fails for the row (the row goes right) cannot lead to a leaf of its
+ * left subtree, so it clears those leaves' bits; once every failing node of the tree has
+ * cleared its bits, the lowest bit still set is the exit leaf, whatever the order the nodes
+ * were applied in. (Leaves are numbered depth first, so a leaf left of the exit leaf is in the
+ * left subtree of a node on the exit path where the row went right; every leaf of a failing
+ * node's left subtree is cleared; the exit leaf is in no failing node's left subtree.)
+ *
+ * Which nodes fail for a row is found per feature: a node `x < t` fails exactly when t <= x
+ * (for a number x), so with every node of a feature sorted by threshold, the failing ones are
+ * a prefix of the list, walked until the first threshold above x -- sequential reads, one
+ * mispredicted branch per feature, no pointer chasing. A NaN fails the nodes whose missing
+ * values go right (no DEFAULT_LEFT bit): a second list per feature, applied whole. Results
+ * are therefore those of the node-by-node walk, bit for bit: the same exit leaves, added in
+ * tree order.
+ *
+ * Trees are taken in blocks of at most QS_TREE_BLOCK so that a group's leaf sets stay in L1.
+ * Rows go through in groups of QS_LANES: AVX-512 (and AVX2) compare one threshold against
+ * the group's 8 values at once and update the 8 leaf sets of the tree together; the list of
+ * a feature is walked until its threshold exceeds every value of the group. Each list ends
+ * with a sentinel whose threshold is NaN (no value is >= NaN), so the walks need no bound.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "astore_internal.h"
+
+#define QS_TREE_BLOCK 256u
+
+typedef struct astore_qs_entry {
+    float threshold; /* the node's threshold; NaN in a list's sentinel */
+    uint32_t tree;   /* the node's tree, counted from the first tree of its block */
+    uint64_t keep;   /* every bit but those of the leaves of the node's left subtree */
+} astore_qs_entry;
+
+struct astore_quickscorer {
+    uint32_t n_blocks;
+    uint32_t n_features;
+    /* lists, block-major then feature: list b * n_features + j spans
+     * entries[starts[i], starts[i + 1]) and its sentinel is the last entry */
+    uint32_t *starts;
+    uint32_t *nan_starts; /* the same for nan_entries, without sentinels */
+    astore_qs_entry *entries;
+    astore_qs_entry *nan_entries;
+
+    size_t bytes;
+};
+
+static uint64_t bits_below(uint32_t n) { return n >= 64u ? ~(uint64_t)0 : (((uint64_t)1 << n) - 1u); }
+
+static int lowest_set_bit(uint64_t v) {
+#if defined(__GNUC__) || defined(__clang__)
+    return __builtin_ctzll(v);
+#else
+    int n = 0;
+    while ((v & 1u) == 0) {
+        v >>= 1;
+        n++;
+    }
+    return n;
+#endif
+}
+
+/* The leaves of node i's left subtree, [*lo, *hi), with first[] holding for every later node
+ * of the tree its subtree's first leaf (leaves are numbered depth first, nodes in preorder). */
+static void left_leaves(const astore_tree_node *nodes, uint32_t i, const uint32_t *first,
+                        uint32_t *lo, uint32_t *hi) {
+    uint32_t split = nodes[i].split, child = nodes[i].child;
+    bool left_leaf = (split & ASTORE_NODE_LEFT_LEAF) != 0;
+    bool right_leaf = (split & ASTORE_NODE_RIGHT_LEAF) != 0;
+    *lo = left_leaf ? child : first[i + 1u];
+    if (right_leaf) *hi = left_leaf ? child + 1u : child;
+    else *hi = left_leaf ? first[i + 1u] : first[child];
+}
+
+static int compare_entries(const void *a, const void *b) {
+    const astore_qs_entry *x = a, *y = b;
+    if (x->threshold < y->threshold) return -1;
+    if (x->threshold > y->threshold) return 1;
+    return (x->tree > y->tree) - (x->tree < y->tree);
+}
+
+bool astore_qs_applies(const astore_forest *f) {
+    for (uint32_t t = 0; t < f->n_trees; t++) {
+        if (f->trees[t].n_leaves > 64u) return false;
+    }
+    return true;
+}
+
+void astore_qs_release(astore_quickscorer *qs) {
+    if (qs == NULL) return;
+    free(qs->starts);
+    free(qs->nan_starts);
+    free(qs->entries);
+    free(qs->nan_entries);
+    free(qs);
+}
+
+size_t astore_qs_bytes(const astore_quickscorer *qs) { return qs == NULL ? 0 : qs->bytes; }
+
+/* Trees of block b. */
+static uint32_t block_trees(const astore_forest *f, uint32_t b) {
+    uint32_t t0 = b * QS_TREE_BLOCK;
+    return f->n_trees - t0 < QS_TREE_BLOCK ? f->n_trees - t0 : QS_TREE_BLOCK;
+}
+
+astore_status astore_qs_build(const astore_forest *f, astore_quickscorer **out, astore_error *err) {
+    *out = NULL;
+    astore_quickscorer *qs = calloc(1, sizeof *qs);
+    if (qs == NULL) return astore_fail(err, ASTORE_ERR_NOMEM, ASTORE_NO_OFFSET, "out of memory");
+    qs->n_features = f->n_features;
+    qs->n_blocks = (f->n_trees + QS_TREE_BLOCK - 1u) / QS_TREE_BLOCK;
+    size_t n_lists = (size_t)qs->n_blocks * f->n_features;
+    qs->starts = calloc(n_lists + 1u, sizeof(uint32_t));
+    qs->nan_starts = calloc(n_lists + 1u, sizeof(uint32_t));
+    uint32_t *fill = malloc(sizeof(uint32_t) * 2u * (n_lists + 1u));
+    if (qs->starts == NULL || qs->nan_starts == NULL || fill == NULL) {
+        free(fill);
+        astore_qs_release(qs);
+        return astore_fail(err, ASTORE_ERR_NOMEM, ASTORE_NO_OFFSET, "out of memory");
+    }
+    /* counts per list, then offsets: every list ends with a sentinel */
+    for (uint32_t t = 0; t < f->n_trees; t++) {
+        const astore_tree_entry *tree = &f->trees[t];
+        size_t base = (size_t)(t / QS_TREE_BLOCK) * f->n_features;
+        for (uint32_t i = 0; i < tree->n_nodes; i++) {
+            uint32_t split = f->nodes[tree->first_node + i].split;
+            size_t list = base + (split & ASTORE_NODE_FEATURE_MASK);
+            qs->starts[list + 1u]++;
+            if ((split & ASTORE_NODE_DEFAULT_LEFT) == 0) qs->nan_starts[list + 1u]++;
+        }
+    }
+    for (size_t i = 0; i < n_lists; i++) {
+        qs->starts[i + 1u] += qs->starts[i] + 1u;
+        qs->nan_starts[i + 1u] += qs->nan_starts[i];
+    }
+    size_t n_entries = qs->starts[n_lists];
+    qs->entries = malloc(sizeof(astore_qs_entry) * n_entries);
+    qs->nan_entries = malloc(sizeof(astore_qs_entry) * (f->n_nodes_total + 1u));
+    if (qs->entries == NULL || qs->nan_entries == NULL) {
+        free(fill);
+        astore_qs_release(qs);
+        return astore_fail(err, ASTORE_ERR_NOMEM, ASTORE_NO_OFFSET, "out of memory");
+    }
+    qs->bytes = sizeof *qs + 2u * sizeof(uint32_t) * (n_lists + 1u) +
+                sizeof(astore_qs_entry) * (n_entries + f->n_nodes_total + 1u);
+    uint32_t *nan_fill = fill + n_lists + 1u;
+    memcpy(fill, qs->starts, sizeof(uint32_t) * (n_lists + 1u));
+    memcpy(nan_fill, qs->nan_starts, sizeof(uint32_t) * (n_lists + 1u));
+    uint32_t first[64];
+    for (uint32_t t = 0; t < f->n_trees; t++) {
+        const astore_tree_entry *tree = &f->trees[t];
+        const astore_tree_node *nodes = f->nodes + tree->first_node;
+        size_t base = (size_t)(t / QS_TREE_BLOCK) * f->n_features;
+        uint32_t local_tree = t % QS_TREE_BLOCK;
+        /* n_nodes = n_leaves - 1 <= 63; children follow parents, so a backward pass sees
+         * every child's first leaf before its parent needs it */
+        for (uint32_t i = tree->n_nodes; i-- > 0;) {
+            first[i] = (nodes[i].split & ASTORE_NODE_LEFT_LEAF) ? nodes[i].child : first[i + 1u];
+        }
+        for (uint32_t i = 0; i < tree->n_nodes; i++) {
+            uint32_t lo, hi;
+            left_leaves(nodes, i, first, &lo, &hi);
+            astore_qs_entry entry;
+            entry.threshold = nodes[i].threshold;
+            entry.tree = local_tree;
+            entry.keep = ~(bits_below(hi) & ~bits_below(lo));
+            size_t list = base + (nodes[i].split & ASTORE_NODE_FEATURE_MASK);
+            qs->entries[fill[list]++] = entry;
+            if ((nodes[i].split & ASTORE_NODE_DEFAULT_LEFT) == 0) {
+                qs->nan_entries[nan_fill[list]++] = entry;
+            }
+        }
+    }
+    for (size_t i = 0; i < n_lists; i++) {
+        qsort(qs->entries + qs->starts[i], fill[i] - qs->starts[i], sizeof(astore_qs_entry),
+              compare_entries);
+        astore_qs_entry *sentinel = &qs->entries[qs->starts[i + 1u] - 1u];
+        sentinel->threshold = NAN;
+        sentinel->tree = 0;
+        sentinel->keep = ~(uint64_t)0;
+    }
+    free(fill);
+    *out = qs;
+    return ASTORE_OK;
+}
+
+/* Adds the exit leaves of trees [t0, t0 + n) for `lanes` rows; leaf_sets[t * stride + r]. */
+static void add_exit_leaves(const astore_forest *f, uint32_t t0, uint32_t n,
+                            const uint64_t *leaf_sets, size_t stride, size_t lanes, double *acc) {
+    size_t n_out = f->n_outputs;
+    for (uint32_t k = 0; k < n; k++) {
+        const astore_tree_entry *tree = &f->trees[t0 + k];
+        const float *leaves = f->leaves + (size_t)tree->first_leaf * f->leaf_width;
+        const uint64_t *sets = leaf_sets + (size_t)k * stride;
+        if (f->leaf_width == 1) {
+            double *target = acc + tree->output;
+            for (size_t r = 0; r < lanes; r++) target[r * n_out] += leaves[lowest_set_bit(sets[r])];
+        } else {
+            for (size_t r = 0; r < lanes; r++) {
+                const float *leaf = leaves + (size_t)lowest_set_bit(sets[r]) * n_out;
+                for (size_t j = 0; j < n_out; j++) acc[r * n_out + j] += leaf[j];
+            }
+        }
+    }
+}
+
+/* One row, one value at a time. */
+static void score_row_scalar(const astore_forest *f, const astore_quickscorer *qs,
+                             const float *row, double *acc) {
+    uint64_t sets[QS_TREE_BLOCK];
+    for (uint32_t b = 0; b < qs->n_blocks; b++) {
+        uint32_t n = block_trees(f, b);
+        for (uint32_t k = 0; k < n; k++) sets[k] = ~(uint64_t)0;
+        const uint32_t *starts = qs->starts + (size_t)b * qs->n_features;
+        const uint32_t *nan_starts = qs->nan_starts + (size_t)b * qs->n_features;
+        for (uint32_t j = 0; j < qs->n_features; j++) {
+            float x = row[j];
+            if (x != x) {
+                for (uint32_t k = nan_starts[j]; k < nan_starts[j + 1u]; k++) {
+                    sets[qs->nan_entries[k].tree] &= qs->nan_entries[k].keep;
+                }
+                continue;
+            }
+            for (const astore_qs_entry *e = qs->entries + starts[j]; e->threshold <= x; e++) {
+                sets[e->tree] &= e->keep;
+            }
+        }
+        add_exit_leaves(f, b * QS_TREE_BLOCK, n, sets, 1, 1, acc);
+    }
+}
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && !defined(ASTORE_NO_SIMD)
+#define QS_HAVE_X86 1
+#include <immintrin.h>
+
+#define QS_LANES 8
+
+/* The exit leaves of 8 rows' leaf sets of trees [t0, t0 + n), added in tree order; single
+ * output per tree (leaf_width 1). The lowest set bit is 63 minus the leading zeros of
+ * set & -set (a leaf set is never empty: its exit leaf stays). */
+__attribute__((target("avx512f,avx512vl,avx512cd"))) static void add_exit_leaves_avx512(
+    const astore_forest *f, uint32_t t0, uint32_t n, const __m512i *sets, size_t stride,
+    double *acc, size_t lanes_in_group) {
+    size_t n_out = f->n_outputs;
+    const __m512i sixty_three = _mm512_set1_epi64(63);
+    const long long w = (long long)n_out;
+    for (size_t half = 0; half < lanes_in_group / 8u; half++) {
+        __m512d sum[4];
+        bool vector_sums = n_out <= 4u;
+        const __m512i rows = _mm512_setr_epi64(0, w, 2 * w, 3 * w, 4 * w, 5 * w, 6 * w, 7 * w);
+        double *base = acc + half * 8u * n_out;
+        if (vector_sums) {
+            for (size_t j = 0; j < n_out; j++) {
+                sum[j] = _mm512_i64gather_pd(_mm512_add_epi64(rows, _mm512_set1_epi64((long long)j)),
+                                             base, 8);
+            }
+        }
+        for (uint32_t k = 0; k < n; k++) {
+            const astore_tree_entry *tree = &f->trees[t0 + k];
+            __m512i set = sets[(size_t)k * stride + half];
+            __m512i lowest = _mm512_and_si512(set, _mm512_sub_epi64(_mm512_setzero_si512(), set));
+            __m512i leaf = _mm512_add_epi64(_mm512_sub_epi64(sixty_three, _mm512_lzcnt_epi64(lowest)),
+                                            _mm512_set1_epi64((long long)tree->first_leaf));
+            __m512d value = _mm512_cvtps_pd(_mm512_i64gather_ps(leaf, f->leaves, 4));
+            if (vector_sums) {
+                sum[tree->output] = _mm512_add_pd(sum[tree->output], value);
+            } else {
+                double values[8];
+                _mm512_storeu_pd(values, value);
+                for (int r = 0; r < 8; r++) base[(size_t)r * n_out + tree->output] += values[r];
+            }
+        }
+        if (vector_sums) {
+            for (size_t j = 0; j < n_out; j++) {
+                _mm512_i64scatter_pd(base, _mm512_add_epi64(rows, _mm512_set1_epi64((long long)j)),
+                                     sum[j], 8);
+            }
+        }
+    }
+}
+
+/* 8 rows: lane r of a 512-bit vector is row r's leaf set of one tree. */
+__attribute__((target("avx512f,avx512vl,avx512cd"))) static void score_group_avx512(
+    const astore_forest *f, const astore_quickscorer *qs, const float *rows, size_t n_cols,
+    double *acc) {
+    __m512i sets[QS_TREE_BLOCK];
+    float column[QS_LANES];
+    for (uint32_t b = 0; b < qs->n_blocks; b++) {
+        uint32_t t0 = b * QS_TREE_BLOCK;
+        uint32_t n = f->n_trees - t0 < QS_TREE_BLOCK ? f->n_trees - t0 : QS_TREE_BLOCK;
+        for (uint32_t k = 0; k < n; k++) sets[k] = _mm512_set1_epi64(-1);
+        const uint32_t *starts = qs->starts + (size_t)b * qs->n_features;
+        const uint32_t *nan_starts = qs->nan_starts + (size_t)b * qs->n_features;
+        for (uint32_t j = 0; j < qs->n_features; j++) {
+            for (int r = 0; r < QS_LANES; r++) column[r] = rows[(size_t)r * n_cols + j];
+            __m256 x = _mm256_loadu_ps(column);
+            __mmask8 nan = _mm256_cmp_ps_mask(x, x, _CMP_UNORD_Q);
+            if (nan) {
+                for (uint32_t k = nan_starts[j]; k < nan_starts[j + 1u]; k++) {
+                    const astore_qs_entry *e = &qs->nan_entries[k];
+                    sets[e->tree] = _mm512_mask_and_epi64(sets[e->tree], nan, sets[e->tree],
+                                                          _mm512_set1_epi64((long long)e->keep));
+                }
+            }
+            for (const astore_qs_entry *e = qs->entries + starts[j];; e++) {
+                __mmask8 fails = _mm256_cmp_ps_mask(_mm256_set1_ps(e->threshold), x, _CMP_LE_OQ);
+                if (!fails) break;
+                sets[e->tree] = _mm512_mask_and_epi64(sets[e->tree], fails, sets[e->tree],
+                                                      _mm512_set1_epi64((long long)e->keep));
+            }
+        }
+        if (f->leaf_width == 1) {
+            add_exit_leaves_avx512(f, t0, n, sets, 1, acc, QS_LANES);
+        } else {
+            add_exit_leaves(f, t0, n, (const uint64_t *)(const void *)sets, QS_LANES, QS_LANES,
+                            acc);
+        }
+    }
+}
+
+#define QS_WIDE_LANES 16
+
+/* 16 rows: a tree's 16 leaf sets in two 512-bit vectors. */
+__attribute__((target("avx512f,avx512vl,avx512cd"))) static void
+score_group16_avx512(const astore_forest *f, const astore_quickscorer *qs, const float *rows,
+                     size_t n_cols, double *acc) {
+    __m512i sets[2u * QS_TREE_BLOCK];
+    float column[QS_WIDE_LANES];
+    for (uint32_t b = 0; b < qs->n_blocks; b++) {
+        uint32_t t0 = b * QS_TREE_BLOCK;
+        uint32_t n = f->n_trees - t0 < QS_TREE_BLOCK ? f->n_trees - t0 : QS_TREE_BLOCK;
+        for (uint32_t k = 0; k < 2u * n; k++) sets[k] = _mm512_set1_epi64(-1);
+        const uint32_t *starts = qs->starts + (size_t)b * qs->n_features;
+        const uint32_t *nan_starts = qs->nan_starts + (size_t)b * qs->n_features;
+        for (uint32_t j = 0; j < qs->n_features; j++) {
+            for (int r = 0; r < QS_WIDE_LANES; r++) column[r] = rows[(size_t)r * n_cols + j];
+            __m512 x = _mm512_loadu_ps(column);
+            __mmask16 nan = _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q);
+            if (nan) {
+                for (uint32_t k = nan_starts[j]; k < nan_starts[j + 1u]; k++) {
+                    const astore_qs_entry *e = &qs->nan_entries[k];
+                    __m512i keep = _mm512_set1_epi64((long long)e->keep);
+                    __m512i *s = &sets[2u * e->tree];
+                    s[0] = _mm512_mask_and_epi64(s[0], (__mmask8)nan, s[0], keep);
+                    s[1] = _mm512_mask_and_epi64(s[1], (__mmask8)(nan >> 8), s[1], keep);
+                }
+            }
+            for (const astore_qs_entry *e = qs->entries + starts[j];; e++) {
+                __mmask16 fails = _mm512_cmp_ps_mask(_mm512_set1_ps(e->threshold), x, _CMP_LE_OQ);
+                if (!fails) break;
+                __m512i keep = _mm512_set1_epi64((long long)e->keep);
+                __m512i *s = &sets[2u * e->tree];
+                s[0] = _mm512_mask_and_epi64(s[0], (__mmask8)fails, s[0], keep);
+                s[1] = _mm512_mask_and_epi64(s[1], (__mmask8)(fails >> 8), s[1], keep);
+            }
+        }
+        if (f->leaf_width == 1) {
+            add_exit_leaves_avx512(f, t0, n, sets, 2, acc, QS_WIDE_LANES);
+        } else {
+            add_exit_leaves(f, t0, n, (const uint64_t *)(const void *)sets, QS_WIDE_LANES,
+                            QS_WIDE_LANES, acc);
+        }
+    }
+}
+
+/* 8 rows with AVX2: a tree's 8 leaf sets in two 256-bit vectors. */
+__attribute__((target("avx2"))) static void score_group_avx2(const astore_forest *f,
+                                                              const astore_quickscorer *qs,
+                                                              const float *rows, size_t n_cols,
+                                                              double *acc) {
+    __m256i sets[2u * QS_TREE_BLOCK];
+    float column[QS_LANES];
+    for (uint32_t b = 0; b < qs->n_blocks; b++) {
+        uint32_t t0 = b * QS_TREE_BLOCK;
+        uint32_t n = f->n_trees - t0 < QS_TREE_BLOCK ? f->n_trees - t0 : QS_TREE_BLOCK;
+        for (uint32_t k = 0; k < 2u * n; k++) sets[k] = _mm256_set1_epi64x(-1);
+        const uint32_t *starts = qs->starts + (size_t)b * qs->n_features;
+        const uint32_t *nan_starts = qs->nan_starts + (size_t)b * qs->n_features;
+        for (uint32_t j = 0; j < qs->n_features; j++) {
+            for (int r = 0; r < QS_LANES; r++) column[r] = rows[(size_t)r * n_cols + j];
+            __m256 x = _mm256_loadu_ps(column);
+            /* all ones in the lanes that keep every leaf: not NaN */
+            __m256i number = _mm256_castps_si256(_mm256_cmp_ps(x, x, _CMP_ORD_Q));
+            if (_mm256_movemask_ps(_mm256_castsi256_ps(number)) != 0xFF) {
+                __m256i lo = _mm256_cvtepi32_epi64(_mm256_castsi256_si128(number));
+                __m256i hi = _mm256_cvtepi32_epi64(_mm256_extracti128_si256(number, 1));
+                for (uint32_t k = nan_starts[j]; k < nan_starts[j + 1u]; k++) {
+                    const astore_qs_entry *e = &qs->nan_entries[k];
+                    __m256i keep = _mm256_set1_epi64x((long long)e->keep);
+                    __m256i *s = &sets[2u * e->tree];
+                    s[0] = _mm256_and_si256(s[0], _mm256_or_si256(keep, lo));
+                    s[1] = _mm256_and_si256(s[1], _mm256_or_si256(keep, hi));
+                }
+            }
+            for (const astore_qs_entry *e = qs->entries + starts[j];; e++) {
+                /* lanes where the node holds (x < t) or x is NaN: nothing to clear */
+                __m256i holds = _mm256_castps_si256(
+                    _mm256_cmp_ps(_mm256_set1_ps(e->threshold), x, _CMP_NLE_UQ));
+                if (_mm256_movemask_ps(_mm256_castsi256_ps(holds)) == 0xFF) break;
+                __m256i lo = _mm256_cvtepi32_epi64(_mm256_castsi256_si128(holds));
+                __m256i hi = _mm256_cvtepi32_epi64(_mm256_extracti128_si256(holds, 1));
+                __m256i keep = _mm256_set1_epi64x((long long)e->keep);
+                __m256i *s = &sets[2u * e->tree];
+                s[0] = _mm256_and_si256(s[0], _mm256_or_si256(keep, lo));
+                s[1] = _mm256_and_si256(s[1], _mm256_or_si256(keep, hi));
+            }
+        }
+        add_exit_leaves(f, t0, n, (const uint64_t *)(const void *)sets, QS_LANES, QS_LANES, acc);
+    }
+}
+
+#endif
+
+/* Exit leaves of every tree, added into acc (n_rows x n_outputs, zeroed by the caller), for
+ * the first rows: all of them on a CPU without a vector path, else whole groups of rows
+ * (the caller walks the rest, which a single row's node walk does faster). Returns how many. */
+size_t astore_qs_score_rows(const astore_forest *f, const float *x, size_t n_rows, size_t n_cols,
+                            double *acc) {
+    const astore_quickscorer *qs = f->quickscorer;
+    size_t r = 0;
+    size_t n_out = f->n_outputs;
+#ifdef QS_HAVE_X86
+    if (f->isa == ASTORE_ISA_AVX512) {
+        for (; r + QS_WIDE_LANES <= n_rows; r += QS_WIDE_LANES) {
+            score_group16_avx512(f, qs, x + r * n_cols, n_cols, acc + r * n_out);
+        }
+    }
+    if (f->isa == ASTORE_ISA_AVX512) {
+        for (; r + QS_LANES <= n_rows; r += QS_LANES) {
+            score_group_avx512(f, qs, x + r * n_cols, n_cols, acc + r * n_out);
+        }
+    } else if (f->isa == ASTORE_ISA_AVX2) {
+        for (; r + QS_LANES <= n_rows; r += QS_LANES) {
+            score_group_avx2(f, qs, x + r * n_cols, n_cols, acc + r * n_out);
+        }
+    }
+    if (f->isa != ASTORE_ISA_SCALAR) return r;
+#endif
+    for (; r < n_rows; r++) score_row_scalar(f, qs, x + r * n_cols, acc + r * n_out);
+    return r;
+}
