@@ -212,7 +212,7 @@ class PyastoreScorer(Scorer):
 class PyastoreEngine(Engine):
     key = "pyastore"
     name = "pyastore (Python API)"
-    families = ("xgboost", "sklearn_rf", "sklearn_mlp")
+    families = ("xgboost", "sklearn_rf", "sklearn_mlp", "lightgbm")
 
     def version(self):
         import pyastore

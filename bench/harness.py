@@ -497,13 +497,18 @@ def run(profile: Profile, cache: Path = DEFAULT_CACHE, models: tuple[str, ...] =
                           "status": "missing", "reason": twin.reason, "notes": []}
                          for engine in engines if engine.families == (twin.family,)]
         for target in targets:
+            # a twin pyastore also scores (the LightGBM one) is compared with pyastore on the
+            # same model; a twin pyastore cannot read (YDF's) with pyastore on the original
+            scored = any(r["model"] == target.key and r["engine"] == "pyastore"
+                         and r["status"] == "ok" for r in rows)
             for row in rows:
                 if row["model"] == target.key:
                     row["title"] = target.title
                     row["n_trees"] = target.n_trees
                     row["n_nodes"] = target.n_nodes
                     row["n_params"] = target.n_params
-                    row["reference_model"] = target.twin_of or target.key
+                    row["reference_model"] = target.key if scored else (target.twin_of
+                                                                        or target.key)
     add_ratios(rows)
     cold_rows: list[dict[str, Any]] = []
     if cold:

@@ -637,12 +637,14 @@ class ModelBuilder:
 
         directory = self.root / key
         info = self._cached(key, recipe, build)
-        return BenchModel(key=key, title=f"LightGBM twin of {of.key}: {info['trees']} trees, "
-                                         f"max_depth {depth}", family="lightgbm",
-                          directory=directory, n_features=N_FEATURES,
-                          files={"LightGBM text": directory / "model.txt"}, batch=of.batch,
-                          n_trees=info["trees"], n_nodes=info["nodes"], n_internal=info["internal"],
-                          twin_of=of.key)
+        model = BenchModel(key=key, title=f"LightGBM twin of {of.key}: {info['trees']} trees, "
+                                          f"max_depth {depth}", family="lightgbm",
+                           directory=directory, n_features=N_FEATURES,
+                           files={"LightGBM text": directory / "model.txt"}, batch=of.batch,
+                           n_trees=info["trees"], n_nodes=info["nodes"],
+                           n_internal=info["internal"], twin_of=of.key)
+        self._container(model)  # pyastore scores the same LightGBM model as lleaves
+        return model
 
     def ydf_twin(self, of: BenchModel, trees: int, depth: int) -> BenchModel | MissingTwin:
         """YDF gradient-boosted trees with ``of``'s shape (``trees``, XGBoost ``depth``) on the
