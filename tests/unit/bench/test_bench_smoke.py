@@ -139,3 +139,15 @@ def test_ydf_benchmark_report_is_read():
                                                       "multi_threads": 2.0}
     with pytest.raises(contenders.Missing):
         contenders.parse_ydf_benchmark("nothing here")
+
+
+def test_lleaves_is_compared_with_pyastore_on_the_same_lightgbm_model(quick_run):
+    """pyastore exports and scores the LightGBM twin itself, so lleaves' ratio divides
+    pyastore's time on the same trees, and both agree with LightGBM."""
+    _, results = quick_run
+    rows = {(r["model"], r["engine"]): r for r in results["rows"]}
+    ours, theirs = rows[("M1-lgbm", "pyastore")], rows[("M1-lgbm", "lleaves")]
+    assert ours["status"] == "ok" and ours["max_abs_diff"] < 1e-6, ours
+    assert theirs["reference_model"] == "M1-lgbm"
+    assert theirs["ratio_batch"]["1"] == pytest.approx(
+        ours["batch"]["1"]["ns_per_row"] / theirs["batch"]["1"]["ns_per_row"])
