@@ -430,10 +430,15 @@ static const char *kind_name(astore_msgpack_kind kind) {
                                         : "an array";
 }
 
+/* "categorical": the input's cells are categories that the caller maps to codes by the
+ * input's `categorical` map before scoring (NaN where its rules say missing); the code column
+ * is scored as "as_missing". Readers that predate the policy refuse such a container, which
+ * they would otherwise score wrongly (docs/FORMAT.md, "Categorical inputs"). */
 static bool parse_policy(const astore_msgpack_item *text, astore_missing_policy *policy) {
-    static const char *const names[] = {"as_missing", "impute", "error"};
+    static const char *const names[] = {"as_missing", "impute", "error", "categorical"};
     static const astore_missing_policy policies[] = {
-        ASTORE_MISSING_AS_MISSING, ASTORE_MISSING_IMPUTE, ASTORE_MISSING_ERROR};
+        ASTORE_MISSING_AS_MISSING, ASTORE_MISSING_IMPUTE, ASTORE_MISSING_ERROR,
+        ASTORE_MISSING_AS_MISSING};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         if (strlen(names[i]) == text->count && memcmp(names[i], text->data, text->count) == 0) {
             *policy = policies[i];
@@ -467,7 +472,7 @@ static astore_status parse_variable(astore_cursor cursor, size_t position, const
         !parse_policy(&missing, &info->missing_policy)) {
         return astore_fail(err, ASTORE_ERR_FORMAT, offset,
                            "META inputs[%zu] ('%s') has no missing-value policy 'as_missing', "
-                           "'impute' or 'error'",
+                           "'impute', 'error' or 'categorical'",
                            index, quoted);
     }
     info->name = (const char *)name.data;
