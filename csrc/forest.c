@@ -22,7 +22,10 @@
 #include "astore_math.h"
 
 #define ROW_BLOCK 64
-#define TREE_GROUPS 4 /* single-row SIMD path: groups of 8 trees walked together */
+#define TREE_GROUPS 4 /* single-row AVX2 path: groups of 8 trees walked together */
+#ifndef WIDE_TREE_GROUPS
+#define WIDE_TREE_GROUPS 8 /* single-row AVX-512 path: groups of 16 trees walked together */
+#endif
 
 static bool aligned_in_place(const uint8_t *pointer, size_t alignment) {
     return astore_host_is_little_endian() && ((uintptr_t)pointer % alignment) == 0;
@@ -686,40 +689,41 @@ static void post_transform(const astore_forest *f, double *out, size_t n_rows) {
 }
 
 #ifdef ASTORE_HAVE_AVX2_PATH
-/* One row through 16 x TREE_GROUPS trees at once (AVX-512 on packed nodes), as
- * walk_trees_avx2. */
+/* One row through 16 x WIDE_TREE_GROUPS trees at once (AVX-512 on packed nodes), as
+ * walk_trees_avx2; a group whose walks have all ended is skipped. */
 __attribute__((target("avx512f"))) static void walk_trees_avx512(const astore_forest *f,
                                                                  uint32_t t0, uint32_t n,
                                                                  const float *row,
                                                                  uint32_t *leaf) {
-    uint32_t first[16 * TREE_GROUPS], start[16 * TREE_GROUPS];
-    for (uint32_t k = 0; k < 16 * TREE_GROUPS; k++) { /* lanes past the n trees start done */
+    uint32_t first[16 * WIDE_TREE_GROUPS], start[16 * WIDE_TREE_GROUPS];
+    for (uint32_t k = 0; k < 16 * WIDE_TREE_GROUPS; k++) { /* lanes past the n trees: done */
         const astore_tree_entry *tree = &f->trees[t0 + (k < n ? k : 0u)];
         first[k] = tree->first_node;
         start[k] = k >= n || tree->n_nodes == 0 ? LEAF_TAG : 0u;
     }
-    __m512i base[TREE_GROUPS], p[TREE_GROUPS];
-    for (int g = 0; g < TREE_GROUPS; g++) {
+    __m512i base[WIDE_TREE_GROUPS], p[WIDE_TREE_GROUPS];
+    for (int g = 0; g < WIDE_TREE_GROUPS; g++) {
         base[g] = _mm512_loadu_si512(first + 16 * g);
         p[g] = _mm512_loadu_si512(start + 16 * g);
     }
+    const int groups = (int)((n + 15u) / 16u);
     for (;;) {
         __m512i all = p[0];
-        for (int g = 1; g < TREE_GROUPS; g++) all = _mm512_and_si512(all, p[g]);
+        for (int g = 1; g < groups; g++) all = _mm512_and_si512(all, p[g]);
         if (_mm512_cmplt_epi32_mask(all, _mm512_setzero_si512()) == 0xFFFF) break;
-        for (int g = 0; g < TREE_GROUPS; g++) {
+        for (int g = 0; g < groups; g++) {
             p[g] = avx512_advance(f->packed, row, p[g], base[g], _mm512_setzero_si512());
         }
     }
-    for (int g = 0; g < TREE_GROUPS; g++) _mm512_storeu_si512(leaf + 16 * g, p[g]);
+    for (int g = 0; g < WIDE_TREE_GROUPS; g++) _mm512_storeu_si512(leaf + 16 * g, p[g]);
 }
 
 /* A single row, a group of trees at a time (walk_trees_avx512 or walk_trees_avx2); leaves
  * are added in tree order, so the result is bit-identical to the block path. */
 static void score_one_row_by_trees(const astore_forest *f, const float *row, double *out) {
     const bool wide = f->isa == ASTORE_ISA_AVX512 && f->packed != NULL;
-    const uint32_t group = (wide ? 16u : 8u) * TREE_GROUPS;
-    uint32_t leaf[16 * TREE_GROUPS];
+    const uint32_t group = wide ? 16u * WIDE_TREE_GROUPS : 8u * TREE_GROUPS;
+    uint32_t leaf[16 * WIDE_TREE_GROUPS];
     double sum = out[0]; /* one output: the sum stays in a register */
     for (uint32_t t0 = 0; t0 < f->n_trees; t0 += group) {
         uint32_t n = f->n_trees - t0 < group ? f->n_trees - t0 : group;
