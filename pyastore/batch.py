@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from typing import IO, Any
 
 from pyastore.commandline import printable
+from pyastore.encoding import Categorical
 from pyastore.errors import InputError, UsageError
 from pyastore.files import atomic_output, open_text
 from pyastore.model import Model, cell_value
@@ -183,7 +184,8 @@ class BatchScorer:
         flat: array[float] = array("f")
         parsed: list[int] = []
         bad: dict[int, str] = {}
-        names = self.model.input_names
+        model = self.model
+        convert = model.cell if any(c is not None for c in model.categorical) else None
         for position, (row_number, cells, _, reader_error) in enumerate(rows):
             if reader_error is not None or cells is None:
                 bad[position] = reader_error or f"row {row_number}: unreadable"
@@ -191,12 +193,10 @@ class BatchScorer:
             mark = len(flat)
             for c, cell in enumerate(cells):
                 try:
-                    flat.append(cell_value(cell))
-                except (TypeError, ValueError):
+                    flat.append(cell_value(cell) if convert is None else convert(c, cell))
+                except (TypeError, ValueError) as exc:
                     del flat[mark:]
-                    bad[position] = (
-                        f"row {row_number}, column {names[c]!r}: {cell!r} is not a number"
-                    )
+                    bad[position] = model.cell_error(row_number - 1, c, cell, exc).message
                     break
             else:
                 parsed.append(position)
@@ -442,7 +442,7 @@ def read_parquet(path: str, scorer: BatchScorer, chunk_rows: int, where: str
         kept_columns = [batch.column(name).to_pylist() for name in scorer.keep]
         first_row = row_number + 1
         row_number += n
-        matrix = _numeric_matrix(batch, scorer.model.input_names)
+        matrix = _numeric_matrix(batch, scorer.model)
         if matrix is not None:
             yield ParsedChunk(first_row, n, matrix, kept_columns)
             continue
@@ -451,22 +451,59 @@ def read_parquet(path: str, scorer: BatchScorer, chunk_rows: int, where: str
                 [column[i] for column in kept_columns], None) for i in range(n)]
 
 
-def _numeric_matrix(batch: Any, names: tuple[str, ...]) -> Any:
+def _numeric_matrix(batch: Any, model: Model) -> Any:
     """The batch's input columns as one C-contiguous float32 buffer (rows x inputs, nulls as
-    NaN) when every one is numeric (integer, floating, boolean, all-null), else None (the
-    cells are then read one by one, so that a text cell is named in its error). The values
-    are rounded as the cell path rounds them: to float64, then once to float32."""
+    NaN) when every one is numeric (integer, floating, boolean, all-null) or, for a
+    categorical input, text or a dictionary of texts whose every cell has a code, else None
+    (the cells are then read one by one, so that a bad cell is named in its error). The
+    values are rounded as the cell path rounds them: to float64, then once to float32."""
+    names = model.input_names
     import numpy as np
     import pyarrow as pa
 
     columns = [batch.column(name) for name in names]
     numeric = (pa.types.is_integer, pa.types.is_floating, pa.types.is_boolean, pa.types.is_null)
-    if not all(any(test(column.type) for test in numeric) for column in columns):
+    categorical = model.categorical
+    if not all(categorical[c] is not None or any(test(column.type) for test in numeric)
+               for c, column in enumerate(columns)):
         return None
     matrix = np.empty((batch.num_rows, len(columns)), dtype=np.float32)
     for c, column in enumerate(columns):
+        vocabulary = categorical[c]
+        if vocabulary is not None:
+            codes = _category_codes(column, vocabulary)
+            if codes is None:
+                return None
+            matrix[:, c] = codes
+            continue
         matrix[:, c] = column.cast(pa.float64(), safe=False).to_numpy(zero_copy_only=False)
     return matrix.reshape(-1)
+
+
+def _category_codes(column: Any, categorical: Categorical) -> Any:
+    """The codes of a Parquet text or dictionary column, each distinct text looked up once;
+    None when a cell would be refused or the column is of another type (the cells are then
+    read one by one, so that the refused cell is named)."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    def is_text(kind: Any) -> bool:
+        return bool(pa.types.is_string(kind) or pa.types.is_large_string(kind))
+
+    if pa.types.is_dictionary(column.type):
+        encoded = column
+    elif is_text(column.type):
+        encoded = pc.dictionary_encode(column)
+    else:
+        return None
+    if not is_text(encoded.dictionary.type):
+        return None
+    table = categorical.lookup(encoded.dictionary.to_pylist() + [None])
+    if any(code is None for code in table):
+        return None
+    positions = encoded.indices.fill_null(len(table) - 1).to_numpy(zero_copy_only=False)
+    return np.array(table, dtype=np.float64)[positions]
 
 
 # ---- writers -------------------------------------------------------------------------------

@@ -182,9 +182,16 @@ def describe_text(info: dict[str, Any]) -> str:
                      f"{scorer['derived_bytes'] / 1024:.1f} KiB)")
     inputs = meta["inputs"]
     lines.append(f"inputs ({len(inputs)}):")
-    lines += _table([[str(i), _flat(v["name"]), _flat(v.get("type", "")),
-                      _flat(v.get("missing", ""))]
-                     for i, v in enumerate(inputs)], ["#", "name", "type", "missing"])
+    rows = [[str(i), _flat(v["name"]), _flat(v.get("type", "")), _flat(v.get("missing", ""))]
+            for i, v in enumerate(inputs)]
+    header = ["#", "name", "type", "missing"]
+    summary = info.get("inputs") or []
+    if any("categories" in entry for entry in summary):
+        header.append("categories")
+        for row, entry in zip(rows, summary):
+            row.append(f"{entry['categories']} (missing: {_flat(entry['on_missing'])}, "
+                       f"unseen: {_flat(entry['unseen'])})" if "categories" in entry else "")
+    lines += _table(rows, header)
     outputs = meta["outputs"]
     lines.append(f"outputs ({len(outputs)}):")
     lines += _table([[str(i), _flat(v["name"]), _flat(v.get("type", "")),

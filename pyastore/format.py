@@ -33,6 +33,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from pyastore.encoding import TYPE as CATEGORICAL
 from pyastore.errors import FormatError, UnsupportedModelError, UsageError
 from pyastore.ir import (
     ACTIVATIONS,
@@ -47,6 +48,7 @@ from pyastore.ir import (
     ModelSpec,
     Transforms,
     Tree,
+    Variable,
     is_float32,
 )
 from pyastore.keys import SigningKey
@@ -143,6 +145,14 @@ def _check_spec(spec: ModelSpec) -> None:
                 f"input {variable.name!r}: type {variable.type!r} / missing policy "
                 f"{variable.missing!r} not in {VARIABLE_TYPES} / {MISSING_POLICIES}"
             )
+        categorical = (variable.type == CATEGORICAL, variable.missing == CATEGORICAL,
+                       variable.categorical is not None)
+        if any(categorical) and not all(categorical):
+            raise UnsupportedModelError(
+                f"input {variable.name!r}: a categorical input has type and missing policy "
+                f"'categorical' and a vocabulary; got type {variable.type!r}, missing "
+                f"{variable.missing!r}, vocabulary "
+                f"{'given' if variable.categorical is not None else 'none'}")
     if spec.transforms is not None:
         if len(spec.inputs) != spec.transforms.n_inputs:
             raise UnsupportedModelError(
@@ -197,10 +207,7 @@ def meta_dict(spec: ModelSpec, created: str) -> dict[str, Any]:
             "library_version": spec.algorithm.library_version,
             "estimator": spec.algorithm.estimator,
         },
-        "inputs": [
-            {"name": v.name, "type": v.type, "missing": v.missing, "description": v.description}
-            for v in spec.inputs
-        ],
+        "inputs": [_input_meta(v) for v in spec.inputs],
         "outputs": [{"name": o.name, "type": o.type, "meaning": o.meaning} for o in spec.outputs],
         "score_rules": rules,
         "payload": payload,
@@ -208,6 +215,16 @@ def meta_dict(spec: ModelSpec, created: str) -> dict[str, Any]:
         "provenance": spec.provenance,
         "transforms": _transforms_meta(spec),
     }
+
+
+def _input_meta(variable: Variable) -> dict[str, Any]:
+    """One META ``inputs`` entry; a categorical input adds its ``categorical`` map (absent
+    otherwise, so the META of every other input is what earlier writers wrote)."""
+    entry: dict[str, Any] = {"name": variable.name, "type": variable.type,
+                             "missing": variable.missing, "description": variable.description}
+    if variable.categorical is not None:
+        entry["categorical"] = variable.categorical.to_meta()
+    return entry
 
 
 def _transforms_meta(spec: ModelSpec) -> list[dict[str, Any]]:

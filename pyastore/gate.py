@@ -38,8 +38,9 @@ import math
 from array import array
 from dataclasses import dataclass, field
 
+from pyastore.encoding import CategoryError
 from pyastore.errors import InputError, LogError, UsageError
-from pyastore.model import Model, cell_value
+from pyastore.model import Model
 
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs the device ~3 ms
 if TYPE_CHECKING:
@@ -299,9 +300,12 @@ class Gate:
     def _cells(self, line: Line, tx_id: str, canonical: bytes, values: list[Any]
                ) -> Transaction:
         cells: list[float] = []
-        for name, value in zip(self.model.input_names, values):
+        cell = self.model.cell
+        for c, (name, value) in enumerate(zip(self.model.input_names, values)):
             try:
-                cells.append(cell_value(value))
+                cells.append(cell(c, value))
+            except CategoryError as exc:
+                return Transaction(line, tx_id, canonical, reason=f"field {name!r}: {exc}")
             except (TypeError, ValueError):
                 return Transaction(line, tx_id, canonical,
                                    reason=f"field {name!r}: {value!r} is not a number")

@@ -44,11 +44,13 @@ import struct
 from dataclasses import dataclass, field
 from typing import Any
 
+from pyastore.encoding import Categorical
+
 POST_TRANSFORMS = ("identity", "logistic", "softmax")
 AGGREGATIONS = ("sum", "mean")
 TASKS = ("binary", "multiclass", "regression", "embedding")
-VARIABLE_TYPES = ("float", "int", "bool")
-MISSING_POLICIES = ("as_missing", "error", "impute")
+VARIABLE_TYPES = ("float", "int", "bool", "categorical")
+MISSING_POLICIES = ("as_missing", "error", "impute", "categorical")
 ACTIVATIONS = ("identity", "relu", "leaky_relu", "tanh", "sigmoid", "softmax")
 SCALINGS = ("none", "standardize", "affine")
 
@@ -151,12 +153,18 @@ class Transforms:
 
 @dataclass(frozen=True)
 class Variable:
-    """An input variable: its name, type and what a missing (NaN) value means."""
+    """An input variable: its name, type and what a missing (NaN) value means.
+
+    A categorical input (``type="categorical"``, ``missing="categorical"``) has its
+    vocabulary and rules in ``categorical``; the payload reads its codes
+    (``pyastore.encoding``). Other inputs have ``categorical=None``.
+    """
 
     name: str
     type: str = "float"
     missing: str = "as_missing"
     description: str = ""
+    categorical: Categorical | None = None
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,11 @@ Scoring accepts 2-D numpy arrays (any float dtype, C or Fortran order), pandas D
 (columns matched by name, any order, extra columns ignored), lists of rows, and a dict for one
 event. numpy is only imported when the input is a numpy array or DataFrame, so a device can
 score lists without it.
+
+Categorical inputs (META ``categorical``, ``pyastore.encoding``) take text cells, which become
+the input's codes before scoring, by one function on every path (``Model.cell``); a numeric
+2-D array, which cannot say which text it stands for, is refused for such a model (give
+the codes to ``score_into``, or the texts as lists, dicts or a DataFrame).
 """
 
 from __future__ import annotations
@@ -19,6 +24,9 @@ import warnings
 from array import array
 
 from pyastore import keys, trust
+from pyastore.encoding import MISSING_TOKENS as MISSING_TOKENS  # re-exported, as before
+from pyastore.encoding import TYPE as CATEGORICAL
+from pyastore.encoding import Categorical, CategoryError
 from pyastore.errors import (
     FormatError,
     InputError,
@@ -47,8 +55,6 @@ if TYPE_CHECKING:
     from typing import Any
 
 MAX_CONTAINER_BYTES = 1 << 32
-# Cell text that means "missing" (NaN) in every textual input: CSV, NDJSON strings, lists.
-MISSING_TOKENS = frozenset({"", "nan", "NaN", "NAN", "NA", "N/A", "null", "NULL", "None"})
 DECISION_TASKS = ("binary", "multiclass", "regression")
 MAX_THREADS = 1024  # the C core uses at most 64 worker threads; more is surely a mistake
 
@@ -139,6 +145,25 @@ def cell_value(value: Any) -> float:
     raise ValueError(value)
 
 
+def _categorical_inputs(meta: dict[str, Any]) -> tuple[Categorical | None, ...]:
+    """Each input's vocabulary and rules, None for a numeric input. The C core has accepted
+    every ``missing`` policy; the categorical ones must agree with their ``type`` and carry
+    a valid ``categorical`` map (docs/FORMAT.md, "Categorical inputs")."""
+    found: list[Categorical | None] = []
+    for i, entry in enumerate(meta["inputs"]):
+        marks = (entry.get("type") == CATEGORICAL, entry.get("missing") == CATEGORICAL,
+                 "categorical" in entry)
+        if not any(marks):
+            found.append(None)
+            continue
+        where = f"META inputs[{i}] ({entry.get('name')!r})"
+        if not all(marks):
+            raise FormatError(f"{where}: a categorical input has type and missing "
+                              "'categorical' and a 'categorical' map; this one has only some")
+        found.append(Categorical.from_meta(entry["categorical"], f"{where} categorical"))
+    return tuple(found)
+
+
 def not_a_number(row: int, column: str, value: Any) -> InputError:
     """The error for a cell that is not a number; ``row`` is 0-based, messages count from 1."""
     return InputError(f"row {row + 1}, column {column!r}: {value!r} is not a number",
@@ -182,8 +207,10 @@ class Model:
         self.output_names: tuple[str, ...] = tuple(v["name"] for v in self.meta["outputs"])
         self.task: str = self.meta["score_rules"]["task"]
         _check_score_rules(self.meta, len(self.output_names))
+        self.categorical: tuple[Categorical | None, ...] = _categorical_inputs(self.meta)
         self._n_in = len(self.input_names)
         self._n_out = len(self.output_names)
+        self._any_categorical = any(c is not None for c in self.categorical)
 
     @property
     def name(self) -> str:
@@ -210,8 +237,20 @@ class Model:
         return [tuple(s) for s in self._container.sections()]
 
     def describe(self) -> dict[str, Any]:
-        """Everything about the container as a JSON-ready dict (``pyastore describe --json``)."""
+        """Everything about the container as a JSON-ready dict (``pyastore describe --json``).
+        ``inputs`` lists each input's name, type and missing policy, and for a categorical
+        input its number of categories and its ``on_missing`` and ``unseen`` rules."""
+        inputs = []
+        for name, entry, categorical in zip(self.input_names, self.meta["inputs"],
+                                            self.categorical):
+            described = {"name": name, "type": _json_safe(entry.get("type", "")),
+                         "missing": _json_safe(entry.get("missing"))}
+            if categorical is not None:
+                described.update(categories=len(categorical.categories),
+                                 on_missing=categorical.missing, unseen=categorical.unseen)
+            inputs.append(described)
         return {
+            "inputs": inputs,
             "file": self.source,
             "store_key": self.store_key,
             "format_version": f"{self.format_version[0]}.{self.format_version[1]}",
@@ -267,9 +306,14 @@ class Model:
 
     def score_one(self, row: Sequence[Any] | dict[str, Any]) -> list[float]:
         """Score one event (values in input order, or a dict by input name): the fast path.
-        Values are numbers or None (missing)."""
+        Values are numbers or None (missing); a categorical input's value is its text."""
         if isinstance(row, dict):
             row = self._row_from_mapping(row)
+        if self._any_categorical:
+            if len(row) != self._n_in:
+                raise InputError(f"the event has {len(row)} values, the model takes "
+                                 f"{self._n_in}")
+            return self._core.score_one(self.row_values(row, 0, numbered=False))
         try:
             return self._core.score_one(row)  # a new list: both backends build one per call
         except InputError as exc:
@@ -304,8 +348,41 @@ class Model:
             return self._score_array(data, n_threads)
         return self._score_rows(data, n_threads)
 
+    def cell(self, column: int, value: Any) -> float:
+        """One cell of input ``column`` as the float the payload reads: a numeric input's
+        number (:func:`cell_value`), a categorical input's code (``Categorical.code``).
+        Raises ``ValueError`` (a ``CategoryError`` for a categorical input) when refused."""
+        categorical = self.categorical[column]
+        if categorical is None:
+            return cell_value(value)
+        return categorical.code(value)
+
+    def cell_error(self, row: int, column: int, value: Any, error: Exception,
+                   *, numbered: bool = True) -> InputError:
+        """The InputError for a cell :meth:`cell` refused (``row`` 0-based; the message
+        counts from 1, or names no row with ``numbered=False``)."""
+        where = (f"row {row + 1}, column {self.input_names[column]!r}" if numbered
+                 else f"input {self.input_names[column]!r}")
+        if isinstance(error, CategoryError):
+            return InputError(f"{where}: {error}", row=row if numbered else None,
+                              column=column)
+        return InputError(f"{where}: {value!r} is not a number",
+                          row=row if numbered else None, column=column)
+
+    def row_values(self, row: Sequence[Any], index: int, *, numbered: bool = True
+                   ) -> list[float]:
+        """The floats of one row of cells in input order (:meth:`cell`)."""
+        cell = self.cell
+        values = []
+        for c, value in enumerate(row):
+            try:
+                values.append(cell(c, value))
+            except (TypeError, ValueError) as exc:
+                raise self.cell_error(index, c, value, exc, numbered=numbered) from None
+        return values
+
     def rows_to_buffer(self, rows: Iterable[Sequence[Any] | dict[str, Any]]) -> array[float]:
-        """Rows (sequences in input order or dicts by input name; cells as :func:`cell_value`
+        """Rows (sequences in input order or dicts by input name; cells as :meth:`cell`
         reads them) as the float32 buffer :meth:`score_into` takes."""
         n_in = self._n_in
         flat: array[float] = array("f")
@@ -315,6 +392,9 @@ class Model:
             if len(row) != n_in:
                 raise InputError(f"row {r + 1} has {len(row)} values, the model takes {n_in}",
                                  row=r)
+            if self._any_categorical:
+                flat.extend(self.row_values(row, r))
+                continue
             for c, value in enumerate(row):
                 try:
                     flat.append(cell_value(value))
@@ -341,6 +421,14 @@ class Model:
         if data.shape[1] != self._n_in:
             raise InputError(f"rows have {data.shape[1]} columns, the model takes "
                              f"{self._n_in} ({', '.join(self.input_names)})")
+        if self._any_categorical and data.dtype.kind == "O":
+            out = np.empty((data.shape[0], self._n_out), dtype=np.float64)
+            flat = self.rows_to_buffer(data.tolist())
+            if data.shape[0]:
+                self.score_into(flat, out, n_threads=n_threads)
+            return out
+        if self._any_categorical:
+            raise InputError(self._codes_needed())
         if data.dtype.kind not in "fiub":
             raise InputError(f"array of dtype {data.dtype} is not numeric")
         x = np.ascontiguousarray(data, dtype=np.float32)
@@ -348,6 +436,12 @@ class Model:
         if x.shape[0]:
             self.score_into(x, out, n_threads=n_threads)
         return out
+
+    def _codes_needed(self) -> str:
+        names = ", ".join(repr(n) for n, c in zip(self.input_names, self.categorical)
+                          if c is not None)
+        return (f"input(s) {names} are categorical: give rows with their texts as lists, "
+                "dicts, an object array or a DataFrame (or the codes to score_into)")
 
     def _score_dataframe(self, frame: Any, n_threads: int) -> Any:
         import numpy as np
@@ -359,6 +453,9 @@ class Model:
         x = np.empty((len(frame), self._n_in), dtype=np.float32)
         for c, name in enumerate(self.input_names):
             column = frame[name]
+            if self.categorical[c] is not None:
+                x[:, c] = self._category_column(c, column)
+                continue
             try:
                 x[:, c] = column.to_numpy(dtype=np.float64, na_value=np.nan)
             except (TypeError, ValueError):
@@ -368,7 +465,47 @@ class Model:
                     except (TypeError, ValueError):
                         raise not_a_number(r, name, value) from None
                 raise InputError(f"column {name!r} is not numeric") from None
-        return self._score_array(x, n_threads)
+        if not self._any_categorical:
+            return self._score_array(x, n_threads)
+        out = np.empty((x.shape[0], self._n_out), dtype=np.float64)
+        if x.shape[0]:
+            self.score_into(x, out, n_threads=n_threads)
+        return out
+
+    def _category_column(self, c: int, column: Any) -> Any:
+        """The codes of a DataFrame column for categorical input ``c``: a ``category``
+        column's categories are looked up once, other columns value by value (each distinct
+        value once); a refused cell is an InputError naming its row and the column."""
+        import numpy as np
+
+        categorical = self.categorical[c]
+        assert categorical is not None
+        if str(column.dtype) == "category":
+            texts = list(column.cat.categories)
+            table = categorical.lookup(texts + [None])
+            positions = column.cat.codes.to_numpy()
+            positions = np.where(positions < 0, len(texts), positions)
+            if all(code is not None for code in table):
+                return np.array(table, dtype=np.float64)[positions]
+            values = [texts[p] if p < len(texts) else None for p in positions.tolist()]
+        else:
+            values = column.tolist()
+        codes: dict[Any, float] = {}
+        out = np.empty(len(values), dtype=np.float64)
+        for r, value in enumerate(values):
+            key = (type(value), value)  # 1 and True are equal keys, but not equal cells
+            try:
+                out[r] = codes[key]
+            except (KeyError, TypeError):  # TypeError: an unhashable value
+                try:
+                    out[r] = categorical.code(value)
+                except (TypeError, ValueError) as exc:
+                    raise self.cell_error(r, c, value, exc) from None
+                try:
+                    codes[key] = out[r]
+                except TypeError:
+                    pass
+        return out
 
     # ---- decisions ----------------------------------------------------------------------
 

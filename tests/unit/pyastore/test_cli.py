@@ -81,7 +81,8 @@ def test_describe_json_is_stable(golden_path, golden_pub):
     assert first == second
     info = json.loads(first)
     assert set(info) == {"file", "store_key", "format_version", "size_bytes", "signature",
-                         "sections", "meta", "scorer"}
+                         "sections", "meta", "scorer", "inputs"}
+    assert info["inputs"][0] == {"name": "amount", "type": "float", "missing": "as_missing"}
     # how this machine's C core walks the trees (the one machine-dependent entry)
     assert info["scorer"]["tree_walk"].startswith("quickscorer-")
     assert info["scorer"]["derived_bytes"] > 0
