@@ -35,6 +35,16 @@ leaks: before fitting, every column is checked on the training rows of the first
   decreasing down the rows (a row number, an ID, a sorted timestamp) whose ROC-AUC is >= 0.9
   or <= 0.1, is named in a warning, on stderr and in the report, with the --drop that
   removes it. Training goes on: the warning is advice.
+categorical columns: a column holding text (a cell that is neither a number nor missing:
+  empty, nan, NA, N/A, null, None) is categorical; --categorical COL makes a column of
+  numbers categorical too (a ZIP code, an area code: each number is then a text), and
+  --numeric COL keeps a column numeric (its text cells are then an error). The vocabulary
+  is learned on the training rows only, sorted by UTF-8 bytes (--category-order target:
+  by training positive rate); a category's code (its position) is what the trees split
+  on, and the container stores the vocabulary, so `pyastore score` takes the raw texts. A
+  missing cell, and a category the training rows did not have, score as missing (the
+  trees' default branch). Texts are compared with ASCII spaces and tabs at either end
+  removed, case and accents kept.
 metrics: recall at 1% / 5% flagged cannot exceed alerts / positives when more than 1% / 5%
   of the test rows are positive; stderr, --json and the report give each metric's cap next
   to its number, and the report marks metrics every run scores at their ceiling.
@@ -70,13 +80,16 @@ def _dataset(args: argparse.Namespace):
         with tempfile.NamedTemporaryFile(suffix=".csv") as handle:
             handle.write(raw)
             handle.flush()
-            dataset = data.load_csv(handle.name, "fraud", tuple(args.drop))
+            dataset = data.load_csv(handle.name, "fraud", tuple(args.drop),
+                                    categorical=tuple(args.categorical),
+                                    numeric=tuple(args.numeric))
         from dataclasses import replace
 
         return replace(
             dataset, source="bundled:fraud-default-v1", sha256=hashlib.sha256(raw).hexdigest()
         )
-    return data.load_csv(args.data, args.target, tuple(args.drop))
+    return data.load_csv(args.data, args.target, tuple(args.drop),
+                         categorical=tuple(args.categorical), numeric=tuple(args.numeric))
 
 
 def _metrics_line(result, dataset) -> str:
@@ -97,7 +110,7 @@ def cmd_fraud(args: argparse.Namespace) -> int:
         algo=args.algo, augment=args.augment, test_size=args.test_size, seed=args.seed,
         balance=args.balance, synthetic=args.synthetic, synthetic_ratio=args.synthetic_ratio,
         tweak=args.tweak, epochs=args.epochs, n_trees=args.trees, n_jobs=args.jobs,
-        progress=sys.stderr.isatty() and not args.quiet)
+        progress=sys.stderr.isatty() and not args.quiet, category_order=args.category_order)
     config.check()
     if args.data is not None and args.target is None:
         raise UsageError("--data needs --target COLUMN")
@@ -113,6 +126,12 @@ def cmd_fraud(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     dataset = _dataset(args)
     _say(f"data: {dataset.source}: {dataset.balance()}")
+    if dataset.text:
+        described = ", ".join(
+            f"{name!r} ({len({v for v in dataset.text[i] if v is not None})} distinct)"
+            for i, name in ((i, dataset.feature_names[i]) for i in sorted(dataset.text)))
+        _say(f"categorical columns: {described}; each vocabulary is learned on the training "
+             "rows and stored in the container (use --numeric COL to refuse text instead)")
     from trainer.leaks import check_training_rows
 
     leaks = check_training_rows(dataset, config.test_size, config.seed)
@@ -198,6 +217,16 @@ def build_parser() -> argparse.ArgumentParser:
                             "spaces removed)")
     fraud.add_argument("--drop", metavar="COLUMN", nargs="+", action="extend", default=[],
                        help="columns to ignore (IDs, free text, columns that leak the label)")
+    fraud.add_argument("--categorical", metavar="COLUMN", nargs="+", action="extend",
+                       default=[], help="columns to treat as categories even when they hold "
+                                        "numbers (text columns are categorical already)")
+    fraud.add_argument("--numeric", metavar="COLUMN", nargs="+", action="extend", default=[],
+                       help="columns that must be numeric: a text cell is an error instead of "
+                            "making the column categorical")
+    fraud.add_argument("--category-order", choices=("bytes", "target"), default="bytes",
+                       help="the codes of a categorical column's categories: their UTF-8 byte "
+                            "order (default), or their training positive rate (smoothed); see "
+                            "docs/EXPERIMENTS.md")
     fraud.add_argument("--algo", choices=("xgboost", "lightgbm", "catboost", "rf", "mlp"),
                        default="xgboost")
     fraud.add_argument(

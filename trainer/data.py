@@ -1,9 +1,11 @@
 """Training data: CSV loading with clear errors, and the bundled default data set.
 
-``load_csv`` reads a header CSV of numeric columns (a UTF-8 BOM is tolerated), checks the
-target column (present, numeric, no missing values, two classes 0/1), drops ID-like columns on
-request, and returns the features, the labels and the SHA-256 of the file's bytes (recorded in
-the container's provenance).
+``load_csv`` reads a header CSV (a UTF-8 BOM is tolerated), checks the target column (present,
+numeric, no missing values, two classes 0/1), drops ID-like columns on request, and returns
+the features, the labels and the SHA-256 of the file's bytes (recorded in the container's
+provenance). With categorical columns on (``categorical=``), a column of text is kept as its
+texts (``Dataset.text``), encoded only once the training rows are known
+(``Dataset.encoded``, ``trainer.categorical``).
 
 Column names. The reader keeps a header name as pandas parses it (the file's UTF-8 byte-order
 marks dropped, CSV quotes undone: ``" a ""b"" "`` is `` a "b" ``) with its surrounding
@@ -27,11 +29,12 @@ import difflib
 import hashlib
 import io
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from pyastore.encoding import Categorical
 from pyastore.errors import InputError, UsageError
 from pyastore.files import read_bytes
 
@@ -43,12 +46,35 @@ BUNDLED_FEATURES = 12
 
 @dataclass(frozen=True)
 class Dataset:
+    """Labelled rows. A categorical column's cells are in ``text`` (its index -> an object
+    array of texts, None for missing); its column of ``x`` is NaN until ``encoded`` gives
+    the codes of a vocabulary learned on chosen rows."""
+
     x: np.ndarray  # float64, (n_rows, n_features)
     y: np.ndarray  # int64 0/1
     feature_names: tuple[str, ...]
     target: str
     source: str
     sha256: str
+    text: dict[int, np.ndarray] = field(default_factory=dict)
+
+    @property
+    def categorical_names(self) -> tuple[str, ...]:
+        return tuple(self.feature_names[i] for i in sorted(self.text))
+
+    def encoded(self, rows: np.ndarray, order: str = "bytes"
+                ) -> tuple[np.ndarray, dict[str, Categorical]]:
+        """``x`` with every categorical column replaced by its codes, the vocabularies
+        learned on ``rows`` only (``trainer.categorical``), and the vocabularies by name."""
+        from trainer import categorical
+
+        x = self.x.copy()
+        vocabularies: dict[str, Categorical] = {}
+        for column, values in sorted(self.text.items()):
+            vocabulary = categorical.learn(values[rows], self.y[rows], order)
+            x[:, column] = categorical.encode(values, vocabulary)
+            vocabularies[self.feature_names[column]] = vocabulary
+        return x, vocabularies
 
     def balance(self) -> str:
         n_fraud = int(self.y.sum())
@@ -148,9 +174,18 @@ def read_table(path: Path):
     return frame, data
 
 
-def load_csv(path: str | Path, target: str, drop: Sequence[str] = ()) -> Dataset:
+def load_csv(path: str | Path, target: str, drop: Sequence[str] = (), *,
+             categorical: Sequence[str] | None = None, numeric: Sequence[str] = ()) -> Dataset:
     """Load a labelled CSV. Errors name the file, the column and (for bad cells) the row;
-    ``target`` and ``drop`` name header columns as ``find_column`` matches them."""
+    ``target``, ``drop``, ``categorical`` and ``numeric`` name header columns as
+    ``find_column`` matches them.
+
+    ``categorical=None`` (the default): every feature must be numeric, a text cell is an
+    error. A sequence (even empty) turns on categorical columns: a column holding a cell
+    that is not a number (nor missing) is categorical unless named in ``numeric`` (then the
+    cell is the error it is without categories), and the columns named in ``categorical``
+    are categorical whatever they hold (numbers are then their text: ``"94110"``). The texts
+    of a categorical column are its raw cells as the runtime reads them (``text_cells``)."""
     path = Path(path)
     frame, data = read_table(path)
     header = list(frame.columns)
@@ -158,6 +193,17 @@ def load_csv(path: str | Path, target: str, drop: Sequence[str] = ()) -> Dataset
     drop = list(dict.fromkeys(find_column(header, name, "--drop", str(path)) for name in drop))
     if target in drop:
         raise UsageError(f"--drop cannot drop the target column {target!r}")
+    forced = [] if categorical is None else list(dict.fromkeys(
+        find_column(header, name, "--categorical", str(path)) for name in categorical))
+    kept_numeric = list(dict.fromkeys(find_column(header, name, "--numeric", str(path))
+                                      for name in numeric))
+    both = sorted(set(forced) & set(kept_numeric))
+    if both:
+        raise UsageError(f"{', '.join(repr(b) for b in both)}: named by both --categorical "
+                         "and --numeric")
+    for option, names in (("--categorical", forced), ("--numeric", kept_numeric)):
+        if target in names or set(names) & set(drop):
+            raise UsageError(f"{option} names the target or a dropped column")
     frame = frame.drop(columns=drop)
     labels = frame.pop(target)
     if labels.isna().any():
@@ -172,10 +218,24 @@ def load_csv(path: str | Path, target: str, drop: Sequence[str] = ()) -> Dataset
     if not values <= {0, 1} or len(values) < 2:
         raise InputError(f"{path}: target column {target!r} must hold both classes 0 and 1, "
                          f"found {sorted(values)[:10]}")
+    texts: dict[str, np.ndarray] = {}
+    raw = None
     for column in frame.columns:
+        if column in forced:
+            if raw is None:
+                raw = _raw_cells(data)
+            texts[column] = text_cells(raw[header.index(column)])
+            frame[column] = np.nan
+            continue
         if frame[column].dtype.kind not in "fiub":
             converted = frame[column].apply(_to_float)
             bad = converted.isna() & frame[column].notna()
+            if bad.any() and categorical is not None and column not in kept_numeric:
+                if raw is None:
+                    raw = _raw_cells(data)
+                texts[column] = text_cells(raw[header.index(column)])
+                frame[column] = np.nan
+                continue
             if bad.any():
                 row = int(np.flatnonzero(bad.to_numpy())[0]) + 1
                 raise InputError(f"{path}: column {column!r}, data row {row}: "
@@ -183,9 +243,21 @@ def load_csv(path: str | Path, target: str, drop: Sequence[str] = ()) -> Dataset
             frame[column] = converted
     if frame.shape[1] == 0:
         raise InputError(f"{path}: no feature columns besides the target")
+    names = tuple(frame.columns)
     return Dataset(x=frame.to_numpy(dtype=np.float64), y=labels.to_numpy().astype(np.int64),
-                   feature_names=tuple(frame.columns), target=target, source=str(path),
-                   sha256=hashlib.sha256(data).hexdigest())
+                   feature_names=names, target=target, source=str(path),
+                   sha256=hashlib.sha256(data).hexdigest(),
+                   text={names.index(name): values for name, values in texts.items()})
+
+
+def _raw_cells(data: bytes) -> list[list[str]]:
+    """Every column's cells as text, exactly as the file holds them (CSV quotes undone),
+    header left out: what a categorical column's categories are made of."""
+    import pandas as pd
+
+    raw = pd.read_csv(io.BytesIO(data), encoding="utf-8-sig", dtype=str, header=None,
+                      skiprows=1, keep_default_na=False, na_filter=False)
+    return [raw[c].tolist() for c in raw.columns]
 
 
 def _to_float(value):
@@ -251,3 +323,13 @@ def write_bundled(path: str | Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(bundled_fraud_csv())
     return path
+
+
+def text_cells(cells: Sequence[str]) -> np.ndarray:
+    """Raw CSV cells of a categorical column as the runtime reads them (an object array):
+    ``pyastore.encoding.category_text`` of each cell, None for a missing cell (empty or a
+    missing-value word after that)."""
+    from pyastore.encoding import MISSING_TOKENS, category_text
+
+    texts = [category_text(cell) for cell in cells]
+    return np.array([None if text in MISSING_TOKENS else text for text in texts], dtype=object)

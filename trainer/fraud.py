@@ -4,7 +4,9 @@ The pipeline, one named pass each:
 
 1. ``load``      -- a labelled CSV (``trainer.data.load_csv``) or the bundled default data;
 2. ``split``     -- stratified train/test split (50/50 by default) with a fixed seed; the test
-                    rows are never seen again until evaluation;
+                    rows are never seen again until evaluation. Categorical columns are
+                    encoded here, their vocabularies learned on the training rows only
+                    (``Dataset.encoded``; a test category not among them is unseen);
 3. ``balance``   -- oversample the training frauds up to the non-fraud count (random
                     duplication, or SMOTE with ``balance="smote"``);
 4. ``synthesize``-- add ``n_synthetic`` new fraud rows made from the *training* rows only:
@@ -31,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from pyastore.encoding import Categorical
 from pyastore.errors import UsageError
 from trainer.data import Dataset
 
@@ -55,6 +58,7 @@ class FraudConfig:
     rf_max_depth: int = 12
     n_jobs: int = 1
     progress: bool = True
+    category_order: str = "bytes"  # trainer.categorical.ORDERS: the codes of categories
 
     def check(self) -> None:
         if self.algo not in ALGORITHMS:
@@ -67,6 +71,8 @@ class FraudConfig:
             raise UsageError("--balance must be random, smote or none")
         if self.synthetic is not None and self.synthetic < 0:
             raise UsageError("--synthetic must be >= 0")
+        if self.category_order not in ("bytes", "target"):
+            raise UsageError("--category-order must be bytes or target")
         if self.synthetic_ratio < 0 or self.tweak < 0 or self.epochs < 1:
             raise UsageError("--synthetic-ratio and --tweak must be >= 0, --epochs >= 1")
 
@@ -91,6 +97,8 @@ class VariantResult:
     training: TrainingSet
     seconds: dict[str, float] = field(default_factory=dict)
     generator_info: dict[str, Any] = field(default_factory=dict)
+    categorical: dict[str, Categorical] = field(default_factory=dict)  # vocabulary by column
+    x: np.ndarray | None = None  # the dataset's rows as the model saw them (codes included)
 
 
 # ---- 2. split ---------------------------------------------------------------------------
@@ -272,7 +280,9 @@ def run_variant(dataset: Dataset, config: FraudConfig, seed: int) -> VariantResu
     seconds: dict[str, float] = {}
     started = time.perf_counter()
     train_index, test_index = split(dataset, config.test_size, seed)
-    real_x, real_y = dataset.x[train_index], dataset.y[train_index]
+    all_x, vocabularies = (dataset.encoded(train_index, config.category_order) if dataset.text
+                           else (dataset.x, {}))
+    real_x, real_y = all_x[train_index], dataset.y[train_index]
     training = balance(real_x, real_y, config.balance, seed)
     seconds["split_balance"] = time.perf_counter() - started
     started = time.perf_counter()
@@ -282,7 +292,7 @@ def run_variant(dataset: Dataset, config: FraudConfig, seed: int) -> VariantResu
     model = make_classifier(config, seed)
     model.fit(training.x, training.y)
     seconds["fit"] = time.perf_counter() - started
-    test_x = dataset.x[test_index]
+    test_x = all_x[test_index]
     scores = model.predict_proba(test_x)[:, 1]
     test_y = dataset.y[test_index]
     return VariantResult(
@@ -296,6 +306,8 @@ def run_variant(dataset: Dataset, config: FraudConfig, seed: int) -> VariantResu
         training,
         seconds,
         info,
+        vocabularies,
+        all_x,
     )
 
 
@@ -342,11 +354,16 @@ def export(result: VariantResult, dataset: Dataset, config: FraudConfig, signing
         description=f"Fraud classifier ({config.algo}, augmentation {result.augment}) "
         f"trained on {dataset.source}",
         provenance=provenance,
+        categorical=result.categorical,
     )
     data = fmt.write(spec, signing_key, created=created)
     model = pyastore.load(data, trusted_keys=[signing_key.public_key], use_default_trust=False)
-    test_x = dataset.x[result.test_index].astype(np.float32)
-    container_scores = model.score(test_x)[:, 0]
+    rows = result.x if result.x is not None else dataset.x
+    test_x = np.ascontiguousarray(rows[result.test_index], dtype=np.float32)
+    container_scores = np.empty((len(test_x), len(model.output_names)))
+    if len(test_x):
+        model.score_into(test_x, container_scores)  # codes, as the library saw them
+    container_scores = container_scores[:, 0]
     library_scores = result.model.predict_proba(test_x)[:, 1]
     check = {
         "store_key": model.store_key,

@@ -128,8 +128,10 @@ def find_leaks(x: np.ndarray, y: np.ndarray, names: tuple[str, ...] | list[str])
 
 def check_training_rows(dataset, test_size: float, seed: int) -> list[Leak]:
     """``find_leaks`` on the training rows of the split ``trainer.fraud.split`` makes with
-    ``test_size`` and ``seed`` (its row indices are sorted: file order is kept)."""
+    ``test_size`` and ``seed`` (its row indices are sorted: file order is kept); a
+    categorical column is checked through its codes (vocabulary of those rows)."""
     from trainer.fraud import split
 
     train_index, _ = split(dataset, test_size, seed)
-    return find_leaks(dataset.x[train_index], dataset.y[train_index], dataset.feature_names)
+    x = dataset.encoded(train_index)[0] if dataset.text else dataset.x
+    return find_leaks(x[train_index], dataset.y[train_index], dataset.feature_names)

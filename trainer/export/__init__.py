@@ -53,8 +53,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from typing import Any
 
+from pyastore.encoding import TYPE as CATEGORICAL
+from pyastore.encoding import Categorical
 from pyastore.errors import UnsupportedModelError, UsageError
 from pyastore.ir import Algorithm, Forest, Mlp, ModelSpec, Output, ScoreRules, Variable
 
@@ -71,7 +74,8 @@ def export_model(model: Any, *, feature_names: Sequence[str] | None = None,
                  provenance: dict[str, Any] | None = None, cutoff: float = 0.5,
                  iteration_range: tuple[int, int] | None = None,
                  encoder_layers: int | None = None, task: str | None = None,
-                 class_labels: Sequence[Any] | None = None) -> ModelSpec:
+                 class_labels: Sequence[Any] | None = None,
+                 categorical: dict[str, Categorical] | None = None) -> ModelSpec:
     """Convert a fitted xgboost / LightGBM / CatBoost / scikit-learn model or a torch network
     into a ``ModelSpec``.
 
@@ -83,7 +87,9 @@ def export_model(model: Any, *, feature_names: Sequence[str] | None = None,
     iteration. ``encoder_layers=k`` (MLPs only) exports the first ``k`` dense layers, each
     with its activation, as an encoder (``task="embedding"``). ``task`` and ``class_labels``
     (torch only, which records neither) say what the network's outputs mean
-    (``trainer.export.torch_mlp``).
+    (``trainer.export.torch_mlp``). ``categorical`` maps input names to the vocabularies
+    their columns were encoded with (``trainer.categorical``): those inputs become
+    categorical inputs of the container, whose device maps texts to the same codes.
 
     Raises ``UnsupportedModelError`` for a model (or part of one) that cannot be exported
     exactly, ``UsageError`` for bad arguments.
@@ -100,15 +106,43 @@ def export_model(model: Any, *, feature_names: Sequence[str] | None = None,
     if library == "torch":
         from trainer.export import torch_mlp
 
-        return torch_mlp.export(model, options, task=task, class_labels=class_labels,
+        spec = torch_mlp.export(model, options, task=task, class_labels=class_labels,
                                 encoder_layers=encoder_layers)
-    if library == "sklearn" and type(model).__name__ == "Pipeline":
+    elif library == "sklearn" and type(model).__name__ == "Pipeline":
         from trainer.export import sklearn_pipeline
 
-        return sklearn_pipeline.export(model, options, iteration_range=iteration_range,
+        spec = sklearn_pipeline.export(model, options, iteration_range=iteration_range,
                                        encoder_layers=encoder_layers)
-    return export_estimator(model, library, options, iteration_range=iteration_range,
-                            encoder_layers=encoder_layers)
+    else:
+        spec = export_estimator(model, library, options, iteration_range=iteration_range,
+                                encoder_layers=encoder_layers)
+    return with_categorical_inputs(spec, categorical or {})
+
+
+def with_categorical_inputs(spec: ModelSpec, categorical: dict[str, Categorical]) -> ModelSpec:
+    """``spec`` whose inputs named in ``categorical`` are categorical with that vocabulary.
+    An input whose model refuses NaN (missing policy ``error``) takes only a vocabulary that
+    never yields NaN; one with imputation keeps its XFRM (the code's NaN is imputed)."""
+    if not categorical:
+        return spec
+    names = [v.name for v in spec.inputs]
+    unknown = sorted(set(categorical) - set(names))
+    if unknown:
+        raise UsageError(f"categorical names {unknown} that are not inputs of the model")
+    inputs = []
+    for variable in spec.inputs:
+        vocabulary = categorical.get(variable.name)
+        if vocabulary is None:
+            inputs.append(variable)
+            continue
+        if variable.missing == "error" and vocabulary.scores_nan:
+            raise UnsupportedModelError(
+                f"input {variable.name!r}: the model refuses missing values, but its "
+                "vocabulary scores a missing or unseen category as missing (give it a "
+                "missing code)")
+        inputs.append(replace(variable, type=CATEGORICAL, missing=CATEGORICAL,
+                              categorical=vocabulary))
+    return replace(spec, inputs=tuple(inputs))
 
 
 def export_estimator(model: Any, library: str, options: ExportOptions, *,
