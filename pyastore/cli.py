@@ -302,7 +302,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="show a container's store key, signature and metadata",
         formatter_class=raw,
         description="Show the store key, signer and signature status, every metadata field "
-        "and the inputs/outputs of a container. Integrity and the signature are "
+        "and the inputs/outputs of a container (a categorical input with its number of "
+        "categories and its missing and unseen rules). Integrity and the signature are "
         "checked (a damaged or forged file is an error); an untrusted or unsigned "
         "container is described with that status rather than refused.",
         epilog="example:\n  pyastore describe fraud.astore\n"
@@ -336,7 +337,10 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=raw,
         description="Score rows with a verified container. Input columns are matched to the "
         "model's inputs by name (any order; extra columns are ignored unless kept). "
-        "An empty cell or nan/NA/null is a missing value. The output has the kept "
+        "An empty cell or nan/NA/null is a missing value. A categorical input (see "
+        "describe) takes the category's text, compared once ASCII spaces at either end are "
+        "removed; an unknown text or a missing cell follows the container's rules. The "
+        "output has the kept "
         "columns, then one column per model output (and 'label' with --label). "
         "Large inputs are streamed in chunks; NDJSON is scored and flushed line by "
         "line. A file output appears only when scoring succeeded.",

@@ -42,7 +42,9 @@ Output conventions, the same for every library:
   ``ScoreRules(task="embedding")``.
 * inputs: one ``Variable(name, "float", missing)`` per feature, named after the model's feature
   names (or ``feature_names=``), else ``x0 .. x{n-1}``. ``missing`` is ``"as_missing"``
-  when the library scores NaN, ``"error"`` when it refuses NaN input.
+  when the library scores NaN, ``"error"`` when it refuses NaN input. An input named in
+  ``categorical=`` becomes ``Variable(name, "categorical", "categorical", categorical=...)``
+  (its column held the codes of that vocabulary when the model was fitted).
 * ``training_params``: the model's hyper-parameters made JSON/msgpack-safe, updated with the
   caller's ``training_params``; ``provenance`` is passed through, made safe the same way.
 
