@@ -36,7 +36,7 @@ import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
-from pyastore.errors import InputError, IntegrityError, UsageError
+from pyastore.errors import InputError, IntegrityError, UnsupportedModelError, UsageError
 from pyastore.model import Model, SecurityWarning, load
 
 LABEL_COLUMN = "label"
@@ -215,6 +215,13 @@ def score(
     :class:`UsageError` for bad arguments.
     """
     loaded = _load_on_driver(model, trusted_keys, allow_untrusted, allow_unsigned)
+    categorical = [name for name, c in zip(loaded.input_names, loaded.categorical)
+                   if c is not None]
+    if categorical:  # a numeric column would be scored as codes: refuse before any task
+        raise UnsupportedModelError(
+            f"input(s) {', '.join(repr(n) for n in categorical)} are categorical: Spark "
+            "scoring takes numeric inputs only (score such a model with pyastore score or "
+            "Model.score)")
     _check_anchor(loaded, model, require_anchored, log_key, proof, log)
     if label and not loaded.decides:
         raise UsageError(f"label=True: this model's task is {loaded.task!r}, which has no "
