@@ -115,7 +115,8 @@ struct astore_container {
  * the walk may use on this CPU. Every choice gives the same bits. */
 typedef enum astore_tree_walk {
     ASTORE_WALK_NODES = 0,
-    ASTORE_WALK_QUICKSCORER = 1
+    ASTORE_WALK_QUICKSCORER = 1,
+    ASTORE_WALK_QUICKSCORER_NODES = 2 /* bit vectors above depth 6, then nodes (deep trees) */
 } astore_tree_walk;
 
 typedef enum astore_tree_isa {
@@ -159,8 +160,16 @@ size_t astore_forest_walk_bytes(const astore_forest *forest);
 
 /* quickscorer.c: the bit-vector walk, for forests whose trees have at most 64 leaves. */
 bool astore_qs_applies(const astore_forest *forest);
-ASTORE_MUST_CHECK astore_status astore_qs_build(const astore_forest *forest,
+/* cut: the depth at which trees of more than 64 leaves are cut (their nodes there are walked
+ * on by nodes: astore_forest_walk_on); UINT32_MAX when every tree has at most 64 leaves. */
+ASTORE_MUST_CHECK astore_status astore_qs_build(const astore_forest *forest, uint32_t cut,
                                                 astore_quickscorer **out, astore_error *err);
+/* Whether this CPU has what the 64-row transposed walk needs (AVX-512 BW/VL/CD, VBMI, GFNI). */
+bool astore_qs_transposed_cpu(void);
+/* The node walk of tree t for a block of 64 rows from the positions in pos (a split node of
+ * the tree, or LEAF_TAG | leaf), to LEAF_TAG | leaf for every row. */
+void astore_forest_walk_on(const astore_forest *forest, uint32_t t, const float *rows,
+                           size_t n_cols, uint32_t *pos);
 void astore_qs_release(astore_quickscorer *qs);
 size_t astore_qs_bytes(const astore_quickscorer *qs);
 /* Adds every tree's exit leaf into acc (n_rows x n_outputs, zeroed) for the first rows (all

@@ -22,6 +22,7 @@
 #include "astore_math.h"
 
 #define ROW_BLOCK 64
+#define QS_CUT_DEPTH 6u /* deep trees: the levels above it (<= 63 nodes) go by bit vectors */
 #define TREE_GROUPS 4 /* single-row AVX2 path: groups of 8 trees walked together */
 #ifndef WIDE_TREE_GROUPS
 #define WIDE_TREE_GROUPS 8 /* single-row AVX-512 path: groups of 16 trees walked together */
@@ -409,7 +410,16 @@ static astore_status choose_walk(astore_forest *f, astore_error *err) {
         }
     }
     if (f->isa == ASTORE_ISA_AVX512 && !pack_nodes(f)) f->isa = ASTORE_ISA_AVX2;
-    if (f->walk == ASTORE_WALK_QUICKSCORER) return astore_qs_build(f, &f->quickscorer, err);
+    if (f->walk == ASTORE_WALK_QUICKSCORER) {
+        return astore_qs_build(f, UINT32_MAX, &f->quickscorer, err);
+    }
+    /* deep trees: bit vectors for their top 6 levels, then nodes -- where the CPU has the
+     * 64-row transposed walk (measured faster than the node walk on M2 and M3 there) */
+    bool forced_nodes = forced != NULL && strncmp(forced, "nodes", 5) == 0;
+    if (!forced_nodes && f->isa == ASTORE_ISA_AVX512 && astore_qs_transposed_cpu()) {
+        f->walk = ASTORE_WALK_QUICKSCORER_NODES;
+        return astore_qs_build(f, QS_CUT_DEPTH, &f->quickscorer, err);
+    }
     return ASTORE_OK;
 }
 
@@ -447,10 +457,11 @@ void astore_forest_release(astore_forest *f) {
 }
 
 const char *astore_forest_walk_name(const astore_forest *f) {
-    static const char *const names[2][3] = {
+    static const char *const names[3][3] = {
         {"nodes-scalar", "nodes-avx2", "nodes-avx512"},
-        {"quickscorer-scalar", "quickscorer-avx2", "quickscorer-avx512"}};
-    return names[f->walk == ASTORE_WALK_QUICKSCORER][f->isa];
+        {"quickscorer-scalar", "quickscorer-avx2", "quickscorer-avx512"},
+        {"quickscorer+nodes-scalar", "quickscorer+nodes-avx2", "quickscorer+nodes-avx512"}};
+    return names[f->walk][f->isa];
 }
 
 size_t astore_forest_walk_bytes(const astore_forest *f) {
@@ -805,6 +816,12 @@ static void score_rows_by_nodes(const astore_forest *f, const float *x, size_t n
     }
 }
 
+void astore_forest_walk_on(const astore_forest *f, uint32_t t, const float *rows, size_t n_cols,
+                           uint32_t *pos) {
+    astore_tree_isa isa = n_cols < (size_t)(INT32_MAX / ROW_BLOCK) ? f->isa : ASTORE_ISA_SCALAR;
+    walk_block(f, f->trees[t].first_node, rows, n_cols, ROW_BLOCK, pos, isa);
+}
+
 /* Whether single rows walk their trees as vector lanes (score_one_row_by_trees), which the
  * 32-bit gather offsets allow below 2^31 / 3 nodes. */
 static bool trees_in_lanes(const astore_forest *f) {
@@ -827,7 +844,7 @@ void astore_forest_score_rows(const astore_forest *f, const float *x, size_t n_r
     bool lanes = trees_in_lanes(f);
     size_t done = 0;
     memset(out, 0, sizeof(double) * n_rows * n_out);
-    if (f->walk == ASTORE_WALK_QUICKSCORER) {
+    if (f->walk != ASTORE_WALK_NODES) {
         done = astore_qs_score_rows(f, x, n_rows, n_cols, out);
         post_transform(f, out, done);
     } else {

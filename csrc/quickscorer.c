@@ -50,6 +50,11 @@ struct astore_quickscorer {
     uint32_t *nan_starts; /* the same for nan_entries, without sentinels */
     astore_qs_entry *entries;
     astore_qs_entry *nan_entries;
+    /* tree t's frontier: codes[frontier_start[t], frontier_start[t + 1]) -- its leaves
+     * (LEAF_TAG | leaf), or for a deep tree cut at depth `cut` also its nodes at the cut */
+    uint32_t *frontier_start;
+    uint32_t *codes;
+    uint32_t cut; /* UINT32_MAX: no tree is cut (every tree has at most 64 leaves) */
     size_t bytes;
     bool transposed; /* 64-row blocks (AVX-512 with VBMI and GFNI, checked at load) */
 };
@@ -67,18 +72,6 @@ static int lowest_set_bit(uint64_t v) {
     }
     return n;
 #endif
-}
-
-/* The leaves of node i's left subtree, [*lo, *hi), with first[] holding for every later node
- * of the tree its subtree's first leaf (leaves are numbered depth first, nodes in preorder). */
-static void left_leaves(const astore_tree_node *nodes, uint32_t i, const uint32_t *first,
-                        uint32_t *lo, uint32_t *hi) {
-    uint32_t split = nodes[i].split, child = nodes[i].child;
-    bool left_leaf = (split & ASTORE_NODE_LEFT_LEAF) != 0;
-    bool right_leaf = (split & ASTORE_NODE_RIGHT_LEAF) != 0;
-    *lo = left_leaf ? child : first[i + 1u];
-    if (right_leaf) *hi = left_leaf ? child + 1u : child;
-    else *hi = left_leaf ? first[i + 1u] : first[child];
 }
 
 static int compare_entries(const void *a, const void *b) {
@@ -101,6 +94,8 @@ void astore_qs_release(astore_quickscorer *qs) {
     free(qs->nan_starts);
     free(qs->entries);
     free(qs->nan_entries);
+    free(qs->frontier_start);
+    free(qs->codes);
     free(qs);
 }
 
@@ -112,74 +107,120 @@ static uint32_t block_trees(const astore_forest *f, uint32_t b) {
     return f->n_trees - t0 < QS_TREE_BLOCK ? f->n_trees - t0 : QS_TREE_BLOCK;
 }
 
-astore_status astore_qs_build(const astore_forest *f, astore_quickscorer **out, astore_error *err) {
+/*
+ * The frontier of a tree: its leaves, or -- when the tree is cut at depth `cut` (the top of a
+ * deep tree) -- its leaves above the cut and its nodes at the cut, in depth-first order, at
+ * most 64 either way. Frontier items are coded as the node walk codes a position: LEAF_TAG |
+ * leaf, or a (tree-local) split node to walk on from. The nodes above the cut are the ones the
+ * bit vectors evaluate; a node's left subtree covers a run of frontier items.
+ */
+#define QS_LEAF_TAG 0x80000000u
+
+typedef struct frontier_visit {
+    const astore_forest *f;
+    astore_quickscorer *qs;
+    const astore_tree_node *nodes;
+    uint32_t cut;         /* depth of the cut; UINT32_MAX: not cut */
+    uint32_t local_tree;  /* the tree within its block */
+    size_t list_base;     /* first list of the tree's block */
+    uint32_t *fill;       /* NULL: count the lists' entries; else where each list fills next */
+    uint32_t *nan_fill;
+    uint32_t *codes;      /* the tree's frontier codes (filling only) */
+    uint32_t count;       /* frontier items so far */
+} frontier_visit;
+
+static void visit_leaf(frontier_visit *v, uint32_t leaf) {
+    if (v->codes != NULL) v->codes[v->count] = QS_LEAF_TAG | leaf;
+    v->count++;
+}
+
+static void visit_node(frontier_visit *v, uint32_t i, uint32_t depth) {
+    if (depth == v->cut) {
+        if (v->codes != NULL) v->codes[v->count] = i;
+        v->count++;
+        return;
+    }
+    const astore_tree_node *node = &v->nodes[i];
+    bool left_leaf = (node->split & ASTORE_NODE_LEFT_LEAF) != 0;
+    bool right_leaf = (node->split & ASTORE_NODE_RIGHT_LEAF) != 0;
+    uint32_t lo = v->count;
+    if (left_leaf) visit_leaf(v, node->child);
+    else visit_node(v, i + 1u, depth + 1u);
+    uint32_t hi = v->count;
+    if (right_leaf) visit_leaf(v, left_leaf ? node->child + 1u : node->child);
+    else visit_node(v, left_leaf ? i + 1u : node->child, depth + 1u);
+    size_t list = v->list_base + (node->split & ASTORE_NODE_FEATURE_MASK);
+    bool nan_right = (node->split & ASTORE_NODE_DEFAULT_LEFT) == 0;
+    if (v->fill == NULL) { /* counting */
+        v->qs->starts[list + 1u]++;
+        if (nan_right) v->qs->nan_starts[list + 1u]++;
+        return;
+    }
+    astore_qs_entry entry;
+    entry.threshold = node->threshold;
+    entry.tree = v->local_tree;
+    entry.keep = ~(bits_below(hi) & ~bits_below(lo));
+    v->qs->entries[v->fill[list]++] = entry;
+    if (nan_right) v->qs->nan_entries[v->nan_fill[list]++] = entry;
+}
+
+/* Visits every tree: counting (fill NULL) or filling the lists and the frontier codes. */
+static void visit_trees(const astore_forest *f, astore_quickscorer *qs, uint32_t *fill,
+                        uint32_t *nan_fill) {
+    for (uint32_t t = 0; t < f->n_trees; t++) {
+        const astore_tree_entry *tree = &f->trees[t];
+        frontier_visit v = {f, qs, f->nodes + tree->first_node,
+                            tree->n_leaves <= 64u ? UINT32_MAX : qs->cut, t % QS_TREE_BLOCK,
+                            (size_t)(t / QS_TREE_BLOCK) * f->n_features, fill, nan_fill,
+                            fill != NULL ? qs->codes + qs->frontier_start[t] : NULL, 0};
+        if (tree->n_nodes == 0) visit_leaf(&v, 0);
+        else visit_node(&v, 0, 0);
+        if (fill == NULL) qs->frontier_start[t + 1u] = qs->frontier_start[t] + v.count;
+    }
+}
+
+astore_status astore_qs_build(const astore_forest *f, uint32_t cut, astore_quickscorer **out,
+                              astore_error *err) {
     *out = NULL;
     astore_quickscorer *qs = calloc(1, sizeof *qs);
     if (qs == NULL) return astore_fail(err, ASTORE_ERR_NOMEM, ASTORE_NO_OFFSET, "out of memory");
     qs->n_features = f->n_features;
     qs->n_blocks = (f->n_trees + QS_TREE_BLOCK - 1u) / QS_TREE_BLOCK;
+    qs->cut = cut;
     size_t n_lists = (size_t)qs->n_blocks * f->n_features;
     qs->starts = calloc(n_lists + 1u, sizeof(uint32_t));
     qs->nan_starts = calloc(n_lists + 1u, sizeof(uint32_t));
+    qs->frontier_start = calloc((size_t)f->n_trees + 1u, sizeof(uint32_t));
     uint32_t *fill = malloc(sizeof(uint32_t) * 2u * (n_lists + 1u));
-    if (qs->starts == NULL || qs->nan_starts == NULL || fill == NULL) {
+    if (qs->starts == NULL || qs->nan_starts == NULL || qs->frontier_start == NULL ||
+        fill == NULL) {
         free(fill);
         astore_qs_release(qs);
         return astore_fail(err, ASTORE_ERR_NOMEM, ASTORE_NO_OFFSET, "out of memory");
     }
     /* counts per list, then offsets: every list ends with a sentinel */
-    for (uint32_t t = 0; t < f->n_trees; t++) {
-        const astore_tree_entry *tree = &f->trees[t];
-        size_t base = (size_t)(t / QS_TREE_BLOCK) * f->n_features;
-        for (uint32_t i = 0; i < tree->n_nodes; i++) {
-            uint32_t split = f->nodes[tree->first_node + i].split;
-            size_t list = base + (split & ASTORE_NODE_FEATURE_MASK);
-            qs->starts[list + 1u]++;
-            if ((split & ASTORE_NODE_DEFAULT_LEFT) == 0) qs->nan_starts[list + 1u]++;
-        }
-    }
+    visit_trees(f, qs, NULL, NULL);
     for (size_t i = 0; i < n_lists; i++) {
         qs->starts[i + 1u] += qs->starts[i] + 1u;
         qs->nan_starts[i + 1u] += qs->nan_starts[i];
     }
     size_t n_entries = qs->starts[n_lists];
+    size_t n_codes = qs->frontier_start[f->n_trees];
     qs->entries = malloc(sizeof(astore_qs_entry) * n_entries);
-    qs->nan_entries = malloc(sizeof(astore_qs_entry) * (f->n_nodes_total + 1u));
-    if (qs->entries == NULL || qs->nan_entries == NULL) {
+    qs->nan_entries = malloc(sizeof(astore_qs_entry) * (qs->nan_starts[n_lists] + 1u));
+    qs->codes = malloc(sizeof(uint32_t) * (n_codes + 1u));
+    if (qs->entries == NULL || qs->nan_entries == NULL || qs->codes == NULL) {
         free(fill);
         astore_qs_release(qs);
         return astore_fail(err, ASTORE_ERR_NOMEM, ASTORE_NO_OFFSET, "out of memory");
     }
     qs->bytes = sizeof *qs + 2u * sizeof(uint32_t) * (n_lists + 1u) +
-                sizeof(astore_qs_entry) * (n_entries + f->n_nodes_total + 1u);
+                sizeof(uint32_t) * ((size_t)f->n_trees + 1u + n_codes + 1u) +
+                sizeof(astore_qs_entry) * (n_entries + qs->nan_starts[n_lists] + 1u);
     uint32_t *nan_fill = fill + n_lists + 1u;
     memcpy(fill, qs->starts, sizeof(uint32_t) * (n_lists + 1u));
     memcpy(nan_fill, qs->nan_starts, sizeof(uint32_t) * (n_lists + 1u));
-    uint32_t first[64];
-    for (uint32_t t = 0; t < f->n_trees; t++) {
-        const astore_tree_entry *tree = &f->trees[t];
-        const astore_tree_node *nodes = f->nodes + tree->first_node;
-        size_t base = (size_t)(t / QS_TREE_BLOCK) * f->n_features;
-        uint32_t local_tree = t % QS_TREE_BLOCK;
-        /* n_nodes = n_leaves - 1 <= 63; children follow parents, so a backward pass sees
-         * every child's first leaf before its parent needs it */
-        for (uint32_t i = tree->n_nodes; i-- > 0;) {
-            first[i] = (nodes[i].split & ASTORE_NODE_LEFT_LEAF) ? nodes[i].child : first[i + 1u];
-        }
-        for (uint32_t i = 0; i < tree->n_nodes; i++) {
-            uint32_t lo, hi;
-            left_leaves(nodes, i, first, &lo, &hi);
-            astore_qs_entry entry;
-            entry.threshold = nodes[i].threshold;
-            entry.tree = local_tree;
-            entry.keep = ~(bits_below(hi) & ~bits_below(lo));
-            size_t list = base + (nodes[i].split & ASTORE_NODE_FEATURE_MASK);
-            qs->entries[fill[list]++] = entry;
-            if ((nodes[i].split & ASTORE_NODE_DEFAULT_LEFT) == 0) {
-                qs->nan_entries[nan_fill[list]++] = entry;
-            }
-        }
-    }
+    visit_trees(f, qs, fill, nan_fill);
     for (size_t i = 0; i < n_lists; i++) {
         qsort(qs->entries + qs->starts[i], fill[i] - qs->starts[i], sizeof(astore_qs_entry),
               compare_entries);
@@ -190,12 +231,21 @@ astore_status astore_qs_build(const astore_forest *f, astore_quickscorer **out, 
     }
     free(fill);
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && !defined(ASTORE_NO_SIMD)
-    __builtin_cpu_init();
-    qs->transposed = f->isa == ASTORE_ISA_AVX512 && __builtin_cpu_supports("avx512bw") &&
-                     __builtin_cpu_supports("avx512vbmi") && __builtin_cpu_supports("gfni");
+    qs->transposed = f->isa == ASTORE_ISA_AVX512 && astore_qs_transposed_cpu();
 #endif
     *out = qs;
     return ASTORE_OK;
+}
+
+bool astore_qs_transposed_cpu(void) {
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && !defined(ASTORE_NO_SIMD)
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512cd") &&
+           __builtin_cpu_supports("avx512vbmi") && __builtin_cpu_supports("gfni");
+#else
+    return false;
+#endif
 }
 
 /* Adds the exit leaves of trees [t0, t0 + n) for `lanes` rows; leaf_sets[t * stride + r]. */
@@ -380,84 +430,83 @@ score_group16_avx512(const astore_forest *f, const astore_quickscorer *qs, const
 #define QS_BLOCK_ROWS 64
 
 /*
- * The exit leaves of 64 rows for trees [t0, t0 + n) of one output, from the transposed leaf
- * sets (alive[l]: one bit per row), added in tree order. Per tree the leaf-by-row bit matrix
- * (at most 64 x 64) is transposed 8 x 8 bits at a time: a byte permutation (VBMI) gathers
- * each 8 x 8 block into a 64-bit word, reversing its rows, and a GF(2) affine transform
- * (GFNI) against the identity transposes it -- byte r of R[p] then holds leaves 8p..8p+7 of
- * row r. A row's exit leaf is in the first non-zero R[p], at the lowest bit of that byte.
+ * The frontier item (leaf, or node at the cut) each of 64 rows exits a tree at, as 64 bytes,
+ * from the transposed sets (sets[i]: one bit per row for the tree's item i). The item-by-row
+ * bit matrix (at most 64 x 64) is transposed 8 x 8 bits at a time: a byte permutation (VBMI)
+ * gathers each 8 x 8 block into a 64-bit word, reversing its rows, and a GF(2) affine
+ * transform (GFNI) against the identity transposes it -- byte r of the result then holds
+ * items 8p..8p+7 of row r. A row's exit is in the first non-zero such byte, at its lowest bit
+ * (every row keeps at least its exit item).
  */
-__attribute__((target("avx512f,avx512bw,avx512vbmi,gfni"))) static void add_exit_leaves64(
-    const astore_forest *f, uint32_t t0, uint32_t n, const uint64_t *alive, uint32_t leaf0,
-    double *acc) {
-    uint8_t order[64], low_nibble[16] = {0, 0, 1, 0, 2, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0};
+__attribute__((target("avx512f,avx512bw,avx512vbmi,gfni"))) static inline __m512i exit_items64(
+    const uint64_t *sets, uint32_t n_items) {
+    static const uint8_t low_nibble[16] = {0, 0, 1, 0, 2, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0};
+    uint8_t order[64];
     for (int q = 0; q < 8; q++) {
         for (int k = 0; k < 8; k++) order[8 * q + k] = (uint8_t)(8 * (7 - k) + q);
     }
     const __m512i gather = _mm512_loadu_si512(order);
     const __m512i identity = _mm512_set1_epi64(0x8040201008040201LL);
-    const __m512i low_table = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(const void *)low_nibble));
+    const __m512i low_table =
+        _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(const void *)low_nibble));
     const __m512i nibble = _mm512_set1_epi8(0x0F);
-    __m512d sum[8];
-    for (int v = 0; v < 8; v++) sum[v] = _mm512_loadu_pd(acc + 8 * v);
-    for (uint32_t k = 0; k < n; k++) {
-        const astore_tree_entry *tree = &f->trees[t0 + k];
-        const uint64_t *sets = alive + (tree->first_leaf - leaf0);
-        uint32_t blocks = (tree->n_leaves + 7u) / 8u;
-        __m512i best = _mm512_setzero_si512(), base = _mm512_setzero_si512();
-        for (uint32_t p = blocks; p-- > 0;) {
-            uint32_t left = tree->n_leaves - 8u * p;
-            __mmask8 m = left >= 8u ? (__mmask8)0xFF : (__mmask8)((1u << left) - 1u);
-            __m512i block = _mm512_permutexvar_epi8(gather, _mm512_maskz_loadu_epi64(m, sets + 8u * p));
-            __m512i rows = _mm512_gf2p8affine_epi64_epi8(identity, block, 0);
-            __mmask64 present = _mm512_test_epi8_mask(rows, rows);
-            best = _mm512_mask_mov_epi8(best, present, rows);
-            base = _mm512_mask_mov_epi8(base, present, _mm512_set1_epi8((char)(8u * p)));
-        }
-        __m512i lowest = _mm512_and_si512(best, _mm512_sub_epi8(_mm512_setzero_si512(), best));
-        /* the bit's position: a nibble table, plus 4 when it is in the high nibble */
-        __mmask64 high = _mm512_test_epi8_mask(lowest, _mm512_set1_epi8((char)0xF0));
-        __m512i bit = _mm512_or_si512(
-            _mm512_shuffle_epi8(low_table, _mm512_and_si512(lowest, nibble)),
-            _mm512_add_epi8(
-                _mm512_shuffle_epi8(low_table, _mm512_and_si512(_mm512_srli_epi16(lowest, 4), nibble)),
-                _mm512_maskz_set1_epi8(high, 4)));
-        __m512i leaf = _mm512_add_epi8(base, bit);
-        const __m512i first = _mm512_set1_epi32((int)tree->first_leaf);
-        uint8_t leaf_of_row[64];
-        _mm512_storeu_si512(leaf_of_row, leaf);
-        for (int g = 0; g < 4; g++) {
-            __m512i index = _mm512_add_epi32(
-                _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(const void *)(leaf_of_row + 16 * g))),
-                first);
-            __m512 value = _mm512_i32gather_ps(index, f->leaves, 4);
-            sum[2 * g] = _mm512_add_pd(sum[2 * g], _mm512_cvtps_pd(_mm512_castps512_ps256(value)));
-            sum[2 * g + 1] = _mm512_add_pd(
-                sum[2 * g + 1], _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(value), 1))));
-        }
+    __m512i best = _mm512_setzero_si512(), base = _mm512_setzero_si512();
+    for (uint32_t p = (n_items + 7u) / 8u; p-- > 0;) {
+        uint32_t left = n_items - 8u * p;
+        __mmask8 m = left >= 8u ? (__mmask8)0xFF : (__mmask8)((1u << left) - 1u);
+        __m512i block = _mm512_permutexvar_epi8(gather, _mm512_maskz_loadu_epi64(m, sets + 8u * p));
+        __m512i rows = _mm512_gf2p8affine_epi64_epi8(identity, block, 0);
+        __mmask64 present = _mm512_test_epi8_mask(rows, rows);
+        best = _mm512_mask_mov_epi8(best, present, rows);
+        base = _mm512_mask_mov_epi8(base, present, _mm512_set1_epi8((char)(8u * p)));
     }
-    for (int v = 0; v < 8; v++) _mm512_storeu_pd(acc + 8 * v, sum[v]);
+    __m512i lowest = _mm512_and_si512(best, _mm512_sub_epi8(_mm512_setzero_si512(), best));
+    /* the bit's position: a nibble table, plus 4 when it is in the high nibble */
+    __mmask64 high = _mm512_test_epi8_mask(lowest, _mm512_set1_epi8((char)0xF0));
+    __m512i bit = _mm512_or_si512(
+        _mm512_shuffle_epi8(low_table, _mm512_and_si512(lowest, nibble)),
+        _mm512_add_epi8(
+            _mm512_shuffle_epi8(low_table, _mm512_and_si512(_mm512_srli_epi16(lowest, 4), nibble)),
+            _mm512_maskz_set1_epi8(high, 4)));
+    return _mm512_add_epi8(base, bit);
+}
+
+/* Adds 64 rows' float32 values (indices into `values`: 64 x 32 bits) to acc in float64. */
+__attribute__((target("avx512f"))) static inline void add_values64(const float *values,
+                                                                  const uint32_t *index,
+                                                                  double *acc) {
+    for (int g = 0; g < 4; g++) {
+        __m512 value = _mm512_i32gather_ps(_mm512_loadu_si512(index + 16 * g), values, 4);
+        __m512d low = _mm512_cvtps_pd(_mm512_castps512_ps256(value));
+        __m512d high = _mm512_cvtps_pd(
+            _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(value), 1)));
+        _mm512_storeu_pd(acc + 16 * g, _mm512_add_pd(_mm512_loadu_pd(acc + 16 * g), low));
+        _mm512_storeu_pd(acc + 16 * g + 8, _mm512_add_pd(_mm512_loadu_pd(acc + 16 * g + 8), high));
+    }
 }
 
 /*
- * 64 rows, transposed: alive[l] holds one bit per row for leaf l of the block's trees (the
- * rows for which no failing node has cleared l). A node failing for the set S of rows (t <=
- * x, or x NaN and the node sends NaN right) clears S from the leaves of its left subtree --
- * a run of at most 63 consecutive words, usually one masked 512-bit operation for all 64
- * rows at once, where the row-major walk does one per row group. A row's exit leaf is the
- * lowest leaf of the tree still holding its bit.
+ * 64 rows, transposed: alive[i] holds one bit per row for frontier item i of the block's
+ * trees (the rows for which no failing node has cleared it). A node failing for the set S of
+ * rows (t <= x, or x NaN and the node sends NaN right) clears S from the items of its left
+ * subtree -- a run of at most 63 consecutive words -- for all 64 rows at once, where the
+ * row-major walk does one operation per row group. Then, tree by tree: each row's exit item;
+ * a leaf adds its value, a node at the cut (deep trees) walks on from there by nodes, then
+ * adds its leaf -- so every row still adds its trees' leaves in tree order.
  */
-__attribute__((target("avx512f,avx512vl,avx512cd,avx512bw,avx512vbmi,gfni"))) static void score_block64_avx512(
-    const astore_forest *f, const astore_quickscorer *qs, const float *rows, size_t n_cols,
-    double *acc) {
+__attribute__((target("avx512f,avx512vl,avx512cd,avx512bw,avx512vbmi,gfni"))) static void
+score_block64_avx512(const astore_forest *f, const astore_quickscorer *qs, const float *rows,
+                     size_t n_cols, double *acc) {
     uint64_t alive[QS_TREE_BLOCK * 64u];
     float column[QS_BLOCK_ROWS];
+    uint32_t position[QS_BLOCK_ROWS];
+    uint8_t item[QS_BLOCK_ROWS];
     size_t n_out = f->n_outputs;
     for (uint32_t b = 0; b < qs->n_blocks; b++) {
         uint32_t t0 = b * QS_TREE_BLOCK, n = block_trees(f, b);
-        uint32_t leaf0 = f->trees[t0].first_leaf;
-        uint32_t n_leaves = f->trees[t0 + n - 1u].first_leaf + f->trees[t0 + n - 1u].n_leaves - leaf0;
-        for (uint32_t l = 0; l < n_leaves; l++) alive[l] = ~(uint64_t)0;
+        uint32_t front0 = qs->frontier_start[t0];
+        uint32_t n_items = qs->frontier_start[t0 + n] - front0;
+        for (uint32_t i = 0; i < n_items; i++) alive[i] = ~(uint64_t)0;
         const uint32_t *starts = qs->starts + (size_t)b * qs->n_features;
         const uint32_t *nan_starts = qs->nan_starts + (size_t)b * qs->n_features;
         for (uint32_t j = 0; j < qs->n_features; j++) {
@@ -486,10 +535,10 @@ __attribute__((target("avx512f,avx512vl,avx512cd,avx512bw,avx512vbmi,gfni"))) st
                         e = nan_e++;
                         fails = nan;
                     }
-                    uint64_t cleared = ~e->keep; /* the left subtree's leaves, contiguous */
+                    uint64_t cleared = ~e->keep; /* the left subtree's items, contiguous */
                     uint32_t lo = (uint32_t)__builtin_ctzll(cleared);
                     uint32_t count = (uint32_t)__builtin_popcountll(cleared);
-                    uint64_t *target = alive + (f->trees[t0 + e->tree].first_leaf - leaf0) + lo;
+                    uint64_t *target = alive + (qs->frontier_start[t0 + e->tree] - front0) + lo;
                     if (count <= 8u) { /* most nodes: plain stores forward to later loads */
                         for (uint32_t k = 0; k < count; k++) target[k] &= ~fails;
                         continue;
@@ -504,26 +553,28 @@ __attribute__((target("avx512f,avx512vl,avx512cd,avx512bw,avx512vbmi,gfni"))) st
                 }
             }
         }
-        if (n_out == 1) {
-            add_exit_leaves64(f, t0, n, alive, leaf0, acc);
-            continue;
-        }
         for (uint32_t k = 0; k < n; k++) {
-            const astore_tree_entry *tree = &f->trees[t0 + k];
-            const uint64_t *sets = alive + (tree->first_leaf - leaf0);
+            uint32_t t = t0 + k;
+            const astore_tree_entry *tree = &f->trees[t];
+            uint32_t first = qs->frontier_start[t];
+            _mm512_storeu_si512(item, exit_items64(alive + (first - front0),
+                                                   qs->frontier_start[t + 1u] - first));
+            for (int r = 0; r < QS_BLOCK_ROWS; r++) position[r] = qs->codes[first + item[r]];
+            if (qs->cut != UINT32_MAX) astore_forest_walk_on(f, t, rows, n_cols, position);
+            if (n_out == 1) {
+                for (int r = 0; r < QS_BLOCK_ROWS; r++) {
+                    position[r] = (position[r] & ~QS_LEAF_TAG) + tree->first_leaf;
+                }
+                add_values64(f->leaves, position, acc);
+                continue;
+            }
             const float *leaves = f->leaves + (size_t)tree->first_leaf * f->leaf_width;
-            uint64_t done = 0;
-            for (uint32_t l = 0; l < tree->n_leaves && done != ~(uint64_t)0; l++) {
-                uint64_t exits = sets[l] & ~done;
-                done |= exits;
-                while (exits != 0) {
-                    size_t r = (size_t)__builtin_ctzll(exits);
-                    exits &= exits - 1u;
-                    if (f->leaf_width == 1) {
-                        acc[r * n_out + tree->output] += leaves[l];
-                    } else {
-                        for (size_t o = 0; o < n_out; o++) acc[r * n_out + o] += leaves[l * n_out + o];
-                    }
+            for (size_t r = 0; r < QS_BLOCK_ROWS; r++) {
+                size_t leaf = position[r] & ~QS_LEAF_TAG;
+                if (f->leaf_width == 1) {
+                    acc[r * n_out + tree->output] += leaves[leaf];
+                } else {
+                    for (size_t o = 0; o < n_out; o++) acc[r * n_out + o] += leaves[leaf * n_out + o];
                 }
             }
         }
@@ -592,6 +643,7 @@ size_t astore_qs_score_rows(const astore_forest *f, const float *x, size_t n_row
             score_block64_avx512(f, qs, x + r * n_cols, n_cols, acc + r * n_out);
         }
     }
+    if (qs->cut != UINT32_MAX) return r; /* deep trees: the node walk takes the rest */
     if (f->isa == ASTORE_ISA_AVX512) {
         for (; r + QS_WIDE_LANES <= n_rows; r += QS_WIDE_LANES) {
             score_group16_avx512(f, qs, x + r * n_cols, n_cols, acc + r * n_out);

@@ -131,9 +131,15 @@ CASES = {
     "multiclass": (dict(n_trees=30, n_features=4, leaves=[5, 64], n_outputs=3), "quickscorer"),
     "vector-leaves": (dict(n_trees=25, n_features=4, leaves=[2, 50], n_outputs=3,
                            vector_leaves=True), "quickscorer"),
-    "65-leaves": (dict(n_trees=20, n_features=4, leaves=[3, 65]), "nodes"),
-    "deep": (dict(n_trees=12, n_features=8, leaves=[200, 300]), "nodes"),
+    "65-leaves": (dict(n_trees=20, n_features=4, leaves=[3, 65]), "deep"),
+    "deep": (dict(n_trees=12, n_features=8, leaves=[200, 300]), "deep"),
+    "deep-multiclass": (dict(n_trees=12, n_features=5, leaves=[70, 130], n_outputs=3), "deep"),
+    "deep-vector-leaves": (dict(n_trees=9, n_features=5, leaves=[40, 90], n_outputs=2,
+                                vector_leaves=True), "deep"),
 }
+# Forests with a tree of more than 64 leaves: bit vectors for the top six levels then nodes
+# where the CPU has the 64-row transposed walk (AVX-512 VBMI + GFNI), else nodes.
+DEEP = ("quickscorer+nodes-", "nodes-")
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
@@ -157,10 +163,14 @@ def test_every_walk_gives_the_same_bits(case, tmp_path):
                              capture_output=True, text=True, env=env, timeout=300)
         assert run.returncode == 0, run.stderr
         name, *lines = run.stdout.splitlines()
-        if walk == "":
+        if walk == "" and family == "deep":
+            assert name.startswith(DEEP), name
+        elif walk == "":
             assert name.startswith(family + "-"), name
         elif walk.startswith("nodes"):
             assert name.startswith("nodes-"), (walk, name)
+        elif family == "deep":
+            assert name.startswith(DEEP) and name.endswith(walk.partition("-")[2]), (walk, name)
         for x, line in zip(inputs, lines):
             batch, ones = line.split()
             assert batch == ones, f"{walk}: batch and single rows differ ({len(x)} rows)"
