@@ -485,6 +485,33 @@ __attribute__((target("avx512f"))) static inline void add_values64(const float *
     }
 }
 
+/* The exit leaves of 64 rows for trees [t0, t0 + n) whose items are all leaves (item i =
+ * leaf i), one output: the 64 sums stay in eight registers across the trees. */
+__attribute__((target("avx512f,avx512bw,avx512vbmi,gfni"))) static void add_exit_leaves64(
+    const astore_forest *f, const astore_quickscorer *qs, uint32_t t0, uint32_t n,
+    const uint64_t *alive, uint32_t front0, double *acc) {
+    __m512d sum[8];
+    uint8_t item[QS_BLOCK_ROWS];
+    for (int v = 0; v < 8; v++) sum[v] = _mm512_loadu_pd(acc + 8 * v);
+    for (uint32_t k = 0; k < n; k++) {
+        uint32_t t = t0 + k, first = qs->frontier_start[t];
+        _mm512_storeu_si512(item, exit_items64(alive + (first - front0),
+                                               qs->frontier_start[t + 1u] - first));
+        const __m512i leaf0 = _mm512_set1_epi32((int)f->trees[t].first_leaf);
+        for (int g = 0; g < 4; g++) {
+            __m512i index = _mm512_add_epi32(
+                _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(const void *)(item + 16 * g))),
+                leaf0);
+            __m512 value = _mm512_i32gather_ps(index, f->leaves, 4);
+            sum[2 * g] = _mm512_add_pd(sum[2 * g], _mm512_cvtps_pd(_mm512_castps512_ps256(value)));
+            sum[2 * g + 1] = _mm512_add_pd(
+                sum[2 * g + 1],
+                _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(value), 1))));
+        }
+    }
+    for (int v = 0; v < 8; v++) _mm512_storeu_pd(acc + 8 * v, sum[v]);
+}
+
 /*
  * 64 rows, transposed: alive[i] holds one bit per row for frontier item i of the block's
  * trees (the rows for which no failing node has cleared it). A node failing for the set S of
@@ -552,6 +579,10 @@ score_block64_avx512(const astore_forest *f, const astore_quickscorer *qs, const
                     }
                 }
             }
+        }
+        if (qs->cut == UINT32_MAX && n_out == 1) { /* every item a leaf: sums in registers */
+            add_exit_leaves64(f, qs, t0, n, alive, front0, acc);
+            continue;
         }
         for (uint32_t k = 0; k < n; k++) {
             uint32_t t = t0 + k;
