@@ -33,7 +33,9 @@
 
 #include "astore_internal.h"
 
-#define QS_TREE_BLOCK 64u /* a block's 64-row leaf sets: <= 4096 leaves, 32 KiB */
+#ifndef QS_TREE_BLOCK
+#define QS_TREE_BLOCK 128u /* a block's 64-row leaf sets: <= 8192 leaves, 64 KiB */
+#endif
 
 typedef struct astore_qs_entry {
     float threshold; /* the node's threshold; NaN in a list's sentinel */
