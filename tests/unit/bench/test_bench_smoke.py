@@ -115,9 +115,10 @@ def test_single_events_come_in_blocks(quick_run):
 
 def test_cpu_info_reads_x86_and_aarch64():
     x86 = ("processor\t: 0\nmodel name\t: AMD EPYC 7B13\n"
-           "flags\t\t: fpu sse4_2 avx avx2 fma avx512f avx512bw avx512vl avx512_vnni\n")
+           "flags\t\t: fpu sse4_2 avx avx2 fma avx512f avx512bw avx512vl avx512_vnni gfni\n")
     assert harness.cpu_info(x86) == ("AMD EPYC 7B13", ["SSE4.2", "AVX", "AVX2", "FMA",
-                                                       "AVX-512F", "AVX-512BW", "AVX-512VL"])
+                                                       "AVX-512F", "AVX-512BW", "AVX-512VL",
+                                                       "GFNI"])
     arm = "processor\t: 0\nFeatures\t: fp asimd evtstrm aes crc32\nCPU part\t: 0xd0c\n"
     assert harness.cpu_info(arm) == ("?", ["NEON/ASIMD"])
     assert harness.cpu_info("") == ("?", [])
