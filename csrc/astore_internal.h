@@ -122,7 +122,8 @@ typedef enum astore_tree_walk {
 typedef enum astore_tree_isa {
     ASTORE_ISA_SCALAR = 0,
     ASTORE_ISA_AVX2 = 1,
-    ASTORE_ISA_AVX512 = 2
+    ASTORE_ISA_AVX512 = 2,
+    ASTORE_ISA_NEON = 3 /* aarch64: the bit-vector walk's 4-row groups; node walks scalar */
 } astore_tree_isa;
 
 typedef struct astore_quickscorer astore_quickscorer;

@@ -385,6 +385,8 @@ static astore_tree_isa cpu_tree_isa(void) {
         return ASTORE_ISA_AVX512;
     }
     if (__builtin_cpu_supports("avx2")) return ASTORE_ISA_AVX2;
+#elif defined(__aarch64__) && !defined(ASTORE_NO_SIMD)
+    return ASTORE_ISA_NEON; /* every aarch64 CPU has Advanced SIMD */
 #endif
     return ASTORE_ISA_SCALAR;
 }
@@ -406,7 +408,9 @@ static astore_status choose_walk(astore_forest *f, astore_error *err) {
             astore_tree_isa cap = strcmp(isa, "-scalar") == 0 ? ASTORE_ISA_SCALAR
                                   : strcmp(isa, "-avx2") == 0 ? ASTORE_ISA_AVX2
                                                                : ASTORE_ISA_AVX512;
-            if (cap < f->isa) f->isa = cap;
+            if (f->isa == ASTORE_ISA_NEON ? cap == ASTORE_ISA_SCALAR : cap < f->isa) {
+                f->isa = cap;
+            }
         }
     }
     if (f->isa == ASTORE_ISA_AVX512 && !pack_nodes(f)) f->isa = ASTORE_ISA_AVX2;
@@ -457,10 +461,11 @@ void astore_forest_release(astore_forest *f) {
 }
 
 const char *astore_forest_walk_name(const astore_forest *f) {
-    static const char *const names[3][3] = {
-        {"nodes-scalar", "nodes-avx2", "nodes-avx512"},
-        {"quickscorer-scalar", "quickscorer-avx2", "quickscorer-avx512"},
-        {"quickscorer+nodes-scalar", "quickscorer+nodes-avx2", "quickscorer+nodes-avx512"}};
+    static const char *const names[3][4] = {
+        {"nodes-scalar", "nodes-avx2", "nodes-avx512", "nodes-scalar"},
+        {"quickscorer-scalar", "quickscorer-avx2", "quickscorer-avx512", "quickscorer-neon"},
+        {"quickscorer+nodes-scalar", "quickscorer+nodes-avx2", "quickscorer+nodes-avx512",
+         "quickscorer+nodes-neon"}};
     return names[f->walk][f->isa];
 }
 

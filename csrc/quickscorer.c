@@ -23,6 +23,7 @@
  * 16 or 8 values at once and update the tree's leaf sets of the group together; the list of
  * a feature is walked until its threshold exceeds every value of the group. Each list ends
  * with a sentinel whose threshold is NaN (no value is >= NaN), so the walks need no bound.
+ * NEON (aarch64) takes groups of 4 rows the same way.
  * Where the CPU has AVX-512 VBMI and GFNI, whole blocks of 64 rows go transposed instead
  * (score_block64_avx512: one bit per row for each leaf, so a node updates all 64 rows in
  * one operation), measured 1.4-1.6x faster than 16-row groups on every forest tried.
@@ -662,6 +663,56 @@ __attribute__((target("avx2"))) static void score_group_avx2(const astore_forest
 
 #endif
 
+#if defined(__aarch64__) && !defined(ASTORE_NO_SIMD)
+#define QS_HAVE_NEON 1
+#include <arm_neon.h>
+
+/* A lane mask of 4 float32 comparisons widened to two 2-lane 64-bit masks. */
+static inline uint64x2_t widen_low(uint32x4_t m) {
+    return vreinterpretq_u64_s64(vmovl_s32(vreinterpret_s32_u32(vget_low_u32(m))));
+}
+static inline uint64x2_t widen_high(uint32x4_t m) {
+    return vreinterpretq_u64_s64(vmovl_s32(vreinterpret_s32_u32(vget_high_u32(m))));
+}
+
+/* 4 rows with NEON (aarch64): a tree's 4 leaf sets in two 128-bit vectors. */
+static void score_group_neon(const astore_forest *f, const astore_quickscorer *qs,
+                             const float *rows, size_t n_cols, double *acc) {
+    uint64x2_t sets[2u * QS_TREE_BLOCK];
+    float column[4];
+    for (uint32_t b = 0; b < qs->n_blocks; b++) {
+        uint32_t t0 = b * QS_TREE_BLOCK, n = block_trees(f, b);
+        for (uint32_t k = 0; k < 2u * n; k++) sets[k] = vdupq_n_u64(~(uint64_t)0);
+        const uint32_t *starts = qs->starts + (size_t)b * qs->n_features;
+        const uint32_t *nan_starts = qs->nan_starts + (size_t)b * qs->n_features;
+        for (uint32_t j = 0; j < qs->n_features; j++) {
+            for (int r = 0; r < 4; r++) column[r] = rows[(size_t)r * n_cols + j];
+            float32x4_t x = vld1q_f32(column);
+            uint32x4_t number = vceqq_f32(x, x); /* all ones where x is not NaN */
+            if (vminvq_u32(number) == 0) {
+                uint64x2_t low = widen_low(number), high = widen_high(number);
+                for (uint32_t k = nan_starts[j]; k < nan_starts[j + 1u]; k++) {
+                    const astore_qs_entry *e = &qs->nan_entries[k];
+                    uint64x2_t keep = vdupq_n_u64(e->keep);
+                    uint64x2_t *s = &sets[2u * e->tree];
+                    s[0] = vandq_u64(s[0], vorrq_u64(keep, low));
+                    s[1] = vandq_u64(s[1], vorrq_u64(keep, high));
+                }
+            }
+            for (const astore_qs_entry *e = qs->entries + starts[j];; e++) {
+                uint32x4_t fails = vcleq_f32(vdupq_n_f32(e->threshold), x); /* t <= x */
+                if (vmaxvq_u32(fails) == 0) break;
+                uint64x2_t cleared = vdupq_n_u64(~e->keep);
+                uint64x2_t *s = &sets[2u * e->tree];
+                s[0] = vbicq_u64(s[0], vandq_u64(cleared, widen_low(fails)));
+                s[1] = vbicq_u64(s[1], vandq_u64(cleared, widen_high(fails)));
+            }
+        }
+        add_exit_leaves(f, t0, n, (const uint64_t *)(const void *)sets, 4, 4, acc);
+    }
+}
+#endif
+
 /* Exit leaves of every tree, added into acc (n_rows x n_outputs, zeroed by the caller), for
  * the first rows: all of them on a CPU without a vector path, else whole groups of rows
  * (the caller walks the rest, which a single row's node walk does faster). Returns how many. */
@@ -692,6 +743,13 @@ size_t astore_qs_score_rows(const astore_forest *f, const float *x, size_t n_row
         }
     }
     if (f->isa != ASTORE_ISA_SCALAR) return r;
+#endif
+#ifdef QS_HAVE_NEON
+    if (f->isa == ASTORE_ISA_NEON) {
+        for (; r + 4u <= n_rows; r += 4u) {
+            score_group_neon(f, qs, x + r * n_cols, n_cols, acc + r * n_out);
+        }
+    }
 #endif
     for (; r < n_rows; r++) score_row_scalar(f, qs, x + r * n_cols, acc + r * n_out);
     return r;
