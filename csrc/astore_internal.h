@@ -161,6 +161,8 @@ size_t astore_forest_walk_bytes(const astore_forest *forest);
 
 /* quickscorer.c: the bit-vector walk, for forests whose trees have at most 64 leaves. */
 bool astore_qs_applies(const astore_forest *forest);
+/* Whether the per-feature lists stay within a few times the forest's own size. */
+bool astore_qs_lists_fit(const astore_forest *forest);
 /* cut: the depth at which trees of more than 64 leaves are cut (their nodes there are walked
  * on by nodes: astore_forest_walk_on); UINT32_MAX when every tree has at most 64 leaves. */
 ASTORE_MUST_CHECK astore_status astore_qs_build(const astore_forest *forest, uint32_t cut,

@@ -420,7 +420,8 @@ static astore_status choose_walk(astore_forest *f, astore_error *err) {
     /* deep trees: bit vectors for their top 6 levels, then nodes -- where the CPU has the
      * 64-row transposed walk (measured faster than the node walk on M2 and M3 there) */
     bool forced_nodes = forced != NULL && strncmp(forced, "nodes", 5) == 0;
-    if (!forced_nodes && f->isa == ASTORE_ISA_AVX512 && astore_qs_transposed_cpu()) {
+    if (!forced_nodes && f->isa == ASTORE_ISA_AVX512 && astore_qs_transposed_cpu() &&
+        astore_qs_lists_fit(f)) {
         f->walk = ASTORE_WALK_QUICKSCORER_NODES;
         return astore_qs_build(f, QS_CUT_DEPTH, &f->quickscorer, err);
     }

@@ -84,11 +84,19 @@ static int compare_entries(const void *a, const void *b) {
     return (x->tree > y->tree) - (x->tree < y->tree);
 }
 
+/* A list per feature and tree block: forests with far more features than nodes (most lists
+ * empty) keep the node walk, so a container cannot make the loader allocate lists for 2^28
+ * features it never splits on. */
+bool astore_qs_lists_fit(const astore_forest *f) {
+    uint64_t n_blocks = (f->n_trees + QS_TREE_BLOCK - 1u) / QS_TREE_BLOCK;
+    return n_blocks * f->n_features <= 4u * ((uint64_t)f->n_nodes_total + f->n_trees) + 4096u;
+}
+
 bool astore_qs_applies(const astore_forest *f) {
     for (uint32_t t = 0; t < f->n_trees; t++) {
         if (f->trees[t].n_leaves > 64u) return false;
     }
-    return true;
+    return astore_qs_lists_fit(f);
 }
 
 void astore_qs_release(astore_quickscorer *qs) {

@@ -8,7 +8,6 @@ prints starts with the CPU line; single events come in blocks, each with its med
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -23,7 +22,6 @@ ENGINES = ("pyastore", "pyastore-c", "xgboost-inplace", "xgboost-dmatrix", "skle
            "onnxruntime", "tl2cgen", "m2cgen", "lleaves", "ydf", "ydf-benchmark")
 ALWAYS_AVAILABLE = ("pyastore", "pyastore-c", "xgboost-inplace", "xgboost-dmatrix", "sklearn")
 TREE_MODELS = ("M1", "M2", "M3", "M5")
-HAS_YDF = importlib.util.find_spec("ydf") is not None
 QUICK_BLOCKS = 2  # bench.models.QUICK.latency_blocks
 
 
@@ -73,7 +71,6 @@ def test_quick_bench_reports_every_contender(quick_run):
         assert cold[key]["wall_ms"] > 0 and cold[key]["peak_rss_mib"] > 0
 
 
-@pytest.mark.skipif(not HAS_YDF, reason="ydf is not installed")
 def test_quick_bench_scores_the_ydf_twins(quick_run):
     stdout, results = quick_run
     rows = {(r["model"], r["engine"]): r for r in results["rows"]}
