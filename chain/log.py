@@ -376,38 +376,37 @@ class Log:
         this returns, every appended record is durable; if it raises, nothing was appended.
         """
         when = time or utc_now()
-        submitter_hex = keys.public_key_hex(submitter.public_key)
         outcomes: list[TxOutcome] = []
 
         def build(context: AppendContext) -> list[Record]:
             outcomes.clear()
-            records: list[Record] = []
+            duplicate_of: list[int | None] = []  # per draft: the first record of its id
             seen_ids = context.storage.tx_indices(d.tx_id for d in drafts if d.tx_id)
             seen_subjects: dict[str, int] = {}  # drafts without an id, in this batch
-            index, prev_hash = context.index, context.prev_hash
+            fresh: list[TxDraft] = []
+            index = context.index
             for draft in drafts:
                 seen = seen_ids if draft.tx_id else seen_subjects
                 key = draft.tx_id or draft.subject
                 first = seen.get(key)
                 if first is None and not draft.tx_id:
                     first = self._first_tx(context.storage, draft)
+                duplicate_of.append(first)
                 if first is not None:
-                    outcomes.append(TxOutcome(draft, None, first))
                     continue
-                try:
-                    unsigned = Record(
-                        index=index, kind=KIND_TX, subject=draft.subject, name=draft.tx_id,
-                        description=draft.description, time=when, submitter=submitter_hex,
-                        prev_hash=prev_hash, reason=draft.reason, signature="",
-                    )
-                except RecordError as exc:
-                    raise UsageError(str(exc)) from None
-                record = unsigned.with_signature(
-                    submitter.sign(unsigned.signing_message()).hex())
-                records.append(record)
-                outcomes.append(TxOutcome(draft, record, None))
+                fresh.append(draft)
                 seen[key] = index
-                index, prev_hash = index + 1, record.record_hash().hex()
+                index += 1
+            try:
+                records = Record.sign_chain(
+                    KIND_TX, [(d.subject, d.tx_id, d.description, d.reason) for d in fresh],
+                    index=context.index, prev_hash=context.prev_hash, time=when,
+                    signing_key=submitter)
+            except RecordError as exc:
+                raise UsageError(str(exc)) from None
+            made = iter(records)
+            outcomes.extend(TxOutcome(draft, next(made) if first is None else None, first)
+                            for draft, first in zip(drafts, duplicate_of))
             return records
 
         self.storage.append_batch(build)
@@ -417,10 +416,7 @@ class Log:
     def _first_tx(storage: Storage, draft: TxDraft) -> int | None:
         if draft.tx_id:
             return storage.tx_index(draft.tx_id)
-        for stored in storage.find_by_subject(draft.subject):
-            if stored.kind == KIND_TX and not stored.record().name:
-                return stored.index
-        return None
+        return storage.tx_subject_index(draft.subject)
 
     def tx(self, tx_id: str) -> Record | None:
         """The ``tx`` record deciding transaction ``tx_id``, or None."""
@@ -599,7 +595,7 @@ class Log:
         published: dict[str, tuple[int, str]] = {}
         revoked: set[str] = set()
         unknown: list[int] = []
-        models = revocations = transactions = indexed_ids = 0
+        models = revocations = transactions = indexed_ids = indexed_subjects = 0
         prev_hash = GENESIS_PREV_HASH
         expected = 0
         for stored in storage.iterate():
@@ -651,6 +647,9 @@ class Log:
                 if record.name:
                     indexed_ids += 1
                     self._check_tx_id(record, storage.tx_index(record.name))
+                else:
+                    indexed_subjects += 1
+                    self._check_tx_subject(record, storage.tx_subject_index(record.subject))
             elif not record.kind_known:
                 unknown.append(index)
             for level, position, value in accumulator.push(computed):
@@ -684,6 +683,12 @@ class Log:
                 f"holds {indexed_ids} tx record(s) with an id",
                 index=None,
             )
+        if storage.tx_subject_count() != indexed_subjects:
+            raise LogCorruptionError(
+                f"the index of transactions without an id has {storage.tx_subject_count()} "
+                f"entries, but the log holds {indexed_subjects} tx record(s) without an id",
+                index=None,
+            )
         for stored_checkpoint in stored_checkpoints:
             self._check_stored_checkpoint(stored_checkpoint, size, roots_at)
         return VerifyReport(
@@ -705,6 +710,23 @@ class Log:
         raise LogCorruptionError(
             f"record {record.index}: second decision for transaction id {record.name!r} "
             f"(the index holds it at {indexed})",
+            index=record.index,
+        )
+
+    @staticmethod
+    def _check_tx_subject(record: Record, indexed: int | None) -> None:
+        """A transaction without an id is decided once, by its subject."""
+        if indexed == record.index:
+            return
+        if indexed is None:
+            raise LogCorruptionError(
+                f"record {record.index}: the transaction without an id {record.subject} is "
+                "missing from the index of transactions without an id",
+                index=record.index,
+            )
+        raise LogCorruptionError(
+            f"record {record.index}: second decision for the transaction without an id "
+            f"{record.subject} (the index holds it at {indexed})",
             index=record.index,
         )
 

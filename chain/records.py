@@ -40,7 +40,9 @@ blobs) can be logged without breaking older verifiers.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import msgpack
@@ -53,6 +55,7 @@ from pyastore.errors import PyastoreError, UsageError
 FORMAT_VERSION = 1
 SIGNING_DOMAIN = b"pyastore-chain-record-v1\n"
 GENESIS_PREV_HASH = "0" * 64
+_PLACEHOLDER_SUBJECT = "0" * 64  # stands in for a subject while the log's own fields are checked
 KIND_MODEL = "model"
 KIND_REVOKE = "revoke"
 KIND_PROCESS = "process"  # federated forests: a federation opens (docs/FEDERATED.md)
@@ -172,6 +175,9 @@ class Record:
 
     def encode(self) -> bytes:
         """The canonical bytes (the Merkle leaf). Refuses an unsigned record."""
+        cached: bytes | None = self.__dict__.get("_body")
+        if cached is not None:
+            return cached
         if not self.signature:
             raise RecordError(f"record {self.index} is not signed")
         encoded: bytes = msgpack.packb(self._fields() + [self.signature], use_bin_type=True)
@@ -179,6 +185,9 @@ class Record:
 
     def record_hash(self) -> bytes:
         """SHA-256(0x00 || encode()): the Merkle leaf hash, also the hash-chain link."""
+        cached: bytes | None = self.__dict__.get("_leaf")
+        if cached is not None:
+            return cached
         return merkle.leaf_hash(self.encode())
 
     def signed(self, signing_key: keys.SigningKey) -> Record:
@@ -197,7 +206,61 @@ class Record:
         signed = object.__new__(Record)
         signed.__dict__.update(self.__dict__)
         signed.__dict__["signature"] = signature
+        signed.__dict__.pop("_body", None)
+        signed.__dict__.pop("_leaf", None)
         return signed
+
+    @classmethod
+    def sign_chain(
+        cls,
+        kind: str,
+        drafts: Sequence[tuple[str, str, str, str]],
+        *,
+        index: int,
+        prev_hash: str,
+        time: str,
+        signing_key: keys.SigningKey,
+    ) -> list[Record]:
+        """Records ``index, index + 1, ...`` of ``kind``, one per ``(subject, name,
+        description, reason)``, each linked to the one before (the first to ``prev_hash``)
+        and signed by ``signing_key``: what ``Record(...).signed(key)`` in a loop gives,
+        with the encoding and record hash of each computed once and kept on the record.
+
+        The log's own fields (``index``, ``kind``, ``time``, ``prev_hash``) are checked once;
+        each draft's fields as ``Record`` checks them. The group-commit path of the log.
+        """
+        first = cls(index=index, kind=kind, subject=_PLACEHOLDER_SUBJECT, name="", description="",
+                    time=time, submitter=keys.public_key_hex(signing_key.public_key),
+                    prev_hash=prev_hash, reason="", signature="")
+        submitter = first.submitter
+        packer = msgpack.Packer(use_bin_type=True)
+        pack = packer.pack
+        sign = signing_key.sign
+        sha256 = hashlib.sha256
+        records: list[Record] = []
+        for subject, name, description, reason in drafts:
+            if not is_subject(subject):
+                raise RecordError(
+                    f"record subject {subject!r} is neither a store key (64 lowercase hex) "
+                    "nor 'sha256:<64 lowercase hex>'"
+                )
+            _check_text(name, "name", MAX_NAME)
+            _check_text(description, "description", MAX_DESCRIPTION)
+            _check_text(reason, "reason", MAX_REASON)
+            fields = pack([FORMAT_VERSION, index, kind, subject, name, description, time,
+                           submitter, prev_hash, reason])
+            signature = sign(SIGNING_DOMAIN + fields).hex()
+            # An array of 10 (0x9a) grows to 11 (0x9b) by appending the signature.
+            body = b"\x9b" + fields[1:] + pack(signature)
+            leaf = sha256(merkle.LEAF_PREFIX + body).digest()
+            record = object.__new__(cls)
+            record.__dict__.update(
+                index=index, kind=kind, subject=subject, name=name, description=description,
+                time=time, submitter=submitter, prev_hash=prev_hash, reason=reason,
+                signature=signature, _body=body, _leaf=leaf)
+            records.append(record)
+            index, prev_hash = index + 1, leaf.hex()
+        return records
 
     def signature_valid(self) -> bool:
         if not self.signature:

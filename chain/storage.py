@@ -18,7 +18,10 @@ backend (shared, multi-writer deployments) can implement it without touching the
 * ``tx_index(tx_id)`` -- the log index of the ``tx`` record holding a transaction id, or
   None: the storage keeps an index of the ids of every ``tx`` record it writes (whatever the
   append path), refuses a second record with the same id, and never needs the ids in memory;
-* reads: ``count``, ``get``, ``iterate``, ``find_by_subject``, ``node`` (perfect subtree
+* ``tx_subject_index(subject)`` -- the same for the ``tx`` records without an id (a
+  transaction whose id could not be read is known by the digest of its bytes);
+* reads: ``count``, ``get``, ``iterate``, ``find_by_subject`` (every record about a subject
+  but the ``tx`` decisions, which ``tx_index``/``tx_subject_index`` find), ``node`` (perfect subtree
   hashes for :mod:`chain.merkle`), ``stored_node``, ``node_count``;
 * signed checkpoints the log issued: ``put_checkpoint``, ``checkpoints``, ``latest_checkpoint``;
 * ``snapshot()`` -- a context in which every read sees one state of the log (``verify``).
@@ -35,12 +38,19 @@ is read, so two processes can never both append at the same index)::
     nodes(level INTEGER CHECK (level >= 1), idx INTEGER, hash BLOB, PRIMARY KEY (level, idx))
     checkpoints(size INTEGER PRIMARY KEY, root BLOB, note TEXT, created TEXT)
     tx_ids(id TEXT PRIMARY KEY, idx INTEGER)          transaction id -> index of its tx record
+    tx_subjects(subject TEXT PRIMARY KEY, idx INTEGER) subject -> index, tx records without id
+
+The subject index (``records_subject``) leaves out the ``tx`` records: their subjects are
+digests of transactions, random keys whose B-tree inserts would dirty about one page of the
+index per decision, an append cost that grows with the log; the gate finds its decisions by id
+(``tx_ids``) and the few without an id by subject (``tx_subjects``).
 
 ``nodes`` holds every perfect subtree of two or more leaves, written by the append that
 completes it (on average one per append), so proofs need O(log n) reads at any size. The
-table is derived data: ``Log.verify`` recomputes and compares it. So is ``tx_ids`` (the name
-field of every ``tx`` record with a non-empty name); a log created before it existed gets the
-table when first opened for writing.
+table is derived data: ``Log.verify`` recomputes and compares it. So are ``tx_ids`` (the name
+field of every ``tx`` record with a non-empty name) and ``tx_subjects`` (the subject of every
+``tx`` record with an empty name); a log created before them gets them, and the subject index
+without its ``tx`` rows, when first opened for writing (:meth:`SQLiteStorage.open`).
 
 Thread safety: a :class:`SQLiteStorage` object is one connection; use one per thread.
 """
@@ -79,7 +89,7 @@ CREATE TABLE records (
     body BLOB NOT NULL,
     leaf_hash BLOB NOT NULL CHECK (length(leaf_hash) = 32)
 );
-CREATE INDEX records_subject ON records (subject);
+CREATE INDEX records_subject ON records (subject) WHERE kind <> 'tx';
 CREATE TABLE nodes (
     level INTEGER NOT NULL CHECK (level >= 1),
     idx INTEGER NOT NULL CHECK (idx >= 0),
@@ -98,7 +108,11 @@ _TX_IDS_SCHEMA = """CREATE TABLE IF NOT EXISTS tx_ids (
     id TEXT PRIMARY KEY,
     idx INTEGER NOT NULL CHECK (idx >= 0)
 ) WITHOUT ROWID"""
-_SCHEMA += _TX_IDS_SCHEMA + ";\n"
+_TX_SUBJECTS_SCHEMA = """CREATE TABLE tx_subjects (
+    subject TEXT PRIMARY KEY,
+    idx INTEGER NOT NULL CHECK (idx >= 0)
+) WITHOUT ROWID"""
+_SCHEMA += _TX_IDS_SCHEMA + ";\n" + _TX_SUBJECTS_SCHEMA + ";\n"
 
 
 @dataclass(frozen=True)
@@ -164,6 +178,10 @@ class Storage(Protocol):
     def tx_indices(self, tx_ids: Iterable[str]) -> dict[str, int]: ...
 
     def tx_id_count(self) -> int: ...
+
+    def tx_subject_index(self, subject: str) -> int | None: ...
+
+    def tx_subject_count(self) -> int: ...
 
     def import_records(self, records: Iterable[Record]) -> int: ...
 
@@ -310,10 +328,43 @@ class SQLiteStorage:
             storage._meta = storage._read_meta()
             if not readonly:
                 storage._db.execute(_TX_IDS_SCHEMA)  # a log from before the id index
+                storage._add_tx_subjects()
         except BaseException:
             storage.close()
             raise
         return storage
+
+    @_database_errors
+    def _add_tx_subjects(self) -> None:
+        """Give a log from before ``tx_subjects`` that table, filled from its ``tx`` records
+        without an id, and its subject index without the ``tx`` rows: one transaction."""
+        if self._has_table("tx_subjects"):
+            return
+        self._begin_write()
+        try:
+            if not self._has_table("tx_subjects"):  # another process may have just done it
+                self._db.execute(_TX_SUBJECTS_SCHEMA)
+                rows = [(stored.subject, stored.index)
+                        for stored in (self._row(row) for row in self._db.execute(
+                            "SELECT " + _RECORD_COLUMNS + " FROM records WHERE kind = 'tx' "
+                            "ORDER BY idx"))
+                        if not stored.record().name]
+                self._db.executemany(
+                    "INSERT OR IGNORE INTO tx_subjects (subject, idx) VALUES (?, ?)", rows)
+                self._db.execute("DROP INDEX IF EXISTS records_subject")
+                self._db.execute(
+                    "CREATE INDEX records_subject ON records (subject) WHERE kind <> 'tx'")
+            self._db.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):
+                self._db.execute("ROLLBACK")
+            raise
+
+    def _has_table(self, name: str) -> bool:
+        row = self._db.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)
+        ).fetchone()
+        return row is not None
 
     def _read_meta(self) -> LogMeta:
         try:
@@ -371,7 +422,7 @@ class SQLiteStorage:
                 f"log tip is index {index} after {prev_hash[:16]}..."
             )
         body = record.encode()
-        leaf = merkle.leaf_hash(body)
+        leaf = record.record_hash()
         self._db.execute(
             "INSERT INTO records (idx, kind, subject, body, leaf_hash) VALUES (?, ?, ?, ?, ?)",
             (index, record.kind, record.subject, body, leaf),
@@ -383,9 +434,24 @@ class SQLiteStorage:
         return leaf
 
     def _index_tx_ids(self, records: Iterable[Record]) -> None:
-        """Add the transaction ids of the ``tx`` records among ``records`` to ``tx_ids``;
-        a :class:`DuplicateRecordError` (nothing written) for an id the log already holds."""
-        rows = [(r.name, r.index) for r in records if r.kind == KIND_TX and r.name]
+        """Add the transaction ids of the ``tx`` records among ``records`` to ``tx_ids`` (the
+        subjects of those without an id to ``tx_subjects``); a :class:`DuplicateRecordError`
+        (nothing written) for an id the log already holds."""
+        transactions = [r for r in records if r.kind == KIND_TX]
+        rows = [(r.name, r.index) for r in transactions if r.name]
+        unnamed = [(r.subject, r.index) for r in transactions if not r.name]
+        if unnamed:
+            try:
+                self._db.executemany(
+                    "INSERT INTO tx_subjects (subject, idx) VALUES (?, ?)", unnamed)
+            except sqlite3.IntegrityError:
+                for subject, index in unnamed:
+                    first = self.tx_subject_index(subject)
+                    if first is not None and first != index:
+                        raise DuplicateRecordError(
+                            f"a transaction without an id with subject {subject} is already "
+                            f"decided at log index {first}", index=first) from None
+                raise
         if not rows:
             return
         try:
@@ -475,7 +541,7 @@ class SQLiteStorage:
                         f"{prev_hash[:16]}..."
                     )
                 body = record.encode()
-                leaf = merkle.leaf_hash(body)
+                leaf = record.record_hash()
                 rows.append((index, record.kind, record.subject, body, leaf))
                 node_rows.extend(frontier.push(leaf))
                 appended.append((record, leaf))
@@ -504,7 +570,7 @@ class SQLiteStorage:
                         f"imported record {record.index} does not chain onto index {index}"
                     )
                 body = record.encode()
-                leaf = merkle.leaf_hash(body)
+                leaf = record.record_hash()
                 rows.append((index, record.kind, record.subject, body, leaf))
                 node_rows.extend(frontier.push(leaf))
                 self._index_tx_ids([record])
@@ -591,11 +657,9 @@ class SQLiteStorage:
 
     @_database_errors
     def find_by_subject(self, subject: str) -> list[StoredRecord]:
-        rows = self._db.execute(
-            "SELECT " + _RECORD_COLUMNS + " FROM records WHERE subject = ? ORDER BY idx",
-            (subject,),
-        ).fetchall()
-        return [self._row(row) for row in rows]
+        """The records about ``subject`` in log order, but the ``tx`` decisions (see
+        :meth:`tx_index` and :meth:`tx_subject_index`)."""
+        return self._stored_where("subject = ? AND kind <> 'tx'", (subject,))
 
     @_database_errors
     def node(self, level: int, index: int) -> bytes:
@@ -645,6 +709,33 @@ class SQLiteStorage:
             ):
                 found[tx_id] = int(index)
         return found
+
+    @_database_errors
+    def tx_subject_index(self, subject: str) -> int | None:
+        """The index of the ``tx`` record without an id whose subject is ``subject``, or
+        None."""
+        if not self._has_table("tx_subjects"):  # a log from before it, opened read-only
+            for stored in self._stored_where("subject = ? AND kind = 'tx'", (subject,)):
+                if not stored.record().name:
+                    return stored.index
+            return None
+        row = self._db.execute(
+            "SELECT idx FROM tx_subjects WHERE subject = ?", (subject,)).fetchone()
+        return None if row is None else int(row[0])
+
+    @_database_errors
+    def tx_subject_count(self) -> int:
+        if not self._has_table("tx_subjects"):
+            return sum(1 for stored in self._stored_where("kind = 'tx'", ())
+                       if not stored.record().name)
+        count: int = self._db.execute("SELECT count(*) FROM tx_subjects").fetchone()[0]
+        return count
+
+    def _stored_where(self, condition: str, parameters: tuple[Any, ...]) -> list[StoredRecord]:
+        rows = self._db.execute(
+            "SELECT " + _RECORD_COLUMNS + f" FROM records WHERE {condition} ORDER BY idx",
+            parameters).fetchall()
+        return [self._row(row) for row in rows]
 
     @_database_errors
     def tx_id_count(self) -> int:

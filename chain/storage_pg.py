@@ -16,6 +16,9 @@ proofs -- are identical for the same sequence of appends (tested)::
     nodes(level int CHECK (level >= 1), idx bigint, hash bytea, PRIMARY KEY (level, idx))
     checkpoints(size bigint PRIMARY KEY, root bytea, note text, created text)
     tx_ids(id text PRIMARY KEY, idx bigint)
+    tx_subjects(subject text PRIMARY KEY, idx bigint)
+
+The subject index leaves out the ``tx`` records, as in SQLite (see :mod:`chain.storage`).
 
 One linear history under many writers on many hosts: every write runs in one READ COMMITTED
 transaction that first takes a transaction-scoped advisory lock (``pg_advisory_xact_lock``)
@@ -67,6 +70,10 @@ _LOCK_NAMESPACE = 0x70796173
 _PAGE_ROWS = 5000
 _RECORD_COLUMNS = "idx, kind, subject, body, leaf_hash"
 
+_TX_SUBJECTS_SCHEMA = """CREATE TABLE tx_subjects (
+        subject text PRIMARY KEY,
+        idx bigint NOT NULL CHECK (idx >= 0)
+    )"""
 _SCHEMA = (
     "CREATE TABLE meta (key text PRIMARY KEY, value text NOT NULL)",
     """CREATE TABLE records (
@@ -76,7 +83,7 @@ _SCHEMA = (
         body bytea NOT NULL,
         leaf_hash bytea NOT NULL CHECK (octet_length(leaf_hash) = 32)
     )""",
-    "CREATE INDEX records_subject ON records (subject)",
+    "CREATE INDEX records_subject ON records (subject) WHERE kind <> 'tx'",
     """CREATE TABLE nodes (
         level integer NOT NULL CHECK (level >= 1),
         idx bigint NOT NULL CHECK (idx >= 0),
@@ -93,6 +100,7 @@ _SCHEMA = (
         id text PRIMARY KEY,
         idx bigint NOT NULL CHECK (idx >= 0)
     )""",
+    _TX_SUBJECTS_SCHEMA,
 )
 
 
@@ -214,10 +222,38 @@ class PostgresStorage:
             if readonly:
                 storage._db.execute("SET default_transaction_read_only = on")
             storage._meta = storage._read_meta()
+            if not readonly:
+                storage._add_tx_subjects()
         except BaseException:
             storage.close()
             raise
         return storage
+
+    @_database_errors
+    def _add_tx_subjects(self) -> None:
+        """Give a log from before ``tx_subjects`` that table, filled from its ``tx`` records
+        without an id, and its subject index without the ``tx`` rows: one transaction."""
+        if self._has_tx_subjects():
+            return
+        with self._write():
+            if self._has_tx_subjects():  # another writer has just done it
+                return
+            self._db.execute(_TX_SUBJECTS_SCHEMA)
+            rows = [(stored.subject, stored.index) for stored in (
+                        self._row(row) for row in self._db.execute(
+                            f"SELECT {_RECORD_COLUMNS} FROM records WHERE kind = 'tx' "
+                            "ORDER BY idx").fetchall())
+                    if not stored.record().name]
+            with self._db.cursor() as cursor:
+                cursor.executemany("INSERT INTO tx_subjects (subject, idx) VALUES (%s, %s) "
+                                   "ON CONFLICT (subject) DO NOTHING", rows)
+            self._db.execute("DROP INDEX IF EXISTS records_subject")
+            self._db.execute(
+                "CREATE INDEX records_subject ON records (subject) WHERE kind <> 'tx'")
+
+    def _has_tx_subjects(self) -> bool:
+        return self._db.execute(
+            "SELECT to_regclass('tx_subjects') IS NOT NULL").fetchone()[0] is True
 
     def _read_meta(self) -> LogMeta:
         psycopg = self._psycopg
@@ -301,7 +337,22 @@ class PostgresStorage:
         return int(row[0]) + 1, bytes(row[1]).hex()
 
     def _index_tx_ids(self, records: Iterable[Record]) -> None:
-        rows = [(r.name, r.index) for r in records if r.kind == KIND_TX and r.name]
+        transactions = [r for r in records if r.kind == KIND_TX]
+        rows = [(r.name, r.index) for r in transactions if r.name]
+        unnamed = [(r.subject, r.index) for r in transactions if not r.name]
+        if unnamed:
+            with self._db.cursor() as cursor:
+                cursor.executemany("INSERT INTO tx_subjects (subject, idx) VALUES (%s, %s) "
+                                   "ON CONFLICT (subject) DO NOTHING", unnamed)
+            for subject, index in unnamed:
+                first = self.tx_subject_index(subject)
+                if first is None:
+                    raise LogError(f"{self.path}: the index of transactions without an id "
+                                   f"did not take {subject}")
+                if first != index:
+                    raise DuplicateRecordError(
+                        f"a transaction without an id with subject {subject} is already "
+                        f"decided at log index {first}", index=first)
         if not rows:
             return
         with self._db.cursor() as cursor:
@@ -343,7 +394,7 @@ class PostgresStorage:
                     f"record built for index {record.index} after {record.prev_hash[:16]}..., "
                     f"but the log tip is index {index} after {prev_hash[:16]}...")
             body = record.encode()
-            leaf = merkle.leaf_hash(body)
+            leaf = record.record_hash()
             self._insert_rows([(index, record.kind, record.subject, body, leaf)],
                               _tip_nodes(self.node, index, leaf))
             self._index_tx_ids([record])
@@ -454,10 +505,8 @@ class PostgresStorage:
 
     @_database_errors
     def find_by_subject(self, subject: str) -> list[StoredRecord]:
-        rows = self._db.execute(
-            f"SELECT {_RECORD_COLUMNS} FROM records WHERE subject = %s ORDER BY idx",
-            (subject,)).fetchall()
-        return [self._row(row) for row in rows]
+        """The records about ``subject`` but the ``tx`` decisions (as in SQLite)."""
+        return self._stored_where("subject = %s AND kind <> 'tx'", (subject,))
 
     @_database_errors
     def node(self, level: int, index: int) -> bytes:
@@ -501,6 +550,29 @@ class PostgresStorage:
     @_database_errors
     def tx_id_count(self) -> int:
         return int(self._db.execute("SELECT count(*) FROM tx_ids").fetchone()[0])
+
+    @_database_errors
+    def tx_subject_index(self, subject: str) -> int | None:
+        if not self._has_tx_subjects():  # a log from before it, opened read-only
+            for stored in self._stored_where("subject = %s AND kind = 'tx'", (subject,)):
+                if not stored.record().name:
+                    return stored.index
+            return None
+        row = self._db.execute("SELECT idx FROM tx_subjects WHERE subject = %s",
+                               (subject,)).fetchone()
+        return None if row is None else int(row[0])
+
+    @_database_errors
+    def tx_subject_count(self) -> int:
+        if not self._has_tx_subjects():
+            return sum(1 for stored in self._stored_where("kind = 'tx'", ())
+                       if not stored.record().name)
+        return int(self._db.execute("SELECT count(*) FROM tx_subjects").fetchone()[0])
+
+    def _stored_where(self, condition: str, parameters: tuple[Any, ...]) -> list[StoredRecord]:
+        rows = self._db.execute(f"SELECT {_RECORD_COLUMNS} FROM records WHERE {condition} "
+                                "ORDER BY idx", parameters).fetchall()
+        return [self._row(row) for row in rows]
 
     @_database_errors
     def checkpoints(self) -> list[StoredCheckpoint]:

@@ -37,6 +37,7 @@ import json
 import math
 from array import array
 from dataclasses import dataclass, field
+from json.encoder import encode_basestring as _json_text  # json.dumps(text, ensure_ascii=False)
 
 from pyastore.encoding import CategoryError
 from pyastore.errors import InputError, LogError, UsageError
@@ -50,6 +51,7 @@ if TYPE_CHECKING:
     from pyastore.keys import SigningKey
     from pyastore.stream import Line, MicroBatcher
 
+_NAN = math.nan
 ADMITTED = "admitted"
 REJECTED = "rejected"
 INPUT_FORMATS = ("ndjson", "csv")
@@ -88,18 +90,22 @@ class TxDecision:
         return cls(decision, None if score is None else float(score), float(cutoff), model)
 
 
-@dataclass
 class Transaction:
     """One line on its way through the passes (see the module docstring)."""
 
-    line: Line
-    tx_id: str
-    canonical: bytes | None  # None for an over-long line: only its digest was kept
-    cells: list[float] | None = None
-    reason: str | None = None  # why it is malformed
-    score: float | None = None
-    decision: str = REJECTED
-    rejection: str = ""  # the record's reason
+    __slots__ = ("line", "tx_id", "canonical", "cells", "reason", "score", "decision",
+                 "rejection")
+
+    def __init__(self, line: Line, tx_id: str, canonical: bytes | None,
+                 cells: array[float] | None = None, reason: str | None = None) -> None:
+        self.line = line
+        self.tx_id = tx_id
+        self.canonical = canonical  # None for an over-long line: only its digest was kept
+        self.cells = cells  # the model's input cells, as float32
+        self.reason = reason  # why it is malformed
+        self.score: float | None = None
+        self.decision = REJECTED
+        self.rejection = ""  # the record's reason
 
     @property
     def subject(self) -> str:
@@ -167,6 +173,11 @@ class Gate:
         if self.input_format not in INPUT_FORMATS:
             raise UsageError(f"--input-format must be ndjson or csv, not {self.input_format!r}")
         self._negative = self.model.decide([-math.inf], cutoff=self.cutoff)
+        self._all_numeric = all(c is None for c in self.model.categorical)
+        # The constant parts of a tx record's description (TxDecision.encode, key order)
+        self._description_head = json.dumps({"cutoff": self.cutoff}, separators=(",", ":"),
+                                            allow_nan=False)[:-1]
+        self._description_model = json.dumps(self.model.store_key)
         self._header: list[str] | None = None
         self._header_bytes = b""
         self._positions: list[int] = []
@@ -299,6 +310,15 @@ class Gate:
 
     def _cells(self, line: Line, tx_id: str, canonical: bytes, values: list[Any]
                ) -> Transaction:
+        if self._all_numeric:
+            # The common case in one step: numbers (bool is an int) and nulls, as float32 the
+            # way cell_value() and the batch's float32 buffer would make them. Anything else
+            # (text, an integer beyond float64) goes cell by cell below.
+            try:
+                return Transaction(line, tx_id, canonical, cells=array(
+                    "f", [_NAN if v is None else v for v in values]))
+            except (TypeError, OverflowError):
+                pass
         cells: list[float] = []
         cell = self.model.cell
         for c, (name, value) in enumerate(zip(self.model.input_names, values)):
@@ -309,7 +329,7 @@ class Gate:
             except (TypeError, ValueError):
                 return Transaction(line, tx_id, canonical,
                                    reason=f"field {name!r}: {value!r} is not a number")
-        return Transaction(line, tx_id, canonical, cells=cells)
+        return Transaction(line, tx_id, canonical, cells=array("f", cells))
 
     # -- score and decide --------------------------------------------------------------------
 
@@ -320,25 +340,23 @@ class Gate:
             return
         flat: array[float] = array("f")
         for transaction in ready:
-            assert transaction.cells is not None
-            flat.extend(transaction.cells)
+            flat.extend(transaction.cells)  # type: ignore[arg-type]
         refused = list(self.model.invalid_rows(flat))
         if refused:
             for row, reason in refused:
                 ready[row].reason = reason
                 ready[row].cells = None
             ready = [t for t in ready if t.cells is not None]
-            flat = array("f")
-            for transaction in ready:
-                assert transaction.cells is not None
-                flat.extend(transaction.cells)
             if not ready:
                 return
+            flat = array("f")
+            for transaction in ready:
+                flat.extend(transaction.cells)  # type: ignore[arg-type]
         n_out = len(self.model.output_names)
         out: array[float] = array("d", bytes(8 * n_out * len(ready)))
         self.model.score_into(flat, out)
-        for i, transaction in enumerate(ready):
-            transaction.score = out[i * n_out]
+        for transaction, score in zip(ready, out[::n_out]):
+            transaction.score = score
 
     def decide(self, transaction: Transaction) -> None:
         """The decision and the record's reason, by :meth:`Model.decide` at the cutoff."""
@@ -367,13 +385,23 @@ class Gate:
         drafts: list[TxDraft] = []
         for transaction in transactions:
             score = transaction.score if transaction.reason is None else None
-            decision = TxDecision(transaction.decision,
-                                  None if score is None or score != score else score,
-                                  self.cutoff, self.model.store_key)
-            drafts.append(TxDraft(transaction.tx_id, transaction.subject, decision.encode(),
+            drafts.append(TxDraft(transaction.tx_id, transaction.subject,
+                                  self._description(transaction.decision, score),
                                   transaction.rejection[:1024]))
         outcomes = self.log.append_tx_batch(drafts, self.submitter)
         self._outcomes: list[TxOutcome] = outcomes
+
+    def _description(self, decision: str, score: float | None) -> str:
+        """``TxDecision(decision, score, cutoff, model).encode()``, from its constant parts."""
+        if score is None or score != score:
+            score_text = "null"
+        elif score - score == 0:  # finite: the shortest text reading back as the same float
+            score_text = float.__repr__(score)
+        else:  # infinite: TxDecision refuses it, as JSON has no infinity
+            assert self.cutoff is not None
+            return TxDecision(decision, score, self.cutoff, self.model.store_key).encode()
+        return (f'{self._description_head},"decision":"{decision}",'
+                f'"model":{self._description_model},"score":{score_text}}}')
 
     def answer(self, transactions: list[Transaction]) -> None:
         """Write the batch's answer lines (and rejected lines), flushed."""
@@ -381,6 +409,18 @@ class Gate:
         lines: list[str] = []
         rejected_lines: list[str] = []
         for transaction, outcome in zip(transactions, self._outcomes):
+            record = outcome.record
+            score = transaction.score
+            if (record is not None and transaction.decision == ADMITTED and transaction.tx_id
+                    and score is not None and score - score == 0):
+                # The common answer, as json.dumps(answer, ensure_ascii=False) spells it
+                report.last_index = record.index
+                report.read += 1
+                report.admitted += 1
+                lines.append(f'{{"id": {_json_text(transaction.tx_id)}, "line": '
+                             f'{transaction.line.number}, "decision": "admitted", "index": '
+                             f'{record.index}, "score": {float.__repr__(score)}}}\n')
+                continue
             answer: dict[str, Any] = {"id": transaction.tx_id or None,
                                       "line": transaction.line.number}
             if outcome.record is not None:

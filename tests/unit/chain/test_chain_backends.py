@@ -101,6 +101,31 @@ def test_duplicate_transaction_id_refused_on_both(new_log, submitter, backend):
     assert again[1].record is not None and log.size == 2 and log.verify().transactions == 2
 
 
+def test_transactions_without_an_id_deduplicated_by_subject_on_both(new_log, submitter,
+                                                                      backend):
+    path, log = new_log(records=1)
+    unnamed = [TxDraft("", "sha256:" + store_key(n), "deny", "malformed") for n in (1, 2, 1)]
+    outcomes = log.append_tx_batch(unnamed, submitter)
+    assert [o.duplicate_of for o in outcomes] == [None, None, 1]
+    assert log.append_tx_batch(unnamed[1:2], submitter)[0].duplicate_of == 2
+    assert log.storage.tx_subject_index("sha256:" + store_key(2)) == 2
+    # the subject index is about models (and other kinds), not tx decisions
+    assert log.storage.find_by_subject("sha256:" + store_key(1)) == []
+    assert [s.kind for s in log.storage.find_by_subject(store_key(0))] == ["model"]
+    assert log.size == 3 and log.verify().transactions == 2
+    # A log from before tx_subjects (full subject index) is converted on a writable open.
+    _sql(path, "DROP TABLE tx_subjects")
+    _sql(path, "DROP INDEX records_subject")
+    _sql(path, "CREATE INDEX records_subject ON records (subject)")
+    with Log.open(path, readonly=True) as old:
+        assert old.storage.tx_subject_index("sha256:" + store_key(2)) == 2
+        assert old.verify().transactions == 2
+    with Log.open(path) as reopened:
+        assert reopened.storage.tx_subject_index("sha256:" + store_key(1)) == 1
+        assert reopened.append_tx_batch(unnamed[:1], submitter)[0].duplicate_of == 1
+        assert reopened.verify().transactions == 2
+
+
 # ---- tampering with stored rows: verify names the index, on both backends ---------------
 
 

@@ -162,3 +162,119 @@ def test_with_signature_is_signed_without_a_second_check():
     assert Record.decode(fast.encode()) == fast
     with pytest.raises(Exception, match="128 lowercase hex"):
         unsigned.with_signature("AB" * 64)
+
+
+def test_sign_chain_gives_the_records_of_signed_single_records():
+    drafts = [(draft(i).subject, f"tx-{i}" if i % 3 else "", f'{{"n":{i}}}', "r" * i)
+              for i in range(7)]
+    chained = Record.sign_chain("tx", drafts, index=5, prev_hash="ab" * 32, time=WHEN,
+                                signing_key=GATE)
+    prev_hash = "ab" * 32
+    for position, (record, (subject, name, description, reason)) in enumerate(
+            zip(chained, drafts)):
+        expected = Record(index=5 + position, kind="tx", subject=subject, name=name,
+                          description=description, time=WHEN, submitter="0" * 64,
+                          prev_hash=prev_hash, reason=reason, signature="").signed(GATE)
+        assert record == expected
+        assert record.encode() == expected.encode() and record.signature_valid()
+        assert record.record_hash() == merkle.leaf_hash(expected.encode())
+        assert Record.decode(record.encode()) == record
+        prev_hash = expected.record_hash().hex()
+    with pytest.raises(Exception, match="neither a store key"):
+        Record.sign_chain("tx", [("sha256:xyz", "a", "", "")], index=0,
+                          prev_hash="0" * 64, time=WHEN, signing_key=GATE)
+    with pytest.raises(Exception, match="not UTC ISO-8601"):
+        Record.sign_chain("tx", drafts, index=0, prev_hash="0" * 64, time="yesterday",
+                          signing_key=GATE)
+
+
+def test_the_subject_index_leaves_out_tx_records(ledger):
+    # Transaction digests are random keys: indexing them would cost about one index page per
+    # decision. Decisions are found by id, or by subject for those without an id.
+    store_key = hashlib.sha256(b"m").hexdigest()
+    with Log.open(ledger) as log:
+        log.append_model(store_key, "model", "", GATE, time=WHEN)
+        log.append_tx_batch([draft(0), draft(1, "")], GATE, time=WHEN)
+        assert [s.kind for s in log.storage.find_by_subject(store_key)] == ["model"]
+        assert log.storage.find_by_subject(draft(0).subject) == []
+        assert log.storage.tx_subject_index(draft(1).subject) == 2
+        assert log.storage.tx_subject_index(draft(0).subject) is None  # it has an id
+    db = sqlite3.connect(ledger)
+    (sql,) = db.execute("SELECT sql FROM sqlite_master WHERE name = 'records_subject'").fetchone()
+    assert sql.endswith("WHERE kind <> 'tx'")
+    plan = " ".join(str(row) for row in db.execute(
+        "EXPLAIN QUERY PLAN SELECT idx FROM records WHERE subject = ? AND kind <> 'tx'",
+        (store_key,)))
+    assert "records_subject" in plan
+
+
+def test_verify_catches_a_tampered_subject_index(ledger):
+    with Log.open(ledger) as log:
+        log.append_tx_batch([draft(0, ""), draft(1, ""), draft(2)], GATE)
+    db = sqlite3.connect(ledger)
+    db.execute("UPDATE tx_subjects SET idx = 0 WHERE idx = 1")
+    db.commit()
+    with Log.open(ledger) as log, pytest.raises(LogCorruptionError, match="second decision"):
+        log.verify()
+    db.execute("DELETE FROM tx_subjects WHERE idx = 0")
+    db.commit()
+    with Log.open(ledger) as log, pytest.raises(LogCorruptionError, match="missing from"):
+        log.verify()
+
+
+def test_a_log_with_the_full_subject_index_is_converted_on_a_writable_open(ledger):
+    # A log written before tx_subjects: every record in the subject index, no tx_subjects.
+    with Log.open(ledger) as log:
+        log.append_tx_batch([draft(0, ""), draft(1), draft(2, "")], GATE)
+    db = sqlite3.connect(ledger)
+    db.execute("DROP TABLE tx_subjects")
+    db.execute("DROP INDEX records_subject")
+    db.execute("CREATE INDEX records_subject ON records (subject)")
+    db.commit()
+    with Log.open(ledger, readonly=True) as log:  # read-only: found through the old index
+        assert log.storage.tx_subject_index(draft(2).subject) == 2
+        assert log.verify().transactions == 3
+    with Log.open(ledger) as log:
+        outcomes = log.append_tx_batch([draft(2, ""), draft(0, ""), draft(3, "")], GATE)
+        assert [o.duplicate_of for o in outcomes] == [2, 0, None]
+        assert log.verify().transactions == 4
+    assert sorted(db.execute("SELECT idx FROM tx_subjects")) == [(0,), (2,), (3,)]
+    (sql,) = db.execute("SELECT sql FROM sqlite_master WHERE name = 'records_subject'").fetchone()
+    assert sql.endswith("WHERE kind <> 'tx'")
+
+
+def test_the_gate_spells_records_and_answers_as_json_does(ledger):
+    # The gate builds the common description and answer lines from their constant parts; they
+    # must be byte for byte what TxDecision.encode() and json.dumps() write.
+    import io
+    import json
+    import math
+
+    import pyastore
+    from gate_testlib import GOLDEN_MODEL, GOLDEN_PUB
+    from pyastore.gate import Gate, TxDecision
+    from pyastore.stream import Line
+
+    model = pyastore.load(GOLDEN_MODEL, trusted_keys=[GOLDEN_PUB])
+    out = io.StringIO()
+    with Log.open(ledger) as log:
+        gate = Gate(model, log, GATE, out, cutoff=0.25)
+        for score in (0.1, 1e-300, 0.30000000000000004, 5e-324, 0.0, -0.0, 1.0, None,
+                      math.nan, 123456789.125):
+            for decision in ("admitted", "rejected"):
+                expected = TxDecision(decision, None if score is None or score != score
+                                      else score, 0.25, model.store_key).encode()
+                assert gate._description(decision, score) == expected
+        ids = ["tx-1", 'quote " and \\ back', "é ☃ \u2028", "\x00\x1f"]
+        lines = [Line(n + 1, json.dumps({"id": tx_id, "amount": 0.0, "velocity": -100.0,
+                                         "age_days": -100.0}).encode(), 0)
+                 for n, tx_id in enumerate(ids)]
+        transactions = gate.process(lines)
+        gate.answer(transactions)
+    answers = out.getvalue().split("\n")[:-1]
+    assert len(answers) == len(ids)
+    for text, tx_id, transaction in zip(answers, ids, transactions):
+        assert transaction.decision == "admitted"
+        value = json.loads(text)
+        assert value["id"] == tx_id and value["score"] == transaction.score
+        assert text == json.dumps(value, ensure_ascii=False, allow_nan=False)

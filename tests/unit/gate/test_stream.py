@@ -98,3 +98,54 @@ def test_memory_does_not_grow_with_the_stream():
     small, large = _peak_bytes(20_000), _peak_bytes(200_000)
     assert large < 2 * 1024 * 1024, large  # a batch, a read and a line, whatever the length
     assert large < small * 1.5 + 65536, (small, large)
+
+
+def test_lines_are_the_same_however_the_bytes_arrive():
+    # Chunks within the line limit are split in one call, others byte run by byte run: both
+    # must give the same lines (numbers, \r dropped, blank lines counted but not handed over,
+    # over-long lines by length and digest), wherever the reads cut the input.
+    import random
+
+    rng = random.Random(7)
+    pieces = [b"a", b"bb", b"", b" ", b"\t", b"\r", b"x" * 40, b"y" * 70, b"{\"id\": 1}"]
+    data = b"".join(rng.choice(pieces) + rng.choice([b"\n", b"\r\n", b""])
+                    for _ in range(3000))
+
+    def expected_lines() -> list[tuple[int, bytes, int, bytes | None]]:
+        result = []
+        parts = data.split(b"\n")
+        if parts[-1] == b"":
+            parts.pop()
+        for number, part in enumerate(parts, 1):
+            if len(part) > 64:
+                result.append((number, b"", len(part), hashlib.sha256(part).digest()))
+                continue
+            if part.endswith(b"\r"):
+                part = part[:-1]
+            if part.strip():
+                result.append((number, part, 0, None))
+        return result
+
+    short_paths = 0
+    for run in range(20):
+        cuts = sorted(rng.sample(range(1, len(data)), 400 if run % 2 else 12000))
+        chunks = [data[a:b] for a, b in zip([0, *cuts], [*cuts, len(data)])]
+        batcher = MicroBatcher(0, max_batch=100, max_delay_ms=1000, max_line_bytes=64)
+        take_short = batcher._take_short_lines
+        calls = [0]
+
+        def counted(*args, take_short=take_short, calls=calls):
+            calls[0] += 1
+            take_short(*args)
+
+        batcher._take_short_lines = counted
+        pending: list = []
+        for chunk in chunks:  # what batches() does with each read, then at end of input
+            batcher._take_lines(chunk, 0, pending)
+        if batcher._buffer or batcher._overlong is not None:
+            batcher._end_line(0, pending)
+        got = [(line.number, line.data, line.overlong, line.digest) for line in pending]
+        assert got == expected_lines()
+        assert batcher.lines_read == len(got)
+        short_paths += calls[0] > 0 and calls[0] < len(chunks)
+    assert short_paths > 0  # both ways of splitting were used within one run
