@@ -41,6 +41,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import NamedTuple
 
 from chain import checkpoint as checkpoints
 from chain import merkle
@@ -90,13 +91,13 @@ class VerifyReport:
     transactions: int = 0
 
 
-@dataclass(frozen=True)
-class TxDraft:
+class TxDraft(NamedTuple):
     """A ``tx`` record to append (:meth:`Log.append_tx_batch`), before it has an index.
 
     ``tx_id`` is the transaction id (the record's name; "" when the transaction had no
     readable id), ``subject`` the ``sha256:`` digest of its canonical bytes, ``description``
-    and ``reason`` as docs/GATE.md defines them for the gate.
+    and ``reason`` as docs/GATE.md defines them for the gate. (A named tuple: the gate makes
+    one per transaction, and a tuple is made in a fraction of a frozen dataclass's time.)
     """
 
     tx_id: str

@@ -185,6 +185,8 @@ class Storage(Protocol):
 
     def import_records(self, records: Iterable[Record]) -> int: ...
 
+    def tip(self) -> tuple[int, str]: ...
+
     def count(self) -> int: ...
 
     def get(self, index: int) -> StoredRecord: ...
@@ -605,6 +607,12 @@ class SQLiteStorage:
             )
 
     # -- reading ---------------------------------------------------------------------------
+
+    @_database_errors
+    def tip(self) -> tuple[int, str]:
+        """The next index and the record hash of the last record (64 zeros when empty), as
+        committed now: what an append would chain onto if nobody appends first."""
+        return self._tip()
 
     @_database_errors
     def count(self) -> int:

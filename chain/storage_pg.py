@@ -466,6 +466,12 @@ class PostgresStorage:
     # -- reading ---------------------------------------------------------------------------
 
     @_database_errors
+    def tip(self) -> tuple[int, str]:
+        """The next index and the record hash of the last record (64 zeros when empty), as
+        committed now: what an append would chain onto if nobody appends first."""
+        return self._tip()
+
+    @_database_errors
     def count(self) -> int:
         row = self._db.execute("SELECT max(idx) FROM records").fetchone()
         return 0 if row[0] is None else int(row[0]) + 1

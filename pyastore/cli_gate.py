@@ -34,7 +34,10 @@ and only then answered with one JSON line on stdout: {"id", "line", "decision", 
 "duplicate": true, "index" of the first decision); nothing is appended for it.
 
 Records are appended in micro-batches of at most --max-batch transactions or --max-delay-ms
-after the first of them was read, one durable commit per batch. SIGTERM or end of input:
+after the first of them was read, one durable commit per batch. The records of a batch are
+signed in a helper process while the next batch is parsed and scored (--signer process, the
+default with more than one CPU), or in the gate's own process (--signer inline, the default
+on one CPU); the records and answers are the same. SIGTERM or end of input:
 every transaction already read is decided and answered, then exit 0 (SIGINT: exit 130).
 After a crash, run the gate again on the same input: what was decided is answered as a
 duplicate with its ledger index, the rest is decided; nothing is decided twice.
@@ -80,6 +83,10 @@ def add_parser(subparsers: Subparsers) -> None:
     gate.add_argument("--max-delay-ms", type=float, default=5.0, metavar="MS",
                       help="commit a batch at most MS after its first transaction was read "
                       "(default 5)")
+    gate.add_argument("--signer", choices=("process", "inline"), default=None,
+                      help="sign each batch's records in a helper process, beside the next "
+                      "batch's parsing and scoring (the default with more than one CPU), or "
+                      "inline, one batch at a time (the default on one CPU)")
     gate.add_argument("--key", metavar="SIGNER.key",
                       help="key that signs the tx records (default: the ledger's own key)")
     gate.add_argument("--require-anchored", action="store_true",
@@ -404,8 +411,10 @@ def _run_gate(args: argparse.Namespace) -> int:
             with ShutdownSignals() as stop:
                 batcher = MicroBatcher(fd, max_batch=args.max_batch,
                                        max_delay_ms=args.max_delay_ms, stop=stop)
+                signer = args.signer or ("process" if (os.cpu_count() or 1) > 1
+                                         else "inline")
                 try:
-                    report = gate.run(batcher)
+                    report = gate.run(batcher, pipelined=signer == "process")
                 finally:
                     sys.stderr.write(f"pyastore gate: {gate.report.summary()}\n")
                 if stop.received is not None:

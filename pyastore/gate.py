@@ -36,6 +36,7 @@ import hashlib
 import json
 import math
 from array import array
+from collections import deque
 from dataclasses import dataclass, field
 from json.encoder import encode_basestring as _json_text  # json.dumps(text, ensure_ascii=False)
 
@@ -48,6 +49,7 @@ if TYPE_CHECKING:
     from typing import IO, Any
 
     from chain.log import Log, TxDraft, TxOutcome
+    from chain.pipeline import TxPipeline
     from pyastore.keys import SigningKey
     from pyastore.stream import Line, MicroBatcher
 
@@ -182,12 +184,86 @@ class Gate:
         self._header_bytes = b""
         self._positions: list[int] = []
         self._id_position = -1
+        self._outcomes: list[TxOutcome] = []  # of the batch being answered
 
     # -- the loop ----------------------------------------------------------------------------
 
-    def run(self, batcher: MicroBatcher) -> GateReport:
+    def run(self, batcher: MicroBatcher, *, pipelined: bool = True) -> GateReport:
         """Run the passes over every batch ``batcher`` yields; returns the report. Raises
-        :class:`LogError` when the ledger cannot be written (nothing of that batch answered)."""
+        :class:`LogError` when the ledger cannot be written (nothing of the batches not yet
+        durable is answered).
+
+        ``pipelined`` (the default) signs each batch's records in a helper process
+        (:class:`chain.pipeline.TxPipeline`) while the next batch is parsed and scored: the
+        same records and answers as one batch at a time (``pipelined=False``), about twice
+        the decisions per second on two cores."""
+        if not pipelined:
+            return self._run_in_turn(batcher)
+        from chain.pipeline import TxPipeline
+
+        report = self.report
+        waiting: deque[list[Transaction]] = deque()  # sent to the signer, in order
+        current: list[Line] = []  # read, not yet sent
+        try:
+            with TxPipeline(self.log, self.submitter) as pipeline:
+                batcher.ready_fd = pipeline.fileno()
+                try:
+                    for current in batcher.batches():
+                        if current:
+                            transactions = self._prepared(current)
+                            if transactions:
+                                if pipeline.in_flight >= pipeline.max_in_flight:
+                                    self._finish(pipeline, waiting)
+                                pipeline.submit(self._drafts(transactions))
+                                waiting.append(transactions)
+                            current = []
+                        while pipeline.ready():
+                            self._finish(pipeline, waiting)
+                    while waiting:
+                        self._finish(pipeline, waiting)
+                except OutputClosed:
+                    # Nobody reads the answers: what is in flight is still made durable (as
+                    # the batch whose answer failed is), so every decision made is recorded.
+                    while waiting:
+                        self._outcomes = pipeline.finish()
+                        report.unanswered += len(waiting.popleft())
+                    raise
+                finally:
+                    batcher.ready_fd = None
+        except LogError as exc:
+            lost = len(current) + sum(len(t) for t in waiting)
+            report.unanswered += lost
+            exc.message = (f"{exc.message} -- the gate stopped: {lost} transaction(s) read "
+                           "were not decided or answered; every answer already written is "
+                           "durable in the ledger")
+            raise
+        except OutputClosed:
+            report.output_closed = True
+        report.partial_bytes = batcher.partial_bytes
+        return report
+
+    def _prepared(self, lines: list[Line]) -> list[Transaction]:
+        """parse -> score -> decide (the header line of CSV input taken first)."""
+        if self.input_format == "csv" and self._header is None:
+            self._read_header(lines[0])
+            lines = lines[1:]
+        transactions = [self.parse(line) for line in lines]
+        self.score(transactions)
+        for transaction in transactions:
+            self.decide(transaction)
+        return transactions
+
+    def _finish(self, pipeline: TxPipeline, waiting: deque[list[Transaction]]) -> None:
+        """Make the oldest batch in flight durable, then answer it."""
+        self._outcomes = pipeline.finish()
+        transactions = waiting.popleft()
+        try:
+            self.answer(transactions)
+        except OutputClosed:
+            self.report.unanswered += len(transactions)
+            raise
+
+    def _run_in_turn(self, batcher: MicroBatcher) -> GateReport:
         report = self.report
         for lines in batcher.batches():
             if self.input_format == "csv" and self._header is None:
@@ -379,17 +455,18 @@ class Gate:
 
     def append(self, transactions: list[Transaction]) -> None:
         """One ``tx`` record per new transaction, in one durable commit."""
+        self._outcomes = self.log.append_tx_batch(self._drafts(transactions), self.submitter)
+
+    def _drafts(self, transactions: list[Transaction]) -> list[TxDraft]:
         from chain.log import TxDraft
 
-        assert self.cutoff is not None
         drafts: list[TxDraft] = []
         for transaction in transactions:
             score = transaction.score if transaction.reason is None else None
             drafts.append(TxDraft(transaction.tx_id, transaction.subject,
                                   self._description(transaction.decision, score),
                                   transaction.rejection[:1024]))
-        outcomes = self.log.append_tx_batch(drafts, self.submitter)
-        self._outcomes: list[TxOutcome] = outcomes
+        return drafts
 
     def _description(self, decision: str, score: float | None) -> str:
         """``TxDecision(decision, score, cutoff, model).encode()``, from its constant parts."""

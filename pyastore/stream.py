@@ -18,6 +18,11 @@ when SIGTERM, SIGINT or SIGHUP arrives), the batcher stops reading at the signal
 every complete line already read; a partial line (bytes after the last newline) is not a
 line, and ``partial_bytes`` says how many such bytes were dropped.
 
+Work done beside the reading: a caller may set ``ready_fd`` (e.g. the pipe a helper process
+answers on); whenever it is readable the batcher yields an empty batch at once, even in the
+middle of a batch's delay, so the caller can finish that work before reading on. Without
+``ready_fd`` no batch is ever empty.
+
 :func:`score_stream` is ``pyastore score --stream``: each micro-batch is scored in one call
 (:class:`pyastore.batch.BatchScorer`) and its output lines written and flushed before the
 next batch is read.
@@ -124,6 +129,7 @@ class MicroBatcher:
         self.lines_read = 0
         self.partial_bytes = 0
         self.stopped = False  # by a signal, not by end of input
+        self.ready_fd: int | None = None  # readable: yield an empty batch (module docstring)
         self._number = 0
         self._buffer = bytearray()
         self._overlong: tuple[int, hashlib._Hash] | None = None  # (bytes so far, hasher)
@@ -202,7 +208,7 @@ class MicroBatcher:
     # -- the loop ----------------------------------------------------------------------------
 
     def _waiter(self) -> _Waiter:
-        return _Waiter(self.fd, self.wakeup_fd)
+        return _Waiter(self.fd, self.wakeup_fd, self.ready_fd)
 
     def batches(self) -> Iterator[list[Line]]:
         """Yield batches until end of input or a shutdown signal."""
@@ -223,7 +229,9 @@ class MicroBatcher:
                 pending = []
                 continue
             timeout_ns = None if not pending else first_ns + self.max_delay_ns - now
-            data_ready, woken = waiter.wait(timeout_ns)
+            data_ready, woken, answered = waiter.wait(timeout_ns)
+            if answered:
+                yield []
             if woken:
                 waiter.drain_wakeup()
                 if self.stop is not None and self.stop.received is not None:
@@ -251,29 +259,32 @@ class MicroBatcher:
 
 
 class _Waiter:
-    """Wait until ``fd`` is readable (or at end of input), or ``wakeup_fd`` has a byte."""
+    """Wait until ``fd`` is readable (or at end of input), ``wakeup_fd`` has a byte, or
+    ``ready_fd`` is readable."""
 
-    def __init__(self, fd: int, wakeup_fd: int | None):
+    def __init__(self, fd: int, wakeup_fd: int | None, ready_fd: int | None = None):
         self.fd = fd
         self.wakeup_fd = wakeup_fd
+        self.ready_fd = ready_fd
+        self._watched = [f for f in (fd, wakeup_fd, ready_fd) if f is not None]
         self._poll = select.poll() if hasattr(select, "poll") else None
         if self._poll is not None:
             mask = select.POLLIN | select.POLLPRI
-            self._poll.register(fd, mask)
-            if wakeup_fd is not None:
-                self._poll.register(wakeup_fd, mask)
+            for watched in self._watched:
+                self._poll.register(watched, mask)
 
-    def wait(self, timeout_ns: int | None) -> tuple[bool, bool]:
+    def wait(self, timeout_ns: int | None) -> tuple[bool, bool, bool]:
+        """(input readable, woken by a signal, ``ready_fd`` readable)."""
         if self._poll is not None:
             timeout_ms = None if timeout_ns is None else max(0, -(-timeout_ns // 1_000_000))
             events = self._poll.poll(timeout_ms)
             ready = {fd for fd, _ in events}
         else:
-            watched = [self.fd] + ([self.wakeup_fd] if self.wakeup_fd is not None else [])
             timeout = None if timeout_ns is None else max(0.0, timeout_ns / 1e9)
-            readable, _, _ = select.select(watched, [], [], timeout)
+            readable, _, _ = select.select(self._watched, [], [], timeout)
             ready = set(readable)
-        return self.fd in ready, self.wakeup_fd is not None and self.wakeup_fd in ready
+        return (self.fd in ready, self.wakeup_fd is not None and self.wakeup_fd in ready,
+                self.ready_fd is not None and self.ready_fd in ready)
 
     def drain_wakeup(self) -> None:
         if self.wakeup_fd is None:

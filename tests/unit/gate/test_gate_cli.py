@@ -249,3 +249,35 @@ def test_prove_and_verify_one_decision(ledger, tmp_path, key_files):
     # The whole ledger still verifies with the chain command.
     chain = pyastore("chain", "verify", str(ledger))
     assert chain.returncode == 0 and "verifies: 9 record(s)" in chain.stdout
+
+
+def test_the_signer_process_and_inline_signing_give_the_same_answers_and_records(tmp_path,
+                                                                                key_files):
+    from chain.log import Log
+
+    lines = [transaction_line(n) for n in range(1500)]
+    lines[700:700] = [transaction_line(3), "not json\n", json.dumps({"amount": 1}) + "\n",
+                      transaction_line(699)]  # duplicates of earlier batches, malformed lines
+    lines += [transaction_line(1499), "not json\n"]  # a duplicate of the batch in flight
+    source = tmp_path / "tx.ndjson"
+    source.write_text("".join(lines))
+    results = {}
+    for signer in ("process", "inline"):
+        ledger = tmp_path / f"{signer}.log"
+        Log.init(ledger, key_files["log.key"], origin="example.com/gate").close()
+        result = run_gate(ledger, "--max-batch", "32", "--signer", signer, source=source)
+        assert result.returncode == 0, result.stderr
+        results[signer] = (result.stdout, ledger)
+    assert results["process"][0] == results["inline"][0]
+    replies = answers(results["process"][0])
+    assert len(replies) == len(lines)
+    # tx-3, tx-699, tx-1499 and the second "not json" (the same bytes, no id)
+    assert sum(bool(r.get("duplicate")) for r in replies) == 4
+    records = {}
+    for signer, (_, ledger) in results.items():
+        with Log.open(ledger, readonly=True) as log:
+            records[signer] = [(r.index, r.kind, r.subject, r.name, r.description, r.reason,
+                                r.submitter) for r in log.records()]
+            assert log.verify().transactions == len(lines) - 4
+    assert records["process"] == records["inline"]
+    _check_answers_are_the_ledger(replies, results["process"][1])

@@ -172,6 +172,35 @@ def test_an_unwritable_ledger_stops_the_gate_and_nothing_undurable_is_answered(l
     assert verify_ledger(ledger).transactions == len(replies)
 
 
+def _children(pid: int) -> list[int]:
+    with open(f"/proc/{pid}/task/{pid}/children") as handle:
+        return [int(child) for child in handle.read().split()]
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/task"), reason="finds the helper in /proc")
+def test_a_killed_signing_helper_stops_the_gate_and_nothing_undurable_is_answered(ledger):
+    process = _start(ledger, "--max-batch", "16", "--max-delay-ms", "1", "--signer", "process")
+    process.stdin.write(b"".join(transaction_line(n).encode() for n in range(50)))
+    process.stdin.flush()
+    got = [json.loads(process.stdout.readline()) for _ in range(50)]
+    (helper,) = _children(process.pid)
+    os.kill(helper, signal.SIGKILL)
+    try:
+        for n in range(50, 2000):
+            process.stdin.write(transaction_line(n).encode())
+        process.stdin.close()
+    except BrokenPipeError:
+        pass  # the gate stopped reading
+    out, err = process.stdout.read().decode(), process.stderr.read().decode()
+    assert process.wait(timeout=60) == 7, err
+    assert "the signing process stopped: it exited with code -9" in err, err
+    assert "were not decided or answered" in err and "Traceback" not in err
+    replies = got + answers(out)
+    records = _check_against_ledger(replies, ledger)
+    assert len(records) == len(replies) >= 50  # every answer durable, nothing unanswered
+    assert verify_ledger(ledger).transactions == len(replies)
+
+
 def test_a_closed_stdout_stops_the_gate_cleanly(ledger):
     read_end, write_end = os.pipe()
     process = subprocess.Popen(gate_argv(ledger, "--max-batch", "8"), stdin=subprocess.PIPE,

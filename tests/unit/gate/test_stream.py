@@ -149,3 +149,29 @@ def test_lines_are_the_same_however_the_bytes_arrive():
         assert batcher.lines_read == len(got)
         short_paths += calls[0] > 0 and calls[0] < len(chunks)
     assert short_paths > 0  # both ways of splitting were used within one run
+
+
+def test_a_readable_ready_fd_yields_an_empty_batch_at_once():
+    read_end, write_end = os.pipe()
+    ready_read, ready_write = os.pipe()
+    batcher = MicroBatcher(read_end, max_batch=512, max_delay_ms=60_000)
+    batcher.ready_fd = ready_read
+    batches = batcher.batches()
+    os.write(write_end, b"one\n")
+    os.write(ready_write, b"!")  # the helper answered: hand control back at once
+    started = time.monotonic()
+    assert next(batches) == []
+    assert time.monotonic() - started < 30  # not the minute's delay of the pending line
+    os.read(ready_read, 1)
+    os.close(write_end)
+    assert [line.data for line in next(batches)] == [b"one"]  # the line is still there
+    with pytest.raises(StopIteration):
+        next(batches)
+    for fd in (read_end, ready_read, ready_write):
+        os.close(fd)
+
+
+def test_without_a_ready_fd_no_batch_is_empty():
+    fd = _pipe_with(b"".join(b"%d\n" % n for n in range(3000)))
+    assert all(MicroBatcher(fd, max_batch=7, max_delay_ms=0).batches())
+    os.close(fd)
