@@ -2,6 +2,7 @@
 
     python bench/bench_gate.py                 # --max-batch 1, 64, 512 at --max-delay-ms 5
     python bench/bench_gate.py --batches 64 --transactions 100000
+    python bench/bench_gate.py --batches 64,512 --signers process --offered 10000,20000
 
 The model is the bundled one: ``pyastore-train fraud --augment none`` on the bundled data
 set (XGBoost, 100 trees, 12 inputs), signed with a fixed bench key, cached in
@@ -14,8 +15,13 @@ process:
 * **throughput**: every transaction written as fast as the pipe takes it; decisions/s =
   transactions / (last answer - first write);
 * **latency**: transactions written at a fixed offered rate (20,000/s, or 80% of the measured
-  throughput when that is lower), each timed from its write to the arrival of its answer
-  (answers come in input order); p50 and p99 over all of them.
+  throughput when that is lower; ``--offered`` for others), about ten seconds of them, each
+  timed from its write to the arrival of its answer (answers come in input order); p50 and
+  p99 over all of them.
+
+Each runs with the gate's ``--signer process`` (records signed in a helper process beside the
+scoring) and ``--signer inline`` (one batch at a time in one process): ``--signers``. The
+gate's CPU per decision is its ``wait4`` usage, so it includes the signing helper's.
 
 ``--max-batch 1`` is the baseline: one durable commit (one fsync of the WAL) per transaction.
 Results: a Markdown table on stdout and ``bench/.cache/gate/results.json``.
@@ -31,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import io
 import json
 import os
 import platform
@@ -96,9 +103,10 @@ def _fresh_ledger(log_key: Path, name: str) -> Path:
 
 
 def gate_argv(model: Path, public: Path, ledger: Path, max_batch: int,
-              max_delay_ms: float) -> list[str]:
+              max_delay_ms: float, signer: str = "process") -> list[str]:
     return [PYTHON, "-m", "pyastore", "gate", str(model), "--ledger", str(ledger), "--trust",
-            str(public), "--max-batch", str(max_batch), "--max-delay-ms", str(max_delay_ms)]
+            str(public), "--max-batch", str(max_batch), "--max-delay-ms", str(max_delay_ms),
+            "--signer", signer]
 
 
 def stream_argv(model: Path, public: Path, max_batch: int, max_delay_ms: float) -> list[str]:
@@ -127,8 +135,12 @@ def drive(argv: list[str], lines: list[bytes] | None, rate: float | None,
     warm = b'{"id": "warm-up", "amount": 1, "hour": 1, "merchant_risk": 0, "distance_km": 0, ' \
         b'"txn_per_hour": 0, "account_age_days": 1, "foreign": 0, "card_present": 1, ' \
         b'"v1": 0, "v2": 0, "v3": 0, "v4": 0}\n'
+    # Answers are read through a buffer: readline on the raw pipe would make one read(1)
+    # system call per byte, tens of µs of this process's CPU per answer taken from the gate.
+    # (A buffered readline still returns each line as soon as it has arrived.)
+    stdout = io.BufferedReader(process.stdout, 1 << 16)  # type: ignore[arg-type,type-var]
     process.stdin.write(warm)
-    process.stdout.readline()
+    stdout.readline()
 
     def write() -> None:
         assert process.stdin is not None
@@ -152,7 +164,6 @@ def drive(argv: list[str], lines: list[bytes] | None, rate: float | None,
 
     writer = threading.Thread(target=write)
     writer.start()
-    stdout = process.stdout
     for i in range(count):
         if not stdout.readline():
             break
@@ -228,6 +239,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batches", default="1,64,512", help="--max-batch values (default "
                         "1,64,512)")
     parser.add_argument("--max-delay-ms", type=float, default=5.0)
+    parser.add_argument("--offered", default="", metavar="RATE[,RATE...]",
+                        help="offered rates (transactions/s) of the latency runs (default: "
+                        "80%% of the measured throughput, at most 20,000/s)")
+    parser.add_argument("--signers", default="process,inline",
+                        help="the gate's --signer values to run (default process,inline)")
     parser.add_argument("--transactions", type=int, default=100_000,
                         help="per run for batches > 1 (default 100000; 5000 for batch 1)")
     parser.add_argument("--stream-events", type=int, default=0, metavar="N",
@@ -239,21 +255,28 @@ def main(argv: list[str] | None = None) -> int:
     if args.stream_events:
         return stream_main(model, public, lines, args.stream_events, args.max_delay_ms)
     results = []
-    for max_batch in (int(b) for b in args.batches.split(",")):
-        count = min(args.transactions, 5000) if max_batch == 1 else args.transactions
-        ledger = _fresh_ledger(secret, f"throughput-{max_batch}")
-        throughput = drive(gate_argv(model, public, ledger, max_batch, args.max_delay_ms),
-                           lines[:count], None)
-        rate = min(TARGET_RATE, 0.8 * throughput["decisions_per_s"])
-        ledger = _fresh_ledger(secret, f"latency-{max_batch}")
-        latency_count = min(count, int(rate * 10))  # about ten seconds of offered load
-        paced = drive(gate_argv(model, public, ledger, max_batch, args.max_delay_ms),
-                      lines[:latency_count], rate)
-        results.append({"max_batch": max_batch, "throughput": throughput,
-                        "offered_rate": rate, "latency": paced})
-        print(f"max-batch {max_batch}: {throughput['decisions_per_s']:.0f} decisions/s; at "
-              f"{rate:.0f}/s offered: p50 {paced['p50_ms']:.2f} ms, p99 {paced['p99_ms']:.2f} ms "
-              f"({paced['decisions_per_s']:.0f}/s achieved)", file=sys.stderr)
+    for signer in args.signers.split(","):
+        for max_batch in (int(b) for b in args.batches.split(",")):
+            count = min(args.transactions, 5000) if max_batch == 1 else args.transactions
+            name = f"{signer}-{max_batch}"
+            ledger = _fresh_ledger(secret, f"throughput-{name}")
+            throughput = drive(gate_argv(model, public, ledger, max_batch, args.max_delay_ms,
+                                         signer), lines[:count], None)
+            rates = ([float(r) for r in args.offered.split(",")] if args.offered else
+                     [min(TARGET_RATE, 0.8 * throughput["decisions_per_s"])])
+            for rate in rates:
+                ledger = _fresh_ledger(secret, f"latency-{name}")
+                latency_count = int(rate * 10)  # about ten seconds of offered load
+                paced = drive(gate_argv(model, public, ledger, max_batch, args.max_delay_ms,
+                                        signer), [lines[i % len(lines)] for i in
+                                                  range(latency_count)], rate)
+                results.append({"signer": signer, "max_batch": max_batch,
+                                "throughput": throughput, "offered_rate": rate,
+                                "latency": paced})
+                print(f"--signer {signer} --max-batch {max_batch}: "
+                      f"{throughput['decisions_per_s']:.0f} decisions/s; at {rate:.0f}/s "
+                      f"offered: p50 {paced['p50_ms']:.2f} ms, p99 {paced['p99_ms']:.2f} ms "
+                      f"({paced['decisions_per_s']:.0f}/s achieved)", file=sys.stderr)
     load = os.getloadavg()
     summary = {"cpu": _cpu_name(), "cores": os.cpu_count(), "max_delay_ms": args.max_delay_ms,
                "load_average_end": load, "python": platform.python_version(),
@@ -261,12 +284,13 @@ def main(argv: list[str] | None = None) -> int:
     (CACHE / "results.json").write_text(json.dumps(summary, indent=1) + "\n")
     print(f"CPU: {summary['cpu']} ({summary['cores']} cores); --max-delay-ms "
           f"{args.max_delay_ms}; load average at the end {load[0]:.2f}\n")
-    print("| --max-batch | durable decisions/s (saturated) | gate CPU per decision | offered "
-          "rate | p50 read→answer | p99 read→answer | achieved |")
-    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print("| --signer | --max-batch | durable decisions/s (saturated) | gate CPU per decision "
+          "| offered rate | p50 read→answer | p99 read→answer | achieved |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for row in results:
         paced = row["latency"]
-        print(f"| {row['max_batch']} | {row['throughput']['decisions_per_s']:,.0f} | "
+        print(f"| {row['signer']} | {row['max_batch']} | "
+              f"{row['throughput']['decisions_per_s']:,.0f} | "
               f"{row['throughput']['cpu_us_per_decision']:.0f} µs | "
               f"{row['offered_rate']:,.0f}/s | {paced['p50_ms']:.2f} ms | "
               f"{paced['p99_ms']:.2f} ms | {paced['decisions_per_s']:,.0f}/s |")

@@ -37,8 +37,8 @@ Records are appended in micro-batches of at most --max-batch transactions or --m
 after the first of them was read, one durable commit per batch. The records of a batch are
 signed in a helper process while the next batch is parsed and scored (--signer process, the
 default with more than one CPU), or in the gate's own process (--signer inline, the default
-on one CPU); the records and answers are the same. SIGTERM or end of input:
-every transaction already read is decided and answered, then exit 0 (SIGINT: exit 130).
+on one CPU or with --max-batch 1); the records and answers are the same. SIGTERM or end of
+input: every transaction already read is decided and answered, then exit 0 (SIGINT: 130).
 After a crash, run the gate again on the same input: what was decided is answered as a
 duplicate with its ledger index, the rest is decided; nothing is decided twice.
 """
@@ -86,7 +86,9 @@ def add_parser(subparsers: Subparsers) -> None:
     gate.add_argument("--signer", choices=("process", "inline"), default=None,
                       help="sign each batch's records in a helper process, beside the next "
                       "batch's parsing and scoring (the default with more than one CPU), or "
-                      "inline, one batch at a time (the default on one CPU)")
+                      "inline, one batch at a time (the default on one CPU or with "
+                      "--max-batch 1, where a round trip per transaction costs more than it "
+                      "gains)")
     gate.add_argument("--key", metavar="SIGNER.key",
                       help="key that signs the tx records (default: the ledger's own key)")
     gate.add_argument("--require-anchored", action="store_true",
@@ -412,7 +414,7 @@ def _run_gate(args: argparse.Namespace) -> int:
                 batcher = MicroBatcher(fd, max_batch=args.max_batch,
                                        max_delay_ms=args.max_delay_ms, stop=stop)
                 signer = args.signer or ("process" if (os.cpu_count() or 1) > 1
-                                         else "inline")
+                                         and args.max_batch > 1 else "inline")
                 try:
                     report = gate.run(batcher, pipelined=signer == "process")
                 finally:
