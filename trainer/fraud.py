@@ -13,7 +13,10 @@ The pipeline, one named pass each:
                     CapsNet (``trainer.synth.capsnet``), SMOTE or random (``trainer.synth.
                     baselines``); ``none`` adds nothing. Synthetic rows are marked
                     (``TrainingSet.synthetic``). Generators see median-imputed rows (the
-                    classifier still sees the real missing values);
+                    classifier still sees the real missing values); a categorical column
+                    gets codes of training rows only (its most common code where missing,
+                    SMOTE-NC for SMOTE, codes the frauds hold for random, the nearest
+                    training code for the CapsNet's decoded values);
 5. ``fit``       -- XGBoost (100 trees), LightGBM, CatBoost, random forest or MLP, with
                     the same hyper-parameters for every compared variant;
 6. ``evaluate``  -- metrics and curves on the test rows (``trainer.metrics``);
@@ -28,6 +31,8 @@ from __future__ import annotations
 
 import hashlib
 import time
+import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -122,7 +127,23 @@ def _impute(x: np.ndarray, medians: np.ndarray) -> np.ndarray:
     return np.where(np.isnan(x), medians, x)
 
 
-def balance(x: np.ndarray, y: np.ndarray, method: str, seed: int) -> TrainingSet:
+def _fill_values(x: np.ndarray, categorical: Sequence[int] = ()) -> np.ndarray:
+    """What a generator sees in a missing cell: the column's median (0 when the column has
+    no value), and for a categorical column its most common code, a real category."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a column without a value
+        fill = np.nanmedian(x, axis=0) if len(x) else np.zeros(x.shape[1])
+    fill = np.where(np.isnan(fill), 0.0, fill)
+    for column in categorical:
+        codes = x[:, column][~np.isnan(x[:, column])]
+        if len(codes):
+            values, counts = np.unique(codes, return_counts=True)
+            fill[column] = values[np.argmax(counts)]
+    return fill
+
+
+def balance(x: np.ndarray, y: np.ndarray, method: str, seed: int,
+            categorical: Sequence[int] = ()) -> TrainingSet:
     n_fraud, n_legit = int((y == 1).sum()), int((y == 0).sum())
     extra = max(n_legit - n_fraud, 0)
     none = np.zeros(len(y), dtype=bool)
@@ -136,8 +157,8 @@ def balance(x: np.ndarray, y: np.ndarray, method: str, seed: int) -> TrainingSet
                            np.concatenate([none, np.ones(extra, dtype=bool)]))
     from trainer.synth.baselines import smote_rows
 
-    medians = np.nanmedian(x, axis=0)
-    new = smote_rows(_impute(x, medians), y, extra, seed=seed)
+    new = smote_rows(_impute(x, _fill_values(x, categorical)), y, extra, seed=seed,
+                     categorical=categorical)
     return TrainingSet(np.vstack([x, new]), np.concatenate([y, np.ones(len(new), dtype=y.dtype)]),
                        np.zeros(len(y) + len(new), dtype=bool),
                        np.concatenate([none, np.ones(len(new), dtype=bool)]))
@@ -147,8 +168,10 @@ def balance(x: np.ndarray, y: np.ndarray, method: str, seed: int) -> TrainingSet
 
 
 def synthesize(training: TrainingSet, real_x: np.ndarray, real_y: np.ndarray, config: FraudConfig,
-               seed: int) -> tuple[TrainingSet, dict[str, Any]]:
-    """Add synthetic frauds made from the training rows only (``real_x``: before balancing)."""
+               seed: int, categorical: Sequence[int] = ()) -> tuple[TrainingSet, dict[str, Any]]:
+    """Add synthetic frauds made from the training rows only (``real_x``: before balancing).
+    The columns ``categorical`` hold category codes: every generator gives them codes of
+    training rows only (``trainer.synth.baselines``)."""
     method = config.augment
     n_real_fraud = int((real_y == 1).sum())
     n_new = (
@@ -159,8 +182,7 @@ def synthesize(training: TrainingSet, real_x: np.ndarray, real_y: np.ndarray, co
     info: dict[str, Any] = {"method": method, "rows": 0}
     if method == "none" or n_new == 0:
         return training, info
-    medians = np.nanmedian(real_x, axis=0)
-    medians = np.where(np.isnan(medians), 0.0, medians)
+    medians = _fill_values(real_x, categorical)
     frauds = _impute(real_x[real_y == 1], medians)
     if method == "capsnet":
         from trainer.synth.capsnet import CapsNetConfig, CapsNetGenerator
@@ -172,6 +194,11 @@ def synthesize(training: TrainingSet, real_x: np.ndarray, real_y: np.ndarray, co
         )
         generator.fit(_impute(training.x, medians), training.y)
         new = generator.generate(frauds, n_new, seed=seed)
+        if categorical:
+            from trainer.synth.baselines import nearest_codes
+
+            known = [np.unique(real_x[:, c][~np.isnan(real_x[:, c])]) for c in categorical]
+            new = nearest_codes(new, categorical, known)
         info.update(
             {
                 "epochs": config.epochs,
@@ -184,11 +211,12 @@ def synthesize(training: TrainingSet, real_x: np.ndarray, real_y: np.ndarray, co
     elif method == "smote":
         from trainer.synth.baselines import smote_rows
 
-        new = smote_rows(_impute(real_x, medians), real_y, n_new, seed=seed)
+        new = smote_rows(_impute(real_x, medians), real_y, n_new, seed=seed,
+                         categorical=categorical)
     else:
         from trainer.synth.baselines import random_rows
 
-        new = random_rows(frauds, n_new, seed=seed)
+        new = random_rows(frauds, n_new, seed=seed, categorical=categorical)
     info["rows"] = int(len(new))
     augmented = TrainingSet(
         np.vstack([training.x, new]),
@@ -283,10 +311,11 @@ def run_variant(dataset: Dataset, config: FraudConfig, seed: int) -> VariantResu
     all_x, vocabularies = (dataset.encoded(train_index, config.category_order) if dataset.text
                            else (dataset.x, {}))
     real_x, real_y = all_x[train_index], dataset.y[train_index]
-    training = balance(real_x, real_y, config.balance, seed)
+    categorical = sorted(dataset.text)
+    training = balance(real_x, real_y, config.balance, seed, categorical)
     seconds["split_balance"] = time.perf_counter() - started
     started = time.perf_counter()
-    training, info = synthesize(training, real_x, real_y, config, seed)
+    training, info = synthesize(training, real_x, real_y, config, seed, categorical)
     seconds["synthesize"] = time.perf_counter() - started
     started = time.perf_counter()
     model = make_classifier(config, seed)

@@ -131,3 +131,52 @@ def test_pyastore_train_fraud_with_categorical_columns(claims, tmp_path, capsys)
     assert train_main(["fraud", "--data", str(claims), "--target", "fraud", "--numeric", "Make",
                        "--augment", "none", "--compare", "--seeds", "1", "--quiet"]) == 5
     assert "'Ford' is not a number" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("augment,balance", [("smote", "random"), ("random", "random"),
+                                             ("capsnet", "random"), ("none", "smote")])
+def test_synthetic_and_balancing_rows_hold_only_training_categories(claims, augment, balance):
+    dataset = data.load_csv(claims, "fraud", categorical=("AreaCode",))
+    config = fraud.FraudConfig(augment=augment, balance=balance, epochs=3, n_trees=5,
+                               progress=False)
+    result = fraud.run_variant(dataset, config, seed=0)
+    made = result.training.synthetic | result.training.duplicated
+    if augment == "none":
+        made = result.training.duplicated
+    assert made.sum() > 0
+    train_x = result.x[np.isin(np.arange(len(dataset.y)), result.test_index, invert=True)]
+    for column in sorted(dataset.text):
+        known = set(train_x[:, column][~np.isnan(train_x[:, column])].tolist())
+        new = result.training.x[made, column]
+        assert set(new.tolist()) <= known, (dataset.feature_names[column], augment, balance)
+        assert np.array_equal(new, np.round(new))  # codes, never a value between two
+    numeric = [c for c in range(len(dataset.feature_names)) if c not in dataset.text]
+    if augment in ("smote", "capsnet"):  # the numbers are still made up, not copied
+        synthetic = result.training.x[result.training.synthetic][:, numeric]
+        assert len(np.unique(synthetic, axis=0)) > len(synthetic) // 2
+
+
+def test_the_baselines_keep_categorical_columns_on_codes():
+    from trainer.synth.baselines import nearest_codes, random_rows, smote_rows
+
+    rng = np.random.default_rng(3)
+    x = np.column_stack([rng.normal(size=200), rng.integers(0, 4, 200) * 2.0,
+                         rng.normal(size=200)])
+    y = (rng.random(200) < 0.2).astype(int)
+    smote = smote_rows(x, y, 50, categorical=[1])
+    assert set(smote[:, 1].tolist()) <= {0.0, 2.0, 4.0, 6.0}
+    assert len(np.unique(smote[:, 0])) > 40  # the continuous column is interpolated
+    plain = smote_rows(x, y, 50)
+    assert not set(plain[:, 1].tolist()) <= {0.0, 2.0, 4.0, 6.0}  # what SMOTE alone does
+    every = smote_rows(x[:, [1]], y, 20, categorical=[0])  # SMOTE-N: every column a category
+    assert set(every[:, 0].tolist()) <= {0.0, 2.0, 4.0, 6.0}
+    frauds = x[y == 1]
+    drawn = random_rows(frauds, 100, categorical=[1])
+    assert set(drawn[:, 1].tolist()) <= set(frauds[:, 1].tolist())
+    assert np.array_equal(random_rows(frauds, 100)[:, 0], drawn[:, 0])  # numbers unchanged
+    snapped = nearest_codes(np.array([[0.0, -3.0, 0.0], [0.0, 2.9, 0.0], [0.0, 3.1, 0.0],
+                                      [0.0, 99.0, 0.0], [0.0, 3.0, 1.5]]),
+                            [1], [np.array([6.0, 0.0, 2.0, 4.0])])
+    assert snapped[:, 1].tolist() == [0.0, 2.0, 4.0, 6.0, 2.0]  # a tie goes to the lower
+    assert snapped[:, 2].tolist() == [0.0, 0.0, 0.0, 0.0, 1.5]
+    assert nearest_codes(np.array([[7.7]]), [0], [np.array([5.0])]).tolist() == [[5.0]]
