@@ -65,7 +65,7 @@ class TxPipeline:
         self.max_in_flight = max_in_flight
         self._signer = SignerProcess(submitter)
         self._in_flight: deque[_Batch] = deque()
-        self._next: tuple[int, str] | None = None  # where the signer's chain started
+        self._chained = False  # the signer's chain ends where _next_index says
         self._next_index = 0  # the index of the next new record, after those in flight
         self._after = ""  # the record hash after the last batch finished
         self.replayed = 0  # batches appended the plain way (the speculation did not hold)
@@ -110,9 +110,9 @@ class TxPipeline:
                                           stale=True))
             return
         start: tuple[int, str] | None = None
-        if not self._in_flight or self._next is None:
+        if not self._in_flight or not self._chained:
             start = storage.tip()
-            self._next = start
+            self._chained = True
             self._next_index = start[0]
         # Duplicates as append_tx_batch decides them: ids against ids, and a transaction
         # without an id against the id-less ones with the same subject.
@@ -217,4 +217,4 @@ class TxPipeline:
     def _restart(self) -> None:
         for later in self._in_flight:
             later.stale = True
-        self._next = None
+        self._chained = False

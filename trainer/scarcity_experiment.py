@@ -55,14 +55,14 @@ METHODS = ("none", "capsnet", "smote", "random", "ctgan")
 FLAGGED = (0.005, 0.01, 0.02, 0.05, 0.10)  # shares of the test rows flagged, for the curves
 
 
-def load(path: str | Path, target: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
+def load(path: str | Path, target: str) -> tuple[np.ndarray, np.ndarray]:
     """The file's numeric features (missing cells as NaN) and its 0/1 labels."""
     from trainer.data import load_csv
 
     dataset = load_csv(path, target)
     if dataset.text:
         raise SystemExit("the scarcity experiment takes numeric columns only")
-    return dataset.x.astype(np.float64), dataset.y.astype(np.int64), list(dataset.feature_names)
+    return dataset.x.astype(np.float64), dataset.y.astype(np.int64)
 
 
 def split(y: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -360,7 +360,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from trainer.fraud import _set_torch_threads
 
         _set_torch_threads()
-        x, y, _ = load(options.data, options.target)
+        x, y = load(options.data, options.target)
         settings = {"data": Path(options.data).name, "target": options.target,
                     "synthetic_ratio": options.synthetic_ratio,
                     "capsnet_epochs": options.capsnet_epochs,

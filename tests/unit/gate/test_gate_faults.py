@@ -185,12 +185,9 @@ def test_a_killed_signing_helper_stops_the_gate_and_nothing_undurable_is_answere
     got = [json.loads(process.stdout.readline()) for _ in range(50)]
     (helper,) = _children(process.pid)
     os.kill(helper, signal.SIGKILL)
-    try:
-        for n in range(50, 2000):
-            process.stdin.write(transaction_line(n).encode())
+    _write_quietly(process.stdin, "".join(transaction_line(n) for n in range(50, 2000)).encode())
+    with contextlib.suppress(BrokenPipeError):
         process.stdin.close()
-    except BrokenPipeError:
-        pass  # the gate stopped reading
     out, err = process.stdout.read().decode(), process.stderr.read().decode()
     assert process.wait(timeout=60) == 7, err
     assert "the signing process stopped: it exited with code -9" in err, err
