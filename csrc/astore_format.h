@@ -1,5 +1,5 @@
 /*
- * astore_format.h -- the on-disk layout of an .astore container, version 1.1.
+ * astore_format.h -- the on-disk layout of an .astore container, version 1.2.
  *
  * This header is the one home of the byte layout. Every record is little-endian; the
  * structs below document offsets, types and meanings and carry compile-time size checks.
@@ -19,8 +19,9 @@
 #define ASTORE_MAGIC "\x89" "AST\r\n\x1a\n" /* 8 bytes, PNG-style: catches 7-bit and CRLF mangling */
 #define ASTORE_MAGIC_LEN 8
 #define ASTORE_FORMAT_MAJOR 1
-#define ASTORE_FORMAT_MINOR 1 /* 1.1 adds the critical MLP_ and XFRM sections; a file that
-                                 uses neither is written as 1.0, byte for byte as before */
+#define ASTORE_FORMAT_MINOR 2 /* 1.1 adds the critical MLP_ and XFRM sections, 1.2 the
+                                 critical CATS section; a file is written with the lowest
+                                 minor its sections need (1.0 without any of them) */
 #define ASTORE_ALIGN 64
 #define ASTORE_MAX_SECTIONS 256
 
@@ -52,6 +53,7 @@ typedef struct astore_section_entry {
 #define ASTORE_SECTION_FOREST "FRST" /* critical: a tree ensemble                             */
 #define ASTORE_SECTION_MLP "MLP_" /* critical (1.1): a dense feed-forward network            */
 #define ASTORE_SECTION_TRANSFORM "XFRM" /* critical (1.1): feature transforms before the model */
+#define ASTORE_SECTION_CATEGORY_SETS "CATS" /* critical (1.2): the sets of FRST's categorical splits */
 #define ASTORE_SECTION_SIGNATURE "SIGN" /* critical: store key and signature; always last   */
 
 /* ---- SIGN section: 136 bytes, the last section, ending at file_size ------------------- */
@@ -109,18 +111,46 @@ typedef struct astore_tree_entry {
  * x[feature] < threshold, and to the default side when x[feature] is NaN. Children:
  *   left split  -> node i+1;            right split -> node `child`, or if left is a leaf node i+1
  *   left leaf   -> leaf `child`;        right leaf  -> leaf `child` (+1 if left is a leaf too)
+ * A CATEGORICAL node (1.2, with a CATS section) holds a u32 set index where the threshold
+ * is: a row goes left when x[feature] is an integer code in that set, right otherwise.
  */
 #define ASTORE_NODE_FEATURE_MASK 0x0FFFFFFFu
 #define ASTORE_NODE_RIGHT_LEAF 0x10000000u
 #define ASTORE_NODE_LEFT_LEAF 0x20000000u
 #define ASTORE_NODE_DEFAULT_LEFT 0x40000000u
-#define ASTORE_NODE_RESERVED 0x80000000u
+#define ASTORE_NODE_CATEGORICAL 0x80000000u
 
 typedef struct astore_tree_node {
-    uint32_t split;  /* 0: feature index (bits 0-27) | RIGHT_LEAF | LEFT_LEAF | DEFAULT_LEFT */
-    float threshold; /* 4: IEEE-754 binary32, not NaN                                        */
+    uint32_t split;  /* 0: feature (bits 0-27) | RIGHT_LEAF | LEFT_LEAF | DEFAULT_LEFT | CATEGORICAL */
+    float threshold; /* 4: IEEE-754 binary32, not NaN; the u32 set index of a CATEGORICAL node */
     uint32_t child;  /* 8: see above                                                         */
 } astore_tree_node;
+
+/* ---- CATS section (1.2): the category sets of FRST's categorical splits ------------- */
+/*
+ * A 64-byte header, the set table at 64 (8 bytes a set), then the u32 words of every set at
+ * the first multiple of 64 after the table, zero bytes between; the section ends with the
+ * words. Set s is the bits of words[first_word .. first_word + n_words): code k is in it
+ * when bit k % 32 of word first_word + k / 32 is set. Canonical: the sets follow each other
+ * (first_word is the sum of the n_words before), each has 1 .. ASTORE_CATS_MAX_WORDS words
+ * and a non-zero last word, and the k-th CATEGORICAL node of FRST (node array order) uses
+ * set k: n_sets is the number of categorical nodes.
+ */
+#define ASTORE_CATS_MAX_WORDS (1u << 19) /* codes below 2^24, exact in float32 */
+
+typedef struct astore_cats_header {
+    uint32_t n_sets;       /*  0: >= 1, one per categorical node                          */
+    uint32_t n_words;      /*  4: u32 words of all sets                                   */
+    uint32_t sets_offset;  /*  8: 64: astore_category_set[n_sets]                         */
+    uint32_t words_offset; /* 12: uint32[n_words], the first multiple of 64 after the sets  */
+    uint32_t flags;        /* 16: 0                                                        */
+    uint8_t reserved[44];  /* 20: zero                                                     */
+} astore_cats_header;
+
+typedef struct astore_category_set {
+    uint32_t first_word; /* 0: index of the set's first word                               */
+    uint32_t n_words;    /* 4: 1 .. ASTORE_CATS_MAX_WORDS; the last word is not zero       */
+} astore_category_set;
 
 /* ---- MLP_ section: a 64-byte header, a layer table, then float32 arrays -------------- */
 /*
@@ -203,6 +233,8 @@ ASTORE_STATIC_ASSERT(sizeof(astore_signature_body) == ASTORE_SIGNATURE_SECTION_L
 ASTORE_STATIC_ASSERT(sizeof(astore_forest_header) == 64, forest_header_is_64_bytes);
 ASTORE_STATIC_ASSERT(sizeof(astore_tree_entry) == 24, tree_entry_is_24_bytes);
 ASTORE_STATIC_ASSERT(sizeof(astore_tree_node) == 12, tree_node_is_12_bytes);
+ASTORE_STATIC_ASSERT(sizeof(astore_cats_header) == 64, cats_header_is_64_bytes);
+ASTORE_STATIC_ASSERT(sizeof(astore_category_set) == 8, category_set_is_8_bytes);
 ASTORE_STATIC_ASSERT(sizeof(astore_mlp_header) == 64, mlp_header_is_64_bytes);
 ASTORE_STATIC_ASSERT(sizeof(astore_mlp_layer) == 32, mlp_layer_is_32_bytes);
 ASTORE_STATIC_ASSERT(sizeof(astore_xfrm_header) == 64, xfrm_header_is_64_bytes);

@@ -141,15 +141,21 @@ typedef struct astore_forest {
     const astore_tree_node *nodes;
     const float *leaves;
     const double *base_score;
+    uint32_t n_sets; /* categorical splits (CATS); 0 for a forest of numeric splits only */
+    const astore_category_set *sets;
+    const uint32_t *set_words;
     void *owned; /* decoded arrays when they could not be used in place */
+    void *owned_sets; /* decoded CATS arrays, likewise */
     astore_tree_walk walk;
     astore_tree_isa isa;
     astore_quickscorer *quickscorer; /* derived at load when walk is ASTORE_WALK_QUICKSCORER */
     uint64_t *packed; /* 8-byte nodes of the AVX-512 node walk, derived at load (forest.c) */
 } astore_forest;
 
+/* `cats`: the CATS section, NULL when the container has none. */
 ASTORE_MUST_CHECK astore_status astore_forest_load(const astore_container *container,
                                                    const astore_section *section,
+                                                   const astore_section *cats,
                                                    astore_forest *forest, astore_error *err);
 void astore_forest_release(astore_forest *forest);
 void astore_forest_score_rows(const astore_forest *forest, const float *x, size_t n_rows,

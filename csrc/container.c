@@ -140,6 +140,7 @@ static bool is_known_section(const char type[5]) {
            memcmp(type, ASTORE_SECTION_FOREST, 4) == 0 ||
            memcmp(type, ASTORE_SECTION_MLP, 4) == 0 ||
            memcmp(type, ASTORE_SECTION_TRANSFORM, 4) == 0 ||
+           memcmp(type, ASTORE_SECTION_CATEGORY_SETS, 4) == 0 ||
            memcmp(type, ASTORE_SECTION_SIGNATURE, 4) == 0;
 }
 
@@ -154,17 +155,19 @@ static bool is_valid_type(const uint8_t type[4]) {
 
 /* The minor version that defined a known section type. */
 static uint16_t section_minor(const char type[5]) {
+    if (memcmp(type, ASTORE_SECTION_CATEGORY_SETS, 4) == 0) return 2;
     return memcmp(type, ASTORE_SECTION_MLP, 4) == 0 ||
                    memcmp(type, ASTORE_SECTION_TRANSFORM, 4) == 0
                ? 1
                : 0;
 }
 
-/* Where a known section stands in a canonical file: META, XFRM, the payload, SIGN. */
+/* Where a known section stands in a canonical file: META, XFRM, the payload, CATS, SIGN. */
 static int section_rank(const char type[5]) {
     if (memcmp(type, ASTORE_SECTION_META, 4) == 0) return 0;
     if (memcmp(type, ASTORE_SECTION_TRANSFORM, 4) == 0) return 1;
-    if (memcmp(type, ASTORE_SECTION_SIGNATURE, 4) == 0) return 3;
+    if (memcmp(type, ASTORE_SECTION_CATEGORY_SETS, 4) == 0) return 3;
+    if (memcmp(type, ASTORE_SECTION_SIGNATURE, 4) == 0) return 4;
     return 2; /* FRST, MLP_ */
 }
 
@@ -328,7 +331,7 @@ static astore_status check_section_type(const astore_container *c, uint32_t i,
 
 /*
  * One byte representation per model, at the framing level: known sections in the order
- * META, XFRM, payload, SIGN, and format_minor the lowest minor that defines every section
+ * META, XFRM, payload, CATS, SIGN, and format_minor the lowest minor that defines every section
  * used. A section this reader does not know comes from a later minor, so a file holding
  * one must claim a minor above ASTORE_FORMAT_MINOR (whose own rules this reader cannot
  * check further); a file of only known sections must claim exactly the minor they need.
@@ -346,7 +349,7 @@ static astore_status check_canonical_framing(const astore_container *c, astore_e
         if (section_minor(s->type) > needed) needed = section_minor(s->type);
         if (section_rank(s->type) < rank) {
             return astore_fail(err, ASTORE_ERR_FORMAT, 64 + 32u * (uint64_t)i,
-                               "section %s is out of order (META, XFRM, then the payload)",
+                               "section %s is out of order (META, XFRM, the payload, then CATS)",
                                s->type);
         }
         rank = section_rank(s->type);

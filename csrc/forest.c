@@ -49,7 +49,7 @@ static astore_status check_array(const astore_section *section, uint32_t offset,
 
 static astore_status validate_tree(const astore_forest *f, uint32_t t, const astore_section *s,
                                    uint32_t total_nodes, uint32_t total_leaves,
-                                   astore_error *err) {
+                                   uint32_t *next_set, astore_error *err) {
     const astore_tree_entry *tree = &f->trees[t];
     if (tree->n_leaves != tree->n_nodes + 1u || tree->first_node > total_nodes ||
         tree->n_nodes > total_nodes - tree->first_node || tree->first_leaf > total_leaves ||
@@ -68,10 +68,16 @@ static astore_status validate_tree(const astore_forest *f, uint32_t t, const ast
         uint32_t child = nodes[i].child;
         bool left_leaf = (split & ASTORE_NODE_LEFT_LEAF) != 0;
         bool right_leaf = (split & ASTORE_NODE_RIGHT_LEAF) != 0;
+        bool categorical = (split & ASTORE_NODE_CATEGORICAL) != 0;
+        uint32_t set = 0;
+        if (categorical) memcpy(&set, &nodes[i].threshold, sizeof set);
         const char *problem = NULL;
-        if (split & ASTORE_NODE_RESERVED) problem = "reserved bit set";
+        if (categorical && f->n_sets == 0) problem = "categorical split but no CATS section";
+        else if (categorical && set != *next_set)
+            problem = "categorical split's set is not the next CATS set (node order)";
+        else if (categorical && set >= f->n_sets) problem = "categorical split's set out of range";
         else if ((split & ASTORE_NODE_FEATURE_MASK) >= f->n_features) problem = "feature out of range";
-        else if (isnan(nodes[i].threshold)) problem = "NaN threshold";
+        else if (!categorical && isnan(nodes[i].threshold)) problem = "NaN threshold";
         else if (!left_leaf && i + 1u >= tree->n_nodes) problem = "left child out of range";
         else if (left_leaf && right_leaf && (child >= tree->n_leaves - 1u)) problem = "leaf out of range";
         else if (left_leaf && !right_leaf && (child >= tree->n_leaves || i + 1u >= tree->n_nodes))
@@ -83,7 +89,103 @@ static astore_status validate_tree(const astore_forest *f, uint32_t t, const ast
             return astore_fail(err, ASTORE_ERR_FORMAT, s->offset,
                                "tree %u node %u: %s", (unsigned)t, (unsigned)i, problem);
         }
+        if (categorical) (*next_set)++;
     }
+    return ASTORE_OK;
+}
+
+/*
+ * CATS: the header, the set table and the words (astore_format.h), in their one canonical
+ * layout; used in place on a little-endian host with an aligned buffer, else decoded. The
+ * section's length bounds every count before anything is allocated or read.
+ */
+static astore_status load_category_sets(const astore_container *container,
+                                        const astore_section *section, astore_forest *f,
+                                        astore_error *err) {
+    const uint8_t *body = container->data + section->offset;
+    astore_cursor cursor = astore_cursor_make(body, (size_t)section->length, section->offset);
+    astore_cats_header h;
+    if (!astore_read_u32(&cursor, &h.n_sets) || !astore_read_u32(&cursor, &h.n_words) ||
+        !astore_read_u32(&cursor, &h.sets_offset) || !astore_read_u32(&cursor, &h.words_offset) ||
+        !astore_read_u32(&cursor, &h.flags) ||
+        !astore_read_bytes(&cursor, h.reserved, sizeof h.reserved)) {
+        return astore_fail(err, ASTORE_ERR_FORMAT, section->offset,
+                           "CATS section is %llu bytes, shorter than its 64-byte header",
+                           (unsigned long long)section->length);
+    }
+    if (h.flags != 0) {
+        return astore_fail(err, ASTORE_ERR_VERSION, section->offset + 16,
+                           "CATS flags 0x%x unknown (written by a newer version?)",
+                           (unsigned)h.flags);
+    }
+    if (!astore_all_zero(h.reserved, sizeof h.reserved)) {
+        return astore_fail(err, ASTORE_ERR_FORMAT, section->offset + 20,
+                           "CATS reserved header bytes are not zero");
+    }
+    uint64_t table_end = 64u + 8u * (uint64_t)h.n_sets;
+    uint64_t end = (uint64_t)h.words_offset + 4u * (uint64_t)h.n_words;
+    if (h.n_sets == 0 || h.sets_offset != 64u || h.words_offset != astore_align_up(table_end) ||
+        end != section->length) {
+        return astore_fail(err, ASTORE_ERR_FORMAT, section->offset,
+                           "CATS header: %u sets at %u and %u words at %u do not fill the "
+                           "%llu-byte section in its canonical layout (sets at 64, words at "
+                           "the next multiple of 64)",
+                           (unsigned)h.n_sets, (unsigned)h.sets_offset, (unsigned)h.n_words,
+                           (unsigned)h.words_offset, (unsigned long long)section->length);
+    }
+    if (!astore_all_zero(body + table_end, h.words_offset - table_end)) {
+        return astore_fail(err, ASTORE_ERR_FORMAT, section->offset + table_end,
+                           "CATS padding before the words is not zero");
+    }
+    if (aligned_in_place(body, 8)) {
+        f->sets = (const astore_category_set *)(const void *)(body + h.sets_offset);
+        f->set_words = (const uint32_t *)(const void *)(body + h.words_offset);
+    } else {
+        size_t bytes = sizeof(astore_category_set) * h.n_sets + sizeof(uint32_t) * h.n_words;
+        uint8_t *owned = malloc(bytes > 0 ? bytes : 1u);
+        if (owned == NULL) {
+            return astore_fail(err, ASTORE_ERR_NOMEM, ASTORE_NO_OFFSET, "out of memory");
+        }
+        f->owned_sets = owned;
+        astore_category_set *sets = (astore_category_set *)(void *)owned;
+        uint32_t *words = (uint32_t *)(void *)(owned + sizeof(astore_category_set) * h.n_sets);
+        astore_cursor c = astore_cursor_make(body + 64, (size_t)(section->length - 64), 0);
+        for (uint32_t k = 0; k < h.n_sets; k++) {
+            bool ok = astore_read_u32(&c, &sets[k].first_word) &&
+                      astore_read_u32(&c, &sets[k].n_words);
+            (void)ok; /* inside the section: checked above */
+        }
+        c = astore_cursor_make(body + h.words_offset, 4u * (size_t)h.n_words, 0);
+        for (uint32_t k = 0; k < h.n_words; k++) {
+            bool ok = astore_read_u32(&c, &words[k]);
+            (void)ok;
+        }
+        f->sets = sets;
+        f->set_words = words;
+    }
+    uint64_t next_word = 0;
+    for (uint32_t k = 0; k < h.n_sets; k++) {
+        const astore_category_set *set = &f->sets[k];
+        const char *problem = NULL;
+        if (set->first_word != next_word) problem = "does not start where the set before ends";
+        else if (set->n_words == 0 || set->n_words > ASTORE_CATS_MAX_WORDS)
+            problem = "has no words or more than 2^19 (codes below 2^24)";
+        else if ((uint64_t)set->first_word + set->n_words > h.n_words)
+            problem = "runs past the words";
+        else if (f->set_words[set->first_word + set->n_words - 1u] == 0)
+            problem = "ends in a zero word (not its shortest form)";
+        if (problem != NULL) {
+            return astore_fail(err, ASTORE_ERR_FORMAT, section->offset + 64u + 8u * (uint64_t)k,
+                               "CATS set %u %s", (unsigned)k, problem);
+        }
+        next_word += set->n_words;
+    }
+    if (next_word != h.n_words) {
+        return astore_fail(err, ASTORE_ERR_FORMAT, section->offset + 4,
+                           "CATS sets use %llu words, its header says %u",
+                           (unsigned long long)next_word, (unsigned)h.n_words);
+    }
+    f->n_sets = h.n_sets;
     return ASTORE_OK;
 }
 
@@ -313,12 +415,14 @@ static astore_status check_canonical_tree(const astore_forest *f, uint32_t t,
 static astore_status validate_trees(const astore_forest *f, const astore_section *section,
                                     const astore_forest_header *h, astore_error *err) {
     uint64_t nodes_seen = 0, leaves_seen = 0;
+    uint32_t next_set = 0;
     uint32_t *pending = malloc(sizeof(uint32_t) * ((size_t)h->n_nodes + 1u));
     if (pending == NULL) {
         return astore_fail(err, ASTORE_ERR_NOMEM, ASTORE_NO_OFFSET, "out of memory");
     }
     for (uint32_t t = 0; t < h->n_trees; t++) {
-        astore_status status = validate_tree(f, t, section, h->n_nodes, h->n_leaves, err);
+        astore_status status =
+            validate_tree(f, t, section, h->n_nodes, h->n_leaves, &next_set, err);
         if (status == ASTORE_OK &&
             (f->trees[t].first_node != nodes_seen || f->trees[t].first_leaf != leaves_seen)) {
             status = astore_fail(err, ASTORE_ERR_FORMAT, section->offset,
@@ -343,6 +447,11 @@ static astore_status validate_trees(const astore_forest *f, const astore_section
                            "FRST trees use %llu nodes and %llu leaves, header says %u and %u",
                            (unsigned long long)nodes_seen, (unsigned long long)leaves_seen,
                            (unsigned)h->n_nodes, (unsigned)h->n_leaves);
+    }
+    if (next_set != f->n_sets) {
+        return astore_fail(err, ASTORE_ERR_FORMAT, section->offset,
+                           "CATS holds %u sets but FRST has %u categorical splits",
+                           (unsigned)f->n_sets, (unsigned)next_set);
     }
     return ASTORE_OK;
 }
@@ -398,6 +507,11 @@ static astore_tree_isa cpu_tree_isa(void) {
  * "-avx2" or "-avx512" (never wider than the CPU has).
  */
 static astore_status choose_walk(astore_forest *f, astore_error *err) {
+    if (f->n_sets > 0) { /* categorical splits: the node walk, one row at a time */
+        f->walk = ASTORE_WALK_NODES;
+        f->isa = ASTORE_ISA_SCALAR;
+        return ASTORE_OK;
+    }
     f->isa = cpu_tree_isa();
     f->walk = astore_qs_applies(f) ? ASTORE_WALK_QUICKSCORER : ASTORE_WALK_NODES;
     const char *forced = getenv("ASTORE_TREE_WALK");
@@ -429,8 +543,8 @@ static astore_status choose_walk(astore_forest *f, astore_error *err) {
 }
 
 astore_status astore_forest_load(const astore_container *container,
-                                 const astore_section *section, astore_forest *f,
-                                 astore_error *err) {
+                                 const astore_section *section, const astore_section *cats,
+                                 astore_forest *f, astore_error *err) {
     memset(f, 0, sizeof *f);
     const uint8_t *body = container->data + section->offset;
     astore_cursor cursor = astore_cursor_make(body, (size_t)section->length, section->offset);
@@ -446,6 +560,7 @@ astore_status astore_forest_load(const astore_container *container,
     f->post_transform = h.post_transform;
     f->aggregation = h.aggregation;
     status = place_arrays(body, &h, f, err);
+    if (status == ASTORE_OK && cats != NULL) status = load_category_sets(container, cats, f, err);
     if (status == ASTORE_OK) status = validate_trees(f, section, &h, err);
     if (status == ASTORE_OK) status = choose_walk(f, err);
     if (status != ASTORE_OK) astore_forest_release(f);
@@ -455,6 +570,8 @@ astore_status astore_forest_load(const astore_container *container,
 void astore_forest_release(astore_forest *f) {
     free(f->owned);
     f->owned = NULL;
+    free(f->owned_sets);
+    f->owned_sets = NULL;
     free(f->packed);
     f->packed = NULL;
     astore_qs_release(f->quickscorer);
@@ -517,6 +634,44 @@ static inline uint32_t step_block(const astore_tree_node *nodes, const float *ro
         uint32_t successor = 0u - (code & 1u);
         uint32_t target = ((i + 1u) & successor) | ((child + (code >> 1 & 1u)) & ~successor);
         p = (p & done) | ((target | (code & LEAF_TAG)) & ~done);
+        pos[r] = p;
+        all_done &= p;
+    }
+    return all_done;
+}
+
+/* Whether a categorical split sends the non-NaN x left: x is an integer code whose bit is
+ * set in the node's set (docs/FORMAT.md, "CATS"). */
+static inline uint32_t in_category_set(const astore_forest *f, const astore_tree_node *node,
+                                       float x) {
+    uint32_t index;
+    memcpy(&index, &node->threshold, sizeof index);
+    const astore_category_set *set = &f->sets[index];
+    if (!(x >= 0.0f && x < (float)(32u * set->n_words))) return 0u; /* NaN, negative, beyond */
+    uint32_t code = (uint32_t)x;
+    if ((float)code != x) return 0u; /* a fraction is no code */
+    return (f->set_words[set->first_word + code / 32u] >> (code % 32u)) & 1u;
+}
+
+/* step_block for forests with categorical splits: the same step, each node's decision by
+ * its kind. */
+static uint32_t step_block_categorical(const astore_forest *f, const astore_tree_node *nodes,
+                                       const float *rows, size_t n_cols, size_t block,
+                                       uint32_t *pos) {
+    uint32_t all_done = LEAF_TAG;
+    for (size_t r = 0; r < block; r++) {
+        uint32_t p = pos[r];
+        if (p & LEAF_TAG) continue;
+        const astore_tree_node *node = &nodes[p];
+        uint32_t split = node->split;
+        float x = rows[r * n_cols + (split & ASTORE_NODE_FEATURE_MASK)];
+        uint32_t go_left;
+        if (x != x) go_left = (split >> 30) & 1u;
+        else if (split & ASTORE_NODE_CATEGORICAL) go_left = in_category_set(f, node, x);
+        else go_left = (uint32_t)(x < node->threshold);
+        uint32_t code = step_code[(go_left << 2) | ((split >> 28) & 3u)];
+        uint32_t target = (code & 1u) ? p + 1u : node->child + (code >> 1 & 1u);
+        p = target | (code & LEAF_TAG);
         pos[r] = p;
         all_done &= p;
     }
@@ -770,6 +925,11 @@ static void score_one_row_by_trees(const astore_forest *f, const float *row, dou
 static inline void walk_block(const astore_forest *f, uint32_t first_node, const float *rows,
                               size_t n_cols, size_t block, uint32_t *pos, astore_tree_isa isa) {
     const astore_tree_node *nodes = f->nodes + first_node;
+    if (f->n_sets > 0) {
+        while (!step_block_categorical(f, nodes, rows, n_cols, block, pos)) {
+        }
+        return;
+    }
 #ifdef ASTORE_HAVE_AVX2_PATH
     if (isa == ASTORE_ISA_AVX512 && f->packed != NULL && block == ROW_BLOCK) {
         while (!step_block_avx512(f->packed, first_node, rows, n_cols, block, pos)) {

@@ -74,6 +74,12 @@ static astore_status open_payload(const astore_container *container, astore_mode
                                   astore_error *err) {
     const astore_section *forest_section = find_section(container, ASTORE_SECTION_FOREST);
     const astore_section *mlp_section = find_section(container, ASTORE_SECTION_MLP);
+    const astore_section *cats = find_section(container, ASTORE_SECTION_CATEGORY_SETS);
+    if (cats != NULL && forest_section == NULL) {
+        return astore_fail(err, ASTORE_ERR_FORMAT, cats->offset,
+                           "the container has a CATS section but no FRST whose categorical "
+                           "splits it serves");
+    }
     if (forest_section == NULL && mlp_section == NULL) {
         return astore_fail(err, ASTORE_ERR_UNSUPPORTED, ASTORE_NO_OFFSET,
                            "the container has no scoring payload this library reads (FRST or "
@@ -86,7 +92,7 @@ static astore_status open_payload(const astore_container *container, astore_mode
     astore_status status;
     if (forest_section != NULL) {
         model->kind = PAYLOAD_FOREST;
-        status = astore_forest_load(container, forest_section, &model->forest, err);
+        status = astore_forest_load(container, forest_section, cats, &model->forest, err);
         model->n_features = model->forest.n_features;
         model->n_outputs = model->forest.n_outputs;
     } else {

@@ -8,14 +8,17 @@ The passes, in order:
                          the same metadata always gives the same bytes;
 3. the payload:
    ``encode_forest``  -- the FRST section: trees re-laid out in preorder with 12-byte nodes and
-                         depth-first float32 leaves (the layout of csrc/astore_format.h), or
+                         depth-first float32 leaves (the layout of csrc/astore_format.h), and
+                         with categorical splits the CATS section of their category sets
+                         (``encode_forest_sections``), or
    ``encode_mlp``     -- the MLP_ section: a layer table, then each layer's float32 weights
                          ([out][in]) and biases, every array 64-byte aligned;
    ``encode_transforms`` -- the XFRM section, when the model has feature transforms;
 4. ``assemble``       -- header, section table, 64-byte aligned sections with zero padding,
                          then the store key (SHA-256 of everything so far) and SIGN. The
                          header's minor version is the lowest that defines every section
-                         used: 1.0 without MLP_/XFRM (byte for byte what 1.0 writers wrote).
+                         used: 1.0 without MLP_/XFRM/CATS (byte for byte what 1.0 writers
+                         wrote).
 
 Writing is deterministic: Ed25519 signatures are deterministic, and the creation time is an
 input (``created=``, else ``SOURCE_DATE_EPOCH``, else the current UTC second).
@@ -29,7 +32,7 @@ import hashlib
 import math
 import os
 import struct
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,8 +59,9 @@ from pyastore.keys import SigningKey
 MAGIC = b"\x89AST\r\n\x1a\n"
 FORMAT_MAJOR = 1
 FORMAT_MINOR = 0  # the minor of a container that uses only the sections of format 1.0
-LATEST_MINOR = 1  # the newest minor this writer writes: 1.1 added MLP_ and XFRM
-SECTION_MINOR = {b"MLP_": 1, b"XFRM": 1}  # sections newer than 1.0 -> the minor that added them
+LATEST_MINOR = 2  # the newest minor this writer writes: 1.1 added MLP_ and XFRM, 1.2 CATS
+# sections newer than 1.0 -> the minor that added them
+SECTION_MINOR = {b"MLP_": 1, b"XFRM": 1, b"CATS": 2}
 ALIGN = 64
 HEADER_SIZE = 64
 SECTION_ENTRY_SIZE = 32
@@ -70,6 +74,8 @@ NODE_FEATURE_MASK = 0x0FFFFFFF
 NODE_RIGHT_LEAF = 0x10000000
 NODE_LEFT_LEAF = 0x20000000
 NODE_DEFAULT_LEFT = 0x40000000
+NODE_CATEGORICAL = 0x80000000  # the node's threshold slot holds a CATS set index
+CATS_MAX_WORDS = 1 << 19  # 32-bit words of one category set: codes below 2**24
 
 MLP_MAX_LAYERS = 256
 MLP_MAX_WIDTH = 1024  # the widest layer the C core scores (csrc/astore_format.h)
@@ -197,6 +203,9 @@ def meta_dict(spec: ModelSpec, created: str) -> dict[str, Any]:
             "split_nodes": sum(sum(1 for f in t.feature if f >= 0) for t in forest.trees),
             "leaves": sum(sum(1 for f in t.feature if f < 0) for t in forest.trees),
         }
+        categorical = sum(sum(1 for c in t.categories if c) for t in forest.trees)
+        if categorical:
+            payload["categorical_splits"] = categorical
     return {
         "name": spec.name,
         "description": spec.description,
@@ -284,10 +293,31 @@ def encode_meta(meta: dict[str, Any]) -> bytes:
 # ---- 3. the forest section -----------------------------------------------------------------
 
 
+def _category_codes(tree: Tree, t: int, i: int) -> tuple[int, ...]:
+    """The codes of node ``i``'s categorical split (``pyastore.ir``), checked; ``()`` for a
+    numeric split or a leaf."""
+    codes = tree.category_set(i)
+    if not codes:
+        return ()
+    if tree.feature[i] < 0:
+        raise UnsupportedModelError(f"tree {t} node {i}: a leaf carries category codes")
+    if (any(not isinstance(c, int) or isinstance(c, bool) for c in codes)
+            or list(codes) != sorted(set(codes)) or codes[0] < 0
+            or codes[-1] >= 32 * CATS_MAX_WORDS):
+        raise UnsupportedModelError(f"tree {t} node {i}: category codes {codes[:8]} are not "
+                                    "sorted distinct integers 0 <= k < 2**24")
+    if float(tree.threshold[i]) != 0.0:
+        raise UnsupportedModelError(f"tree {t} node {i}: a categorical split's threshold is "
+                                    f"unused and must be 0.0, not {tree.threshold[i]!r}")
+    return tuple(codes)
+
+
 def _layout_tree(
-    tree: Tree, t: int, forest: Forest
-) -> tuple[list[tuple[int, float, int]], list[tuple[float, ...]]]:
-    """Preorder split nodes (split word, threshold, child) and depth-first leaves of one tree."""
+    tree: Tree, t: int, forest: Forest, sets: list[tuple[int, ...]]
+) -> tuple[list[tuple[int, int, int]], list[tuple[float, ...]]]:
+    """Preorder split nodes (split word, threshold bits, child) and depth-first leaves of one
+    tree; each categorical split's codes are appended to ``sets`` and its threshold slot holds
+    their index there."""
     n = tree.n_nodes
     if n == 0:
         raise UnsupportedModelError(f"tree {t} has no nodes")
@@ -296,6 +326,9 @@ def _layout_tree(
             raise UnsupportedModelError(
                 f"tree {t}: {name} has {len(getattr(tree, name))} entries, feature has {n}"
             )
+    if tree.categories and len(tree.categories) != n:
+        raise UnsupportedModelError(
+            f"tree {t}: categories has {len(tree.categories)} entries, feature has {n}")
     visited = [False] * n
     order: list[int] = []  # preorder of all nodes
     stack = [0]
@@ -317,9 +350,11 @@ def _layout_tree(
             split_index[i] = len(split_index)
         else:
             leaf_index[i] = len(leaf_index)
-    nodes: list[tuple[int, float, int]] = []
+    float_bits = struct.Struct("<f")
+    nodes: list[tuple[int, int, int]] = []
     for i in order:
         feature = tree.feature[i]
+        codes = _category_codes(tree, t, i)
         if feature < 0:
             continue
         if feature >= forest.n_features:
@@ -334,6 +369,12 @@ def _layout_tree(
         left, right = tree.left[i], tree.right[i]
         left_leaf, right_leaf = tree.feature[left] < 0, tree.feature[right] < 0
         split = feature | (NODE_DEFAULT_LEFT if tree.default_left[i] else 0)
+        if codes:
+            split |= NODE_CATEGORICAL
+            slot = len(sets)
+            sets.append(codes)
+        else:
+            slot = int.from_bytes(float_bits.pack(threshold), "little")
         if left_leaf:
             split |= NODE_LEFT_LEAF
             child = leaf_index[left]
@@ -343,7 +384,7 @@ def _layout_tree(
             child = split_index[right]
         if right_leaf:
             split |= NODE_RIGHT_LEAF
-        nodes.append((split, threshold, child))
+        nodes.append((split, slot, child))
     leaves = []
     for i in order:
         if tree.feature[i] < 0:
@@ -356,8 +397,9 @@ def _layout_tree(
     return nodes, leaves
 
 
-def encode_forest(forest: Forest) -> bytes:
-    """The FRST section body for ``forest`` (csrc/astore_format.h, docs/FORMAT.md)."""
+def encode_forest_sections(forest: Forest) -> tuple[bytes, bytes | None]:
+    """The FRST section body for ``forest`` (csrc/astore_format.h, docs/FORMAT.md) and, when
+    it has categorical splits, the CATS body of their sets (else None)."""
     if forest.post_transform not in POST_TRANSFORMS or forest.aggregation not in AGGREGATIONS:
         raise UnsupportedModelError(
             f"post-transform {forest.post_transform!r} / aggregation {forest.aggregation!r} "
@@ -375,35 +417,63 @@ def encode_forest(forest: Forest) -> bytes:
     tree_records = bytearray()
     node_bytes = bytearray()
     leaf_bytes = bytearray()
+    sets: list[tuple[int, ...]] = []
     n_nodes = n_leaves = 0
-    pack_node = struct.Struct("<IfI").pack
+    pack_node = struct.Struct("<III").pack
     for t, tree in enumerate(forest.trees):
         output = forest.tree_output[t] if forest.leaf_width == 1 else 0
         if not 0 <= output < forest.n_outputs:
             raise UnsupportedModelError(f"tree {t}: output index {output} out of range")
-        nodes, leaves = _layout_tree(tree, t, forest)
+        nodes, leaves = _layout_tree(tree, t, forest, sets)
         tree_records += struct.pack("<6I", n_nodes, len(nodes), n_leaves, len(leaves), output, 0)
-        for split, threshold, child in nodes:
-            node_bytes += pack_node(split, threshold, child)
+        for split, slot, child in nodes:
+            node_bytes += pack_node(split, slot, child)
         for value in leaves:
             leaf_bytes += struct.pack(f"<{len(value)}f", *value)
         n_nodes += len(nodes)
         n_leaves += len(leaves)
     base_bytes = struct.pack(f"<{len(base)}d", *base)
+    frst = _sections_arrays(
+        lambda offsets: struct.pack(
+            "<16I",
+            len(forest.trees), forest.n_features, forest.n_outputs, forest.leaf_width,
+            POST_TRANSFORMS.index(forest.post_transform), AGGREGATIONS.index(forest.aggregation),
+            n_nodes, n_leaves, *offsets, 0, 0, 0, 0),
+        (bytes(tree_records), bytes(node_bytes), bytes(leaf_bytes), base_bytes))
+    return frst, (encode_category_sets(sets) if sets else None)
+
+
+def encode_forest(forest: Forest) -> bytes:
+    """The FRST section body for ``forest`` (its CATS body: ``encode_forest_sections``)."""
+    return encode_forest_sections(forest)[0]
+
+
+def encode_category_sets(sets: list[tuple[int, ...]]) -> bytes:
+    """The CATS section body of the category sets of a forest's categorical splits, in node
+    order (docs/FORMAT.md, "CATS"): a set is the bits of its codes in 32-bit words, as few
+    words as hold its largest code."""
+    table = bytearray()
+    words: list[int] = []
+    for codes in sets:
+        bits = [0] * (codes[-1] // 32 + 1)
+        for code in codes:
+            bits[code // 32] |= 1 << (code % 32)
+        table += struct.pack("<2I", len(words), len(bits))
+        words += bits
+    return _sections_arrays(
+        lambda offsets: struct.pack("<5I44x", len(sets), len(words), *offsets, 0),
+        (bytes(table), struct.pack(f"<{len(words)}I", *words)))
+
+
+def _sections_arrays(header: Callable[[list[int]], bytes], blocks: tuple[bytes, ...]) -> bytes:
+    """A 64-byte header (``header(offsets)``) then ``blocks``, each at the first multiple of
+    64 after what precedes it, zero bytes between: the canonical layout of FRST and CATS."""
     offset = 64
     offsets = []
-    for block in (tree_records, node_bytes, leaf_bytes, base_bytes):
+    for block in blocks:
         offsets.append(offset)
         offset = _align(offset + len(block))
-    header = struct.pack(
-        "<16I",
-        len(forest.trees), forest.n_features, forest.n_outputs, forest.leaf_width,
-        POST_TRANSFORMS.index(forest.post_transform), AGGREGATIONS.index(forest.aggregation),
-        n_nodes, n_leaves, *offsets, 0, 0, 0, 0,
-    )
-    body = bytearray(header)
-    blocks: tuple[bytes, ...] = (bytes(tree_records), bytes(node_bytes), bytes(leaf_bytes),
-                                  base_bytes)
+    body = bytearray(header(offsets))
     for block, start in zip(blocks, offsets):
         body += b"\0" * (start - len(body))
         body += block
@@ -578,7 +648,9 @@ def stored_trees(frst: bytes) -> list[StoredTree]:
 def decode_tree(stored: StoredTree) -> Tree:
     """The IR tree of a stored one, nodes numbered in preorder; leaf values are the stored
     float32. Round-trip law: laying the decoded tree out again (``encode_forest``) gives the
-    stored bytes. ``FormatError`` for a child index that points outside the tree."""
+    stored bytes. ``FormatError`` for a child index that points outside the tree, and for a
+    categorical split (its set lies in CATS, outside the tree's bytes: trees decoded one by
+    one, as federated trees are, are numeric)."""
     splits = [struct.unpack_from("<IfI", stored.node_bytes, FOREST_NODE_BYTES * i)
               for i in range(stored.n_nodes)]
     width = stored.leaf_width
@@ -609,6 +681,9 @@ def decode_tree(stored: StoredTree) -> Tree:
         if not 0 <= index < len(splits):
             raise FormatError(f"FRST tree: split node {index} does not exist")
         word, cut, child = splits[index]
+        if word & NODE_CATEGORICAL:
+            raise FormatError(f"FRST tree: split node {index} is categorical (its set is in "
+                              "CATS): decode_tree reads trees of numeric splits")
         node = new_node()
         feature[node] = word & NODE_FEATURE_MASK
         threshold[node] = float(cut)
@@ -703,7 +778,10 @@ def write(
     if spec.transforms is not None:
         sections.append((b"XFRM", encode_transforms(spec.transforms), True))
     if spec.forest is not None:
-        sections.append((b"FRST", encode_forest(spec.forest), True))
+        frst, cats = encode_forest_sections(spec.forest)
+        sections.append((b"FRST", frst, True))
+        if cats is not None:
+            sections.append((b"CATS", cats, True))
     else:
         assert spec.mlp is not None  # _check_spec: exactly one payload
         sections.append((b"MLP_", encode_mlp(spec.mlp), True))

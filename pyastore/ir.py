@@ -12,6 +12,12 @@ Tree semantics (one rule for every library, the exporter converts to it):
   representable as a float32), to ``right[i]`` otherwise, and to the ``default_left[i]`` side
   when the value is NaN. ``+inf``/``-inf`` compare as ordinary floats.
   (scikit-learn's ``x <= t`` on float32 inputs becomes ``x < next_float32_above(floor32(t))``.)
+* a split with ``categories`` (a tree whose ``categories`` is not empty has one entry per node)
+  and a non-empty ``categories[i]`` is a **categorical split**: its ``threshold[i]`` is
+  ``0.0`` and unused; a row goes left when ``x`` is one of the codes in ``categories[i]``
+  (sorted, distinct integers ``0 <= k < 2**24``), right for every other value -- another
+  code, a fraction, a negative, ``±inf`` --, and to the ``default_left[i]`` side when NaN.
+  ``category_in_set`` is the rule. Other nodes of such a tree have ``()``.
 * a node with ``feature[i] == -1`` is a leaf; ``value[i]`` is its leaf vector of
   ``Forest.leaf_width`` floats (empty tuple for split nodes).
 * node 0 is the root; children ids index the same tree; every node is reachable once.
@@ -53,6 +59,7 @@ VARIABLE_TYPES = ("float", "int", "bool", "categorical")
 MISSING_POLICIES = ("as_missing", "error", "impute", "categorical")
 ACTIVATIONS = ("identity", "relu", "leaky_relu", "tanh", "sigmoid", "softmax")
 SCALINGS = ("none", "standardize", "affine")
+MAX_CATEGORY_CODE = 1 << 24  # category codes are below it: exact in float32
 
 
 def is_float32(value: float) -> bool:
@@ -62,9 +69,18 @@ def is_float32(value: float) -> bool:
     return bool(struct.unpack("<f", struct.pack("<f", value))[0] == value)
 
 
+def category_in_set(x: float, codes: tuple[int, ...] | frozenset[int]) -> bool:
+    """Whether a categorical split sends the non-NaN value ``x`` left: ``x`` is exactly one
+    of the integer ``codes``."""
+    return math.isfinite(x) and x == int(x) and int(x) in codes
+
+
 @dataclass(frozen=True)
 class Tree:
-    """One decision tree, nodes as parallel tuples (see the module docstring)."""
+    """One decision tree, nodes as parallel tuples (see the module docstring).
+
+    ``categories`` is empty for a tree of numeric splits only; otherwise it has one entry per
+    node, the codes that go left at a categorical split and ``()`` elsewhere."""
 
     feature: tuple[int, ...]
     threshold: tuple[float, ...]
@@ -72,10 +88,15 @@ class Tree:
     right: tuple[int, ...]
     default_left: tuple[bool, ...]
     value: tuple[tuple[float, ...], ...]
+    categories: tuple[tuple[int, ...], ...] = ()
 
     @property
     def n_nodes(self) -> int:
         return len(self.feature)
+
+    def category_set(self, node: int) -> tuple[int, ...]:
+        """The codes a categorical split at ``node`` sends left; ``()`` for any other node."""
+        return self.categories[node] if self.categories else ()
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,10 @@
  *    out-of-bounds access;
  * 4. the inputs META describes (astore_model_input) and the missing-value policy
  *    (astore_model_check_rows, and astore_model_score refusing what it refuses), on the
- *    corpus's input_refuses_missing.astore.
+ *    corpus's input_refuses_missing.astore;
+ * 5. the categorical splits of tiny_categorical.astore (when given): every code of both
+ *    sets, codes in neither, fractions, negatives, -0, infinities and NaN, against the
+ *    trees written out as if/else, in blocks and row by row.
  * Prints "N passed, M failed" and exits non-zero on any failure.
  */
 #include <math.h>
@@ -238,7 +241,68 @@ static void test_golden_file(const char *path) {
     test_section_mutations(golden, length, "FRST");
     test_section_mutations(golden, length, "MLP_");
     test_section_mutations(golden, length, "XFRM");
+    test_section_mutations(golden, length, "CATS");
     free(golden);
+}
+
+/* tests/golden/golden_models.py's tiny_categorical_spec as if/else: merchant codes 1, 3, 35
+ * go left at tree 1's root (NaN right), channel codes 0, 2 at tree 2's (NaN left), then
+ * merchant code 34 left (NaN right). A code is an integer value; anything else is in no set. */
+static bool is_code(float x, float code) { return x == code; } /* NaN, fractions: never */
+
+static double categorical_by_hand(float merchant, float amount, float channel) {
+    bool m_left = is_code(merchant, 1.0f) || is_code(merchant, 3.0f) || is_code(merchant, 35.0f);
+    double t1 = m_left ? 1.0 : ((amount < 100.0f || amount != amount) ? 0.25 : 0.5);
+    bool c_left = channel != channel || is_code(channel, 0.0f) || is_code(channel, 2.0f);
+    double t2 = c_left ? (is_code(merchant, 34.0f) ? 4.0 : 2.0) : 8.0;
+    return t1 + t2;
+}
+
+static void test_categorical_scores(const char *path) {
+    size_t length = 0;
+    uint8_t *data = read_file(path, &length);
+    CHECK(data != NULL, "cannot read %s", path);
+    if (data == NULL) return;
+    astore_status container_status;
+    astore_model *model = NULL;
+    astore_container *container = NULL;
+    CHECK(open_both(data, length, &container_status, &model, &container) == ASTORE_OK,
+          "%s does not open", path);
+    if (model != NULL) {
+        const float merchants[] = {0.0f, 1.0f, 2.0f, 3.0f, 31.0f, 32.0f, 34.0f, 35.0f, 36.0f,
+                                   63.0f, 64.0f, 1e9f, 1.5f, 34.5f, 35.000004f, -0.0f, -1.0f,
+                                   -35.0f, INFINITY, -INFINITY, NAN};
+        const float amounts[] = {0.0f, 100.0f, NAN};
+        const float channels[] = {0.0f, 1.0f, 2.0f, 3.0f, 0.5f, -0.0f, -2.0f, INFINITY, NAN};
+        enum { N_M = sizeof merchants / sizeof *merchants, N_A = sizeof amounts / sizeof *amounts,
+               N_C = sizeof channels / sizeof *channels, N = N_M * N_A * N_C };
+        static float x[N * 3];
+        static double out[N], expected[N];
+        size_t r = 0;
+        for (size_t i = 0; i < N_M; i++)
+            for (size_t j = 0; j < N_A; j++)
+                for (size_t k = 0; k < N_C; k++, r++) {
+                    x[3 * r] = merchants[i];
+                    x[3 * r + 1] = amounts[j];
+                    x[3 * r + 2] = channels[k];
+                    expected[r] = categorical_by_hand(merchants[i], amounts[j], channels[k]);
+                }
+        astore_error err;
+        CHECK(astore_model_score(model, x, N, 3, out, N, 1, &err) == ASTORE_OK,
+              "categorical scoring failed: %s", err.message);
+        int wrong = 0;
+        for (r = 0; r < N; r++) {
+            double single;
+            CHECK(astore_model_score(model, x + 3 * r, 1, 3, &single, 1, 1, &err) == ASTORE_OK,
+                  "single-row categorical scoring failed");
+            if (out[r] != expected[r] || single != expected[r]) wrong++;
+        }
+        CHECK(wrong == 0, "%d of %d categorical rows scored unlike the trees by hand", wrong,
+              (int)N);
+        astore_model_close(model);
+        astore_container_close(container);
+    }
+    free(data);
 }
 
 static bool input_is(const astore_model *model, size_t index, const char *name,
@@ -338,7 +402,14 @@ int main(int argc, char **argv) {
     test_manifest(argv[2]);
     test_missing_policy(argv[2]);
     test_golden_file(argv[1]);
-    for (int i = 3; i < argc; i++) test_golden_file(argv[i]);
+    for (int i = 3; i < argc; i++) {
+        test_golden_file(argv[i]);
+        size_t n = strlen(argv[i]);
+        static const char categorical[] = "tiny_categorical.astore";
+        if (n >= sizeof categorical - 1 && strcmp(argv[i] + n - (sizeof categorical - 1), categorical) == 0) {
+            test_categorical_scores(argv[i]);
+        }
+    }
     printf("%d passed, %d failed\n", passed, failed);
     return failed == 0 ? 0 : 1;
 }

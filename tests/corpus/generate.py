@@ -110,12 +110,51 @@ def mlp_sections(xfrm: bytes = XFRM, mlp: bytes = MLP) -> list[tuple[bytes, byte
     return [(b"META", MLP_META, True), (b"XFRM", xfrm, True), (b"MLP_", mlp, True)]
 
 
+MLP_MINOR = fmt.SECTION_MINOR[b"MLP_"]  # 1.1: MLP_ and XFRM
+
+
 def mlp_with(offset: int, fmt_: str, *values) -> bytes:
-    return resign(mlp_sections(mlp=patch(MLP, offset, fmt_, *values)), minor=fmt.LATEST_MINOR)
+    return resign(mlp_sections(mlp=patch(MLP, offset, fmt_, *values)), minor=MLP_MINOR)
 
 
 def xfrm_with(offset: int, fmt_: str, *values) -> bytes:
-    return resign(mlp_sections(xfrm=patch(XFRM, offset, fmt_, *values)), minor=fmt.LATEST_MINOR)
+    return resign(mlp_sections(xfrm=patch(XFRM, offset, fmt_, *values)), minor=MLP_MINOR)
+
+
+CAT_GOLDEN = golden_models.build("tiny_categorical")
+CAT_META = body(CAT_GOLDEN, b"META")
+CAT_FRST = body(CAT_GOLDEN, b"FRST")
+CATS = body(CAT_GOLDEN, b"CATS")
+CATS_MINOR = fmt.SECTION_MINOR[b"CATS"]  # 1.2
+
+
+def categorical_sections(meta: bytes = CAT_META, frst: bytes = CAT_FRST,
+                         cats: bytes = CATS) -> list[tuple[bytes, bytes, bool]]:
+    return [(b"META", meta, True), (b"FRST", frst, True), (b"CATS", cats, True)]
+
+
+def cats_with(offset: int, fmt_: str, *values) -> bytes:
+    return resign(categorical_sections(cats=patch(CATS, offset, fmt_, *values)), minor=CATS_MINOR)
+
+
+def categorical_node_with(index: int, field: int, fmt_: str, value) -> bytes:
+    nodes = struct.unpack_from("<I", CAT_FRST, 36)[0]
+    frst = patch(CAT_FRST, nodes + 12 * index + field, fmt_, value)
+    return resign(categorical_sections(frst=frst), minor=CATS_MINOR)
+
+
+def _node_word(index: int) -> int:
+    return struct.unpack_from("<I", CAT_FRST, struct.unpack_from("<I", CAT_FRST, 36)[0] + 12 * index)[0]
+
+
+def _cats_of_words(sets: list[list[int]]) -> bytes:
+    """A CATS body holding ``sets`` as given (word lists), laid out canonically otherwise."""
+    table = b"".join(struct.pack("<2I", sum(len(w) for w in sets[:k]), len(words))
+                     for k, words in enumerate(sets))
+    words = [w for words in sets for w in words]
+    start = _align64(64 + len(table))
+    return (struct.pack("<5I44x", len(sets), len(words), 64, start, 0) + table
+            + bytes(start - 64 - len(table)) + struct.pack(f"<{len(words)}I", *words))
 
 
 def layer_field(layer: int, field: int) -> int:
@@ -131,7 +170,7 @@ def _forest_reading_reordered_columns() -> bytes:
     records = b"".join(struct.pack("<2I3d", source, 0, 0.0, 0.0, 0.0) for source in (2, 0, 1))
     xfrm = struct.pack("<4I48x", 3, 3, 64, 0) + records
     return resign([(b"META", META, True), (b"XFRM", xfrm, True), (b"FRST", FRST, True)],
-                  minor=fmt.LATEST_MINOR)
+                  minor=MLP_MINOR)
 
 
 def meta_with(meta_bytes: bytes) -> bytes:
@@ -369,12 +408,12 @@ CASES = {
     "mlp_unknown_activation": (mlp_with(layer_field(2, 8), "<I", 9), "OK", "UNSUPPORTED", "UnsupportedModelError", 6),
     "mlp_layer_count_huge": (mlp_with(0, "<I", 0xFFFFFFFF), "OK", "FORMAT", "FormatError", 3),
     "mlp_too_wide": (resign(mlp_sections(mlp=patch(patch(MLP, 4, "<I", 2000), layer_field(0, 0), "<I", 2000)),
-                            minor=fmt.LATEST_MINOR), "OK", "UNSUPPORTED", "UnsupportedModelError", 6),
+                            minor=MLP_MINOR), "OK", "UNSUPPORTED", "UnsupportedModelError", 6),
     "mlp_nan_weight": (mlp_with(first_weight_offset(), "<f", float("nan")), "OK", "FORMAT", "FormatError", 3),
     "mlp_alpha_on_relu": (mlp_with(layer_field(0, 12), "<f", 0.5), "OK", "FORMAT", "FormatError", 3),
     "mlp_outputs_disagree": (mlp_with(8, "<I", 2), "OK", "FORMAT", "FormatError", 3),
-    "mlp_truncated_header": (resign(mlp_sections(mlp=MLP[:40]), minor=fmt.LATEST_MINOR), "OK", "FORMAT", "FormatError", 3),
-    "mlp_and_forest": (resign(mlp_sections() + [(b"FRST", FRST, True)], minor=fmt.LATEST_MINOR),
+    "mlp_truncated_header": (resign(mlp_sections(mlp=MLP[:40]), minor=MLP_MINOR), "OK", "FORMAT", "FormatError", 3),
+    "mlp_and_forest": (resign(mlp_sections() + [(b"FRST", FRST, True)], minor=MLP_MINOR),
                        "OK", "FORMAT", "FormatError", 3),
     "xfrm_source_out_of_range": (xfrm_with(XFRM_COLUMN, "<I", 3), "OK", "FORMAT", "FormatError", 3),
     "xfrm_unknown_scaling": (xfrm_with(XFRM_COLUMN + 4, "<I", 7), "OK", "UNSUPPORTED", "UnsupportedModelError", 6),
@@ -383,7 +422,7 @@ CASES = {
     "xfrm_zero_divisor": (xfrm_with(XFRM_COLUMN + 24, "<d", 0.0), "OK", "FORMAT", "FormatError", 3),
     "xfrm_nan_impute": (xfrm_with(XFRM_COLUMN + 32 + 8, "<d", float("nan")), "OK", "FORMAT", "FormatError", 3),
     "xfrm_columns_disagree": (xfrm_with(4, "<I", 2), "OK", "FORMAT", "FormatError", 3),
-    "xfrm_without_payload": (resign(mlp_sections()[:2], minor=fmt.LATEST_MINOR), "OK", "UNSUPPORTED",
+    "xfrm_without_payload": (resign(mlp_sections()[:2], minor=MLP_MINOR), "OK", "UNSUPPORTED",
                              "UnsupportedModelError", 6),
     "xfrm_reorders_forest_columns": (_forest_reading_reordered_columns(), "OK", "OK", "OK", 0),
     # one byte representation per model: each non-canonical form of a valid model, signed
@@ -435,12 +474,44 @@ CASES = {
     "noncanonical_forest_trailing_bytes": (resign([(b"META", META, True), (b"FRST", FRST + bytes(8), True)]),
                                            "OK", "FORMAT", "FormatError", 3),
     "noncanonical_mlp_layer_table_at_128": (mlp_with(12, "<I", 128), "OK", "FORMAT", "FormatError", 3),
-    "noncanonical_mlp_trailing_bytes": (resign(mlp_sections(mlp=MLP + bytes(64)), minor=fmt.LATEST_MINOR),
+    "noncanonical_mlp_trailing_bytes": (resign(mlp_sections(mlp=MLP + bytes(64)), minor=MLP_MINOR),
                                         "OK", "FORMAT", "FormatError", 3),
     "noncanonical_mlp_weights_not_minimal": (mlp_with(layer_field(0, 16), "<I", first_weight_offset() + 64),
                                              "OK", "FORMAT", "FormatError", 3),
-    "noncanonical_xfrm_trailing_bytes": (resign(mlp_sections(xfrm=XFRM + bytes(32)), minor=fmt.LATEST_MINOR),
+    "noncanonical_xfrm_trailing_bytes": (resign(mlp_sections(xfrm=XFRM + bytes(32)), minor=MLP_MINOR),
                                          "OK", "FORMAT", "FormatError", 3),
+    # categorical splits (FRST nodes with CATEGORICAL set, their sets in CATS, format 1.2)
+    "categorical_set_with_code_63": (cats_with(128 + 4, "<I", 0x80000000 | 0x8), "OK", "OK", "OK", 0),
+    "categorical_split_without_cats": (resign(categorical_sections()[:2]), "OK", "FORMAT", "FormatError", 3),
+    "cats_without_categorical_split": (resign([(b"META", META, True), (b"FRST", FRST, True), (b"CATS", CATS, True)],
+                                              minor=CATS_MINOR), "OK", "FORMAT", "FormatError", 3),
+    "cats_without_forest": (resign(mlp_sections() + [(b"CATS", CATS, True)], minor=CATS_MINOR), "OK", "FORMAT", "FormatError", 3),
+    "cats_set_index_skips": (categorical_node_with(0, 4, "<I", 1), "OK", "FORMAT", "FormatError", 3),
+    "cats_set_index_huge": (categorical_node_with(0, 4, "<I", 0xFFFFFFFF), "OK", "FORMAT", "FormatError", 3),
+    "cats_numeric_split_marked_categorical": (categorical_node_with(1, 0, "<I", _node_word(1) | fmt.NODE_CATEGORICAL),
+                                              "OK", "FORMAT", "FormatError", 3),
+    "cats_flags_unknown": (cats_with(16, "<I", 1), "OK", "VERSION", "UnsupportedVersionError", 3),
+    "cats_reserved_nonzero": (cats_with(40, "<B", 1), "OK", "FORMAT", "FormatError", 3),
+    "cats_set_count_huge": (cats_with(0, "<I", 0xFFFFFFFF), "OK", "FORMAT", "FormatError", 3),
+    "cats_word_count_huge": (cats_with(4, "<I", 0xFFFFFFFF), "OK", "FORMAT", "FormatError", 3),
+    "cats_set_runs_past_words": (cats_with(64 + 16 + 4, "<I", 7), "OK", "FORMAT", "FormatError", 3),
+    "cats_set_without_words": (resign(categorical_sections(cats=_cats_of_words([[0xA, 8], [], [0, 4]])), minor=CATS_MINOR),
+                               "OK", "FORMAT", "FormatError", 3),
+    "cats_set_too_long": (cats_with(64 + 4, "<I", (1 << 19) + 1), "OK", "FORMAT", "FormatError", 3),
+    "cats_truncated_header": (resign(categorical_sections(cats=CATS[:40]), minor=CATS_MINOR), "OK", "FORMAT", "FormatError", 3),
+    "cats_not_critical": (resign(categorical_sections()[:2] + [(b"CATS", CATS, False)], minor=CATS_MINOR),
+                          "FORMAT", "-", "FormatError", 3),
+    "noncanonical_cats_last_word_zero": (resign(categorical_sections(cats=_cats_of_words([[0xA, 8, 0], [5], [0, 4]])),
+                                                minor=CATS_MINOR), "OK", "FORMAT", "FormatError", 3),
+    "noncanonical_cats_sets_overlap": (cats_with(64 + 8, "<I", 0), "OK", "FORMAT", "FormatError", 3),
+    "noncanonical_cats_words_not_minimal": (resign(categorical_sections(cats=patch(
+        CATS[:64] + bytes(64) + CATS[64:], 12, "<I", 192)), minor=CATS_MINOR), "OK", "FORMAT", "FormatError", 3),
+    "noncanonical_cats_padding_not_zero": (cats_with(64 + 24 + 3, "<B", 1), "OK", "FORMAT", "FormatError", 3),
+    "noncanonical_cats_trailing_bytes": (resign(categorical_sections(cats=CATS + bytes(4)), minor=CATS_MINOR),
+                                         "OK", "FORMAT", "FormatError", 3),
+    "noncanonical_cats_before_forest": (resign([(b"META", CAT_META, True), (b"CATS", CATS, True), (b"FRST", CAT_FRST, True)],
+                                               minor=CATS_MINOR), "FORMAT", "-", "FormatError", 3),
+    "noncanonical_minor_1_on_categorical": (resign(categorical_sections(), minor=1), "FORMAT", "-", "FormatError", 3),
 }
 
 

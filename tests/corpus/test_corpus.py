@@ -44,7 +44,8 @@ def test_corpus_case_in_python(name, error, code, golden_pub, isolated_trust):
     path = CORPUS_DIR / name
     if error == "OK":
         model = pyastore.load(path, trusted_keys=[golden_pub])
-        assert model.score_one([0.0, 0.0, 0.0])
+        row = [0.0 if c is None else c.categories[0] for c in model.categorical]
+        assert model.score_one(row)
         return
     with pytest.raises(pyastore.PyastoreError) as caught:
         pyastore.load(path, trusted_keys=[golden_pub])

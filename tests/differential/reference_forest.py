@@ -11,6 +11,8 @@ the original library (IR vs xgboost / scikit-learn), and that the C core reprodu
   ordinary floats. Leaf contributions are accumulated in float64 tree by tree, in tree order,
   then averaged (``"mean"``) or not (``"sum"``), ``base_score`` is added and
   ``post_transform`` applied.
+  At a categorical split (``Tree.categories``) the row goes left when the value is one of
+  the node's integer codes, right otherwise, and to the default side when NaN.
 * ``leaf_dtype=np.float32`` rounds every leaf value to float32 first: that is what a consumer
   storing leaves as float32 (the C core) computes, and what parity must survive.
 * ``return_leaves=True`` also returns the node id of the leaf each row reached in each tree,
@@ -74,8 +76,16 @@ def _validate_tree(tree: Tree, forest: Forest, where: str) -> None:
         if len(getattr(tree, field_name)) != n:
             raise ValueError(f"{where}: {field_name} has {len(getattr(tree, field_name))} "
                              f"entries for {n} nodes")
+    if tree.categories and len(tree.categories) != n:
+        raise ValueError(f"{where}: categories has {len(tree.categories)} entries for {n} nodes")
     for i in range(n):
         feature = tree.feature[i]
+        codes = tree.category_set(i)
+        if codes and (feature < 0 or tree.threshold[i] != 0.0 or list(codes) != sorted(set(codes))
+                      or codes[0] < 0 or codes[-1] >= 1 << 24):
+            raise ValueError(f"{where} node {i}: categorical split with codes {codes[:5]}... "
+                             f"is not a split of sorted distinct codes below 2**24 with "
+                             f"threshold 0.0")
         if not isinstance(tree.default_left[i], bool):
             raise ValueError(f"{where} node {i}: default_left is not a bool")
         if feature == -1:
@@ -121,6 +131,9 @@ class _TreeArrays:
         self.left = np.asarray(tree.left, dtype=np.int64)
         self.right = np.asarray(tree.right, dtype=np.int64)
         self.default_left = np.asarray(tree.default_left, dtype=bool)
+        # categorical splits: node -> a boolean table over the codes below its largest + 1
+        self.sets = {i: np.isin(np.arange(max(c) + 1), c)
+                     for i, c in enumerate(tree.categories) if c}
         values = np.zeros((tree.n_nodes, leaf_width), dtype=np.float64)
         for i, leaf in enumerate(tree.value):
             if tree.feature[i] == -1:
@@ -135,6 +148,14 @@ class _TreeArrays:
             x = X[active, self.feature[at]]
             with np.errstate(invalid="ignore"):
                 go_left = np.where(np.isnan(x), self.default_left[at], x < self.threshold[at])
+                for i, table in self.sets.items():
+                    here = (at == i) & ~np.isnan(x)
+                    v = x[here]
+                    code = np.where((v >= 0) & (v < table.size) & (v == np.floor(v)), v, -1)
+                    inside = code >= 0
+                    go = np.zeros(v.shape, dtype=bool)
+                    go[inside] = table[code[inside].astype(np.int64)]
+                    go_left[here] = go
             node[active] = np.where(go_left, self.left[at], self.right[at])
             active = active[self.feature[node[active]] >= 0]
         return node
@@ -211,7 +232,9 @@ def threshold_rows(forest: Forest, base_rows: np.ndarray, *, limit: int | None =
     """
     rows = []
     base_rows = _as_input(base_rows, forest.n_features)
-    for count, (_, _, feature, threshold) in enumerate(split_nodes(forest)):
+    numeric = [(feature, threshold) for t, i, feature, threshold in split_nodes(forest)
+               if not forest.trees[t].category_set(i)]
+    for count, (feature, threshold) in enumerate(numeric):
         if limit is not None and count >= limit:
             break
         threshold32 = np.float32(threshold)
@@ -221,6 +244,29 @@ def threshold_rows(forest: Forest, base_rows: np.ndarray, *, limit: int | None =
             row = base_rows[count % base_rows.shape[0]].copy()
             row[feature] = value
             rows.append(row)
+    if not rows:
+        return np.zeros((0, forest.n_features), dtype=np.float32)
+    return np.stack(rows).astype(np.float32)
+
+
+def category_rows(forest: Forest, base_rows: np.ndarray) -> np.ndarray:
+    """For every categorical split, copies of a base row whose split feature holds each code
+    of its set and the codes just outside it (one below the smallest, one above the largest,
+    and the gaps between): the rows where a set read off by one bit or one word would show.
+    Numeric splits get none (``threshold_rows``); the values are whole numbers or -1."""
+    rows = []
+    base_rows = _as_input(base_rows, forest.n_features)
+    count = 0
+    for tree in forest.trees:
+        for node, codes in enumerate(tree.categories):
+            if not codes:
+                continue
+            values = set(codes) | {codes[0] - 1, codes[-1] + 1} | {c + 1 for c in codes}
+            for value in sorted(values):
+                row = base_rows[count % base_rows.shape[0]].copy()
+                row[tree.feature[node]] = value
+                rows.append(row)
+                count += 1
     if not rows:
         return np.zeros((0, forest.n_features), dtype=np.float32)
     return np.stack(rows).astype(np.float32)

@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 
 from pyastore import format as fmt
+from pyastore.encoding import Categorical
 from pyastore.ir import (
     Algorithm,
     ColumnTransform,
@@ -122,7 +123,47 @@ def tiny_mlp_spec() -> ModelSpec:
     )
 
 
+MERCHANTS = tuple(f"m{k:02d}" for k in range(40))
+CHANNELS = ("app", "pos", "web")
+
+
+def tiny_categorical_spec() -> ModelSpec:
+    """Two hand-built trees with categorical splits (format 1.2: FRST and CATS) over a
+    40-category input (its sets span two 32-bit words), a number and a 3-category input;
+    a regression whose leaves are powers of two, so every score is exact."""
+    t1 = Tree(feature=(0, -1, 1, -1, -1), threshold=(0.0, 0.0, 100.0, 0.0, 0.0),
+              left=(1, -1, 3, -1, -1), right=(2, -1, 4, -1, -1),
+              default_left=(False, False, True, False, False),
+              value=((), (1.0,), (), (0.25,), (0.5,)),
+              categories=((1, 3, 35), (), (), (), ()))
+    t2 = Tree(feature=(2, 0, -1, -1, -1), threshold=(0.0, 0.0, 0.0, 0.0, 0.0),
+              left=(1, 2, -1, -1, -1), right=(4, 3, -1, -1, -1),
+              default_left=(True, False, False, False, False),
+              value=((), (), (4.0,), (2.0,), (8.0,)),
+              categories=((0, 2), (34,), (), (), ()))
+    forest = Forest(n_features=3, n_outputs=1, leaf_width=1, trees=(t1, t2), tree_output=(0, 0))
+    return ModelSpec(
+        name="golden-tiny-categorical",
+        description="Two hand-built trees with categorical splits; a golden container of "
+        "format 1.2",
+        algorithm=Algorithm("gradient_boosted_trees", "hand-built", "1", "Forest"),
+        inputs=(
+            Variable("merchant", type="categorical", missing="categorical",
+                     categorical=Categorical(MERCHANTS, missing="as_missing", unseen="missing")),
+            Variable("amount"),
+            Variable("channel", type="categorical", missing="categorical",
+                     categorical=Categorical(CHANNELS, missing="as_missing", unseen="missing")),
+        ),
+        outputs=(Output("risk", "value", "a risk score"),),
+        rules=ScoreRules("regression"),
+        forest=forest,
+        training_params={"max_depth": 2, "n_estimators": 2},
+        provenance={"training_data_sha256": "0" * 64, "trainer_version": "golden"},
+    )
+
+
 GOLDEN = {
+    "tiny_categorical": (tiny_categorical_spec, True),
     "tiny_forest": (tiny_forest_spec, True),
     "tiny_forest_unsigned": (tiny_forest_spec, False),
     "tiny_mlp": (tiny_mlp_spec, True),

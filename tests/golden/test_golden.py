@@ -70,3 +70,34 @@ def test_golden_scores_match_hand_computation(golden_path, golden_pub):
         assert model.score_one(row) == [pytest.approx(by_hand(*row), abs=1e-15)], row
     # one value worked through: [0, 0, 0] -> tree 1 left leaf -1.25, tree 2 -2.0, base -0.25
     assert model.score_one([0, 0, 0])[0] == pytest.approx(_sigmoid(-3.5), abs=1e-15)
+
+
+def test_golden_categorical_scores_match_hand_computation(golden_pub, isolated_trust):
+    """The trees of tiny_categorical_spec() written out as if/else over the texts: merchant
+    m01, m03 or m35 goes left at tree 1's root; an unseen or missing merchant is missing and
+    takes the default (right) side; channel app or web goes left at tree 2's root, missing
+    or unseen goes left (its default)."""
+    from golden_models import CHANNELS, MERCHANTS
+
+    model = pyastore.load(GOLDEN_DIR / "tiny_categorical.astore", trusted_keys=[golden_pub])
+    assert model.format_version == (1, 2)
+
+    def by_hand(merchant, amount, channel):
+        known_merchant = merchant in MERCHANTS
+        if known_merchant and merchant in ("m01", "m03", "m35"):
+            tree1 = 1.0
+        else:
+            tree1 = 0.25 if (amount is None or math.isnan(amount) or amount < 100.0) else 0.5
+        if channel not in CHANNELS or channel in ("app", "web"):
+            tree2 = 4.0 if known_merchant and merchant == "m34" else 2.0
+        else:
+            tree2 = 8.0
+        return tree1 + tree2
+
+    merchants = [*MERCHANTS, "m40", "M01", "", None, "unknown"]
+    rows = [[m, a, c] for m in merchants for a in (0.0, 100.0, 99.5, math.nan)
+            for c in (*CHANNELS, "tv", None)]
+    for row in rows:
+        assert model.score_one(row) == [by_hand(*row)], row
+    assert model.score_one({"merchant": "m35", "amount": 1e6, "channel": "pos"}) == [9.0]
+    assert model.score_one(["m34", 5.0, "web"]) == [4.25]

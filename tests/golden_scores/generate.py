@@ -16,12 +16,15 @@ For each container in ``tests/golden/`` that has a scoring payload (FRST or MLP_
 same bytes: the float bits, not a tolerance. Containers with the same store key (the signed
 and unsigned copy of one model) are scored once.
 
-Besides the golden containers, three seeded "stress" forests are written here
+Besides the golden containers, four seeded "stress" forests are written here
 (``stress_*.astore``, unsigned): many trees over thresholds from a small pool, so the inputs
 hit thresholds often and the scores take thousands of distinct values -- binary with the
-logistic link, 5 classes with softmax (both go through libm's ``exp``, the one place where
-another architecture's C library could round differently) and a random-forest-style mean of
-3-wide leaf vectors. They are generated from a seed, not trained.
+logistic link, 5 classes with softmax (both go through the core's own ``exp``, so that no
+architecture's C library can round differently), a random-forest-style mean of 3-wide leaf
+vectors, and a binary forest whose splits on two columns are categorical (sets of codes
+0..79 in CATS, read in place on little-endian hosts and decoded on s390x). Categorical
+splits add each code of their set and the codes next to it to the rows. They are generated
+from a seed, not trained.
 
 Regenerate after a deliberate change of a golden container or of scoring::
 
@@ -86,14 +89,23 @@ def next_float32(value: float, direction: float) -> float:
     return struct.unpack("<f", struct.pack("<I", bits))[0]
 
 
-def forest_thresholds(section: bytes) -> dict[int, list[float]]:
-    """Split thresholds of a FRST section by model column (docs/FORMAT.md, astore_format.h)."""
+def forest_thresholds(section: bytes, cats: bytes | None = None) -> dict[int, list[float]]:
+    """Split thresholds of a FRST section by model column (docs/FORMAT.md, astore_format.h);
+    a categorical split adds every code of its set (CATS) and the codes next to them."""
     n_nodes, = struct.unpack_from("<I", section, 24)
     nodes_offset, = struct.unpack_from("<I", section, 36)
     by_feature: dict[int, set[float]] = {}
     for i in range(n_nodes):
-        split, threshold, _child = struct.unpack_from("<IfI", section, nodes_offset + 12 * i)
-        by_feature.setdefault(split & 0x0FFFFFFF, set()).add(threshold)
+        split, slot, _child = struct.unpack_from("<III", section, nodes_offset + 12 * i)
+        values = by_feature.setdefault(split & 0x0FFFFFFF, set())
+        if split & 0x80000000 and cats is not None:
+            first, n_words = struct.unpack_from("<II", cats, 64 + 8 * slot)
+            words_at, = struct.unpack_from("<I", cats, 12)
+            words = struct.unpack_from(f"<{n_words}I", cats, words_at + 4 * first)
+            codes = [32 * w + b for w in range(n_words) for b in range(32) if words[w] >> b & 1]
+            values.update(float(c + d) for c in codes for d in (-1, 0, 1))
+        else:
+            values.add(struct.unpack("<f", struct.pack("<I", slot))[0])
     return {feature: sorted(values) for feature, values in by_feature.items()}
 
 
@@ -177,15 +189,21 @@ STRESS_PLANS = {
     "stress_binary_logistic": (1, 1, 48, "sum", "logistic", "binary"),
     "stress_multiclass_softmax": (5, 1, 60, "sum", "softmax", "multiclass"),
     "stress_forest_mean": (3, 3, 24, "mean", "identity", "multiclass"),
+    "stress_categorical": (1, 1, 40, "sum", "logistic", "binary"),
 }
+CATEGORICAL_STRESS = {"stress_categorical": 2}  # its first 2 columns are category codes
+CATEGORY_CODES = 80  # codes 0..79: sets span three 32-bit words
 THRESHOLD_POOL = (-2.5, -1.0, -0.375, 0.0, 0.1, 0.5, 1.0, 1.5, 3.25, 10.0, 1e-3, -1e4)
 
 
-def random_tree(rng: random.Random, n_features: int, leaf_width: int, max_depth: int):
-    """A random tree in the IR's preorder node tuples (pyastore/ir.py)."""
+def random_tree(rng: random.Random, n_features: int, leaf_width: int, max_depth: int,
+                categorical_columns: int = 0):
+    """A random tree in the IR's preorder node tuples (pyastore/ir.py); splits on the first
+    ``categorical_columns`` columns are categorical, each over a random set of codes."""
     from pyastore.ir import Tree
 
     feature, threshold, left, right, default_left, value = [], [], [], [], [], []
+    categories: list[tuple[int, ...]] = []
 
     def grow(depth: int) -> int:
         index = len(feature)
@@ -195,10 +213,15 @@ def random_tree(rng: random.Random, n_features: int, leaf_width: int, max_depth:
         right.append(-1)
         default_left.append(False)
         value.append(())
+        categories.append(())
         if depth < max_depth and (depth < 2 or rng.random() < 0.7):
             feature[index] = rng.randrange(n_features)
-            threshold[index] = to_float32(rng.choice(THRESHOLD_POOL) if rng.random() < 0.7
-                                          else rng.uniform(-5.0, 5.0))
+            if feature[index] < categorical_columns:
+                size = rng.randrange(1, CATEGORY_CODES // 2)
+                categories[index] = tuple(sorted(rng.sample(range(CATEGORY_CODES), size)))
+            else:
+                threshold[index] = to_float32(rng.choice(THRESHOLD_POOL) if rng.random() < 0.7
+                                              else rng.uniform(-5.0, 5.0))
             default_left[index] = rng.random() < 0.5
             left[index] = grow(depth + 1)
             right[index] = grow(depth + 1)
@@ -208,7 +231,8 @@ def random_tree(rng: random.Random, n_features: int, leaf_width: int, max_depth:
 
     grow(0)
     return Tree(tuple(feature), tuple(threshold), tuple(left), tuple(right),
-                tuple(default_left), tuple(value))
+                tuple(default_left), tuple(value),
+                tuple(categories) if any(categories) else ())
 
 
 def stress_specs() -> dict:
@@ -219,7 +243,8 @@ def stress_specs() -> dict:
     n_features = 6
     for name, (n_outputs, leaf_width, n_trees, aggregation, post, task) in STRESS_PLANS.items():
         rng = random.Random(int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "little"))
-        trees = tuple(random_tree(rng, n_features, leaf_width, 7) for _ in range(n_trees))
+        trees = tuple(random_tree(rng, n_features, leaf_width, 7, CATEGORICAL_STRESS.get(name, 0))
+                      for _ in range(n_trees))
         forest = Forest(n_features=n_features, n_outputs=n_outputs, leaf_width=leaf_width,
                         trees=trees,
                         tree_output=tuple(t % n_outputs if leaf_width == 1 else 0
@@ -245,13 +270,14 @@ def stress_containers(rebuild: bool = False, folder: Path = HERE) -> dict[str, b
     """The stress containers by file name: the committed ones, unless ``rebuild`` (or one is
     missing). Kept as committed so that a later change of the writer (META encoding, format
     minor) does not make the golden scores stale: their scores are what is pinned."""
-    names = [f"{name}.astore" for name in STRESS_PLANS]
-    if not rebuild and all((folder / name).is_file() for name in names):
-        return {name: (folder / name).read_bytes() for name in names}
     from pyastore import format as fmt
 
-    return {f"{name}.astore": fmt.write(spec, None, created=STRESS_CREATED)
-            for name, spec in stress_specs().items()}
+    files = {}
+    for name, spec in stress_specs().items():
+        path = folder / f"{name}.astore"
+        files[path.name] = (path.read_bytes() if not rebuild and path.is_file()
+                            else fmt.write(spec, None, created=STRESS_CREATED))
+    return files
 
 
 def golden_containers() -> list[Path]:
@@ -274,7 +300,8 @@ def build_all(backend: str = "pybind",
             continue
         seen_keys.add(container.store_key)
         model = core.Model(container)
-        thresholds = raw_thresholds(container, forest_thresholds(frst)) if frst else {}
+        thresholds = (raw_thresholds(container, forest_thresholds(frst, container.section("CATS")))
+                      if frst else {})
         rows = make_rows(path.stem, model.n_inputs, thresholds)
         x = array("f", [v for row in rows for v in row])
         out = array("d", bytes(8 * len(rows) * model.n_outputs))

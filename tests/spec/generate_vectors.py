@@ -133,19 +133,29 @@ def outputs_forest(raw: list[float], post_transform: str) -> Forest:
                   aggregation="sum", base_score=tuple(raw), post_transform=post_transform)
 
 
-def random_tree(rng: random.Random, n_features: int, width: int, depth: int) -> Tree:
+def random_tree(rng: random.Random, n_features: int, width: int, depth: int,
+                categorical: tuple[int, ...] = ()) -> Tree:
+    """A random tree; a split on a feature in ``categorical`` is, half of the time, a
+    categorical split whose set holds 1 to 12 codes below 70 (sets ending in either half of a
+    word and in the second word)."""
     feature, threshold, left, right, default_left, value = [], [], [], [], [], []
+    categories: list[tuple[int, ...]] = []
 
     def node(level: int) -> int:
         i = len(feature)
-        for column in (feature, threshold, left, right, default_left, value):
+        for column in (feature, threshold, left, right, default_left, value, categories):
             column.append(None)
+        categories[i] = ()
         if level == depth or rng.random() < 0.2:
             feature[i], threshold[i], left[i], right[i], default_left[i] = -1, 0.0, -1, -1, False
             value[i] = tuple(naive.f32(rng.uniform(-3.0, 3.0)) for _ in range(width))
             return i
         feature[i] = rng.randrange(n_features)
-        threshold[i] = naive.f32(rng.uniform(-2.0, 2.0))
+        if feature[i] in categorical and rng.random() < 0.5:
+            threshold[i] = 0.0
+            categories[i] = tuple(sorted(rng.sample(range(70), rng.randint(1, 12))))
+        else:
+            threshold[i] = naive.f32(rng.uniform(-2.0, 2.0))
         default_left[i] = rng.random() < 0.5
         value[i] = ()
         left[i] = node(level + 1)
@@ -154,11 +164,13 @@ def random_tree(rng: random.Random, n_features: int, width: int, depth: int) -> 
 
     node(0)
     return Tree(tuple(feature), tuple(threshold), tuple(left), tuple(right),
-                tuple(default_left), tuple(value))
+                tuple(default_left), tuple(value),
+                categories=tuple(categories) if any(categories) else ())
 
 
 def forests() -> dict[str, Forest]:
-    """Mean and sum aggregation, trees feeding different outputs, vector leaves."""
+    """Mean and sum aggregation, trees feeding different outputs, vector leaves, categorical
+    splits (features 0 and 1)."""
     rng = random.Random(1)
     out = {}
     for name, n_out, width, outputs, aggregation, post in [
@@ -172,15 +184,30 @@ def forests() -> dict[str, Forest]:
         out[name] = Forest(n_features=3, n_outputs=n_out, leaf_width=width, trees=trees,
                            tree_output=outputs, aggregation=aggregation, base_score=base,
                            post_transform=post)
+    rng = random.Random(3)
+    trees = tuple(random_tree(rng, 3, 1, 5, categorical=(0, 1)) for _ in range(12))
+    out["sum_categorical_logistic"] = Forest(
+        n_features=3, n_outputs=1, leaf_width=1, trees=trees, tree_output=(0,) * 12,
+        aggregation="sum", base_score=(rng.uniform(-1.0, 1.0),), post_transform="logistic")
     return out
 
 
-def forest_rows() -> list[list[float]]:
+def forest_rows(forest: Forest) -> list[list[float]]:
+    """Rows of random float32 values with NaN and edge values; for a forest with categorical
+    splits also rows of codes 0..71 and the values no set holds (negatives, fractions, -0,
+    +-inf, integers past every set)."""
     rng = random.Random(2)
     rows = [[0.0, 0.0, 0.0], [NAN, NAN, NAN], [INF, -INF, 0.0], [-0.0, 0.0, -0.0],
             [0.5, -1.25, 2.0]]
     rows += [[naive.f32(rng.uniform(-2.5, 2.5)) if rng.random() > 0.1 else NAN
               for _ in range(3)] for _ in range(60)]
+    if any(tree.categories for tree in forest.trees):
+        rows += [[-1.0, -0.0, 1.0], [2.5, 31.5, -0.5], [-INF, INF, NAN], [31.0, 32.0, 0.0],
+                 [63.0, 64.0, 1.5], [69.0, 70.0, -2.0], [1e9, 16777216.0, 0.25],
+                 [-0.0, -0.0, -0.0]]
+        rows += [[float(rng.randrange(-2, 72)) if rng.random() > 0.1 else NAN,
+                  float(rng.randrange(-2, 72)) if rng.random() > 0.1 else NAN,
+                  naive.f32(rng.uniform(-2.5, 2.5))] for _ in range(120)]
     return rows
 
 
@@ -257,7 +284,7 @@ def vectors() -> dict[str, object]:
                       for row in softmax_rows()],
         "forests": {name: [[[bits32(v) for v in row],
                             [bits64(v) for v in naive.forest64(forest, row)]]
-                           for row in forest_rows()]
+                           for row in forest_rows(forest)]
                     for name, forest in forests().items()},
         "networks": {name: [[[bits32(v) for v in row], [bits32(v) for v in mlp64(mlp, row)]]
                             for row in network_rows()]

@@ -145,13 +145,28 @@ def softmax64(raw: Sequence[float]) -> list[float]:
     return [value / s for value in e]
 
 
+def in_set(x: float, codes: Sequence[int]) -> bool:
+    """A categorical split's rule for a non-NaN x: left when x is an integer k >= 0 (-0 is
+    code 0) that is one of the set's codes; a fraction, a negative, +-inf or an integer not in
+    the set goes right."""
+    if math.isinf(x) or x < 0 or x != math.floor(x):
+        return False
+    return int(x) in codes
+
+
 def walk(tree, row: Sequence[float]) -> int:
-    """The leaf node a row reaches in a tree (pyastore.ir.Tree): left when x < threshold,
-    NaN along the default branch."""
+    """The leaf node a row reaches in a tree (pyastore.ir.Tree): left when x < threshold, or
+    at a categorical split when x is in its set; NaN along the default branch."""
     i = 0
     while tree.feature[i] >= 0:
         x = row[tree.feature[i]]
-        go_left = tree.default_left[i] if math.isnan(x) else x < tree.threshold[i]
+        codes = tree.categories[i] if tree.categories else ()
+        if math.isnan(x):
+            go_left = tree.default_left[i]
+        elif codes:
+            go_left = in_set(x, codes)
+        else:
+            go_left = x < tree.threshold[i]
         i = tree.left[i] if go_left else tree.right[i]
     return i
 

@@ -52,7 +52,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from pyastore.errors import UnsupportedModelError
-from pyastore.ir import Tree
+from pyastore.ir import MAX_CATEGORY_CODE, Tree, category_in_set
 
 _SIGN = 0x80000000
 KEY_MIN = -0x7F800000  # order_key(-inf)
@@ -112,9 +112,11 @@ class TreeAssembler:
         self.right: list[int] = []
         self.default_left: list[bool] = []
         self.value: list[tuple[float, ...]] = []
+        self.categories: list[tuple[int, ...]] = []
         self.labels: list[int] = []
 
-    def _add(self, slot, feature, threshold, default_left, value, label) -> int:
+    def _add(self, slot, feature, threshold, default_left, value, label,
+             categories: tuple[int, ...] = ()) -> int:
         node = len(self.feature)
         if slot is None:
             if node != 0:
@@ -128,11 +130,21 @@ class TreeAssembler:
         self.right.append(-1)
         self.default_left.append(default_left)
         self.value.append(value)
+        self.categories.append(categories)
         self.labels.append(label)
         return node
 
     def add_split(self, slot, feature: int, threshold: float, default_left: bool) -> int:
         return self._add(slot, feature, threshold, default_left, (), -1)
+
+    def add_categorical_split(self, slot, feature: int, codes, default_left: bool) -> int:
+        """A categorical split (``pyastore.ir``): the codes in ``codes`` go left, every other
+        value right, NaN to the ``default_left`` side."""
+        codes = tuple(sorted({int(c) for c in codes}))
+        if not codes or codes[0] < 0 or codes[-1] >= MAX_CATEGORY_CODE:
+            raise UnsupportedModelError(f"{self.where}: categorical split on feature {feature} "
+                                        f"with codes {codes[:5]}... outside [0, 2**24)")
+        return self._add(slot, feature, 0.0, default_left, (), -1, codes)
 
     def add_leaf(self, slot, values: Sequence[float], label: int) -> int:
         values = tuple(float(v) for v in values)
@@ -217,9 +229,10 @@ class TreeAssembler:
         for node, (left, right) in enumerate(zip(self.left, self.right)):
             if self.feature[node] >= 0 and (left < 0 or right < 0):
                 raise UnsupportedModelError(f"{self.where}: split node {node} lacks a child")
+        categories = tuple(self.categories) if any(self.categories) else ()
         tree = Tree(feature=tuple(self.feature), threshold=tuple(self.threshold),
                     left=tuple(self.left), right=tuple(self.right),
-                    default_left=tuple(self.default_left), value=value)
+                    default_left=tuple(self.default_left), value=value, categories=categories)
         return tree, tuple(self.labels), tuple(offset)
 
 
@@ -242,8 +255,11 @@ def forest_raw_scores(forest, row) -> tuple[list[float], list[float]]:
         node = 0
         while tree.feature[node] >= 0:
             x = float(row[tree.feature[node]])
+            codes = tree.category_set(node)
             if math.isnan(x):
                 node = tree.left[node] if tree.default_left[node] else tree.right[node]
+            elif codes:
+                node = tree.left[node] if category_in_set(x, codes) else tree.right[node]
             else:
                 node = tree.left[node] if x < tree.threshold[node] else tree.right[node]
         values = tree.value[node]

@@ -229,12 +229,26 @@ def test_stored_trees_decode_back_to_the_same_bytes():
     import dataclasses
 
     specs = {"tiny_forest": golden_models.tiny_forest_spec(), **_stress_specs()}
-    for name, spec in specs.items():
+    numeric = {name: spec for name, spec in specs.items()
+               if not any(tree.categories for tree in spec.forest.trees)}
+    assert len(numeric) > 1
+    for name, spec in numeric.items():
         body = fmt.encode_forest(spec.forest)
         stored = fmt.stored_trees(body)
         assert len(stored) == len(spec.forest.trees), name
         decoded = tuple(fmt.decode_tree(tree) for tree in stored)
         assert fmt.encode_forest(dataclasses.replace(spec.forest, trees=decoded)) == body, name
+
+
+def test_decode_tree_refuses_categorical_splits():
+    """A categorical node's threshold slot is a set index whose codes live in CATS, not in
+    the tree's bytes: decode_tree names the node rather than return a wrong numeric split."""
+    forest = golden_models.tiny_categorical_spec().forest
+    stored = fmt.stored_trees(fmt.encode_forest(forest))
+    categorical = [t for t, tree in enumerate(forest.trees) if tree.categories]
+    assert categorical
+    with pytest.raises(pyastore.FormatError, match="is categorical"):
+        fmt.decode_tree(stored[categorical[0]])
 
 
 def test_stored_trees_refuse_what_lies_outside_the_body():

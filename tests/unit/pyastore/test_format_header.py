@@ -17,7 +17,6 @@ HEADER = ROOT / "csrc" / "astore_format.h"
 # Defines the writer has no counterpart for: limits and masks only the reader applies.
 READER_ONLY = {
     "ASTORE_MAX_SECTIONS",     # the reader's bound on the section table
-    "ASTORE_NODE_RESERVED",    # a bit the reader refuses; the writer never sets it
     "ASTORE_XFRM_SCALE_MASK",  # how the reader splits the op word
 }
 

@@ -183,15 +183,20 @@ def test_golden_mlp_meta_describes_transforms_and_layers(golden_pub):
                                      "impute": -1.0, "scaling": "none"}
 
 
-def test_forest_files_stay_format_1_0_and_mlp_files_are_1_1():
+def test_each_file_declares_the_minor_its_sections_need():
+    """Numeric forests stay 1.0 (byte for byte the old golden), networks are 1.1, forests
+    with categorical splits 1.2; the reader reads up to 1.2."""
     forest = fmt.write(golden_models.tiny_forest_spec(), None, created=CREATED)
     assert struct.unpack_from("<HH", forest, 8) == (1, 0)
     assert forest == (GOLDEN_DIR / "tiny_forest_unsigned.astore").read_bytes()
     layers = random_layers([3, 2], ["sigmoid"], 0)
     data = fmt.write(mlp_spec(layers), None, created=CREATED)
     assert struct.unpack_from("<HH", data, 8) == (1, 1)
-    assert _core.FORMAT_VERSION == (1, 1)
     assert b"format: 1.1\n" in load_unsigned(data)._container.signed_message
+    categorical = fmt.write(golden_models.tiny_categorical_spec(), None, created=CREATED)
+    assert struct.unpack_from("<HH", categorical, 8) == (1, 2)
+    assert b"format: 1.2\n" in load_unsigned(categorical)._container.signed_message
+    assert _core.FORMAT_VERSION == (1, 2)
 
 
 def test_mlp_section_layout_is_aligned_and_in_place():
