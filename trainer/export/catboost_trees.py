@@ -37,9 +37,11 @@ added to the base score in float64 (``trainer.export.tree_assembly``), so the di
 CatBoost is at most ``2**-24`` times half each tree's leaf range, summed over the trees. Node
 ``labels`` keep CatBoost's leaf index (what ``calc_leaf_indexes`` returns) for every IR leaf.
 
-Refused with ``UnsupportedModelError`` naming the feature: categorical features (their one-hot
-and CTR splits are a later format extension), text and embedding features; also non-symmetric
-trees (``grow_policy`` ``Depthwise``/``Lossguide``).
+Refused with ``UnsupportedModelError`` naming the feature: categorical features (CatBoost
+splits on hashes of the category text, one-hot, and on target statistics (CTRs) computed
+from tables of per-category counts: neither is a set of vocabulary codes, so the container
+cannot reproduce them; give CatBoost the codes as a numeric column instead), text and
+embedding features; also non-symmetric trees (``grow_policy`` ``Depthwise``/``Lossguide``).
 
 Inputs are named after the model's feature ids, else ``x0``, ``x1``, ...
 
@@ -183,9 +185,11 @@ def _refuse_non_numeric_features(model: Any, names: list[str]) -> None:
         if indices:
             index = int(indices[0])
             name = names[index] if index < len(names) else f"x{index}"
-            raise UnsupportedModelError(
-                f"feature {name!r} is {kind}: only numeric CatBoost features are supported "
-                f"(categorical splits are not part of the container format)")
+            why = (" (CatBoost's splits on hashed categories and target statistics are not "
+                   "codes of a vocabulary; fit on the category codes as a numeric column "
+                   "instead)") if kind == "categorical" else ""
+            raise UnsupportedModelError(f"feature {name!r} is {kind}: only numeric CatBoost "
+                                        f"features can be exported{why}")
 
 
 def _json_document(model: Any) -> dict:

@@ -1,9 +1,9 @@
 """Ingest a LightGBM model into the pyastore tree IR.
 
 Supported: ``lightgbm.Booster``, ``LGBMClassifier`` and ``LGBMRegressor`` (exact classes),
-boosting types ``gbdt``, ``dart``, ``goss`` and ``rf``, numeric features only. Source of truth:
-``booster.dump_model()`` (by default the trees up to ``best_iteration`` when early stopping
-recorded one, as ``predict`` does).
+boosting types ``gbdt``, ``dart``, ``goss`` and ``rf``, numeric and categorical features.
+Source of truth: ``booster.dump_model()`` (by default the trees up to ``best_iteration`` when
+early stopping recorded one, as ``predict`` does).
 
 Objectives (the dump's ``objective`` string) and what they become:
 
@@ -45,6 +45,15 @@ subtrees are copied, each copy pruned to the values that reach it
 ``default_left`` for ``NaN`` nodes. The conversion is exact for every float32 input, ``+-inf``
 included.
 
+A categorical node (``decision_type "=="``) lists in ``threshold`` the codes that go left
+(``"1||5||30"``); LightGBM truncates the value to an ``int`` and sends a negative one, NaN
+(x86-64 builds: the NaN-to-int conversion gives a negative number, whatever the node's
+``missing_type``) and every code not listed right. That is an IR categorical split with those
+codes and NaN going right (``pyastore.ir.category_in_set``), exact on what a categorical input
+is given: integer codes, NaN, negatives and ``+-inf``. On a fraction LightGBM uses its integer
+part (``2.5`` is code 2) and the IR sends it right: feed codes, as pyastore's categorical
+inputs do.
+
 Leaves. LightGBM's leaves are float64 and it sums them in float64, in tree order. The
 container stores float32 leaves (summed in float64, in tree order): each tree's leaves are
 first centred on the tree's midpoint ``(min + max) / 2``, which goes into the base score in
@@ -53,9 +62,14 @@ half of each tree's leaf range, summed over the trees a row visits (the differen
 measure it). Node ``labels`` keep LightGBM's ``leaf_index`` for every IR leaf (several IR
 leaves share one after a ``Zero`` rewrite), which the tests compare with ``pred_leaf``.
 
-Refused, each with ``UnsupportedModelError`` naming it: categorical features (a feature
-declared categorical, or a split with ``decision_type "=="``: categorical splits are a later
-format extension), linear trees (``linear_tree``), other objectives as above.
+Refused, each with ``UnsupportedModelError`` naming it: linear trees (``linear_tree``), other
+objectives as above, a decision type other than ``"<="`` and ``"=="``.
+
+A model fitted on pandas ``category`` columns records their categories
+(``pandas_categorical``); LightGBM's ``predict`` maps a DataFrame's categories to those codes.
+The export makes each such column a categorical input whose vocabulary is that list (the
+device then maps a text to the same code), unless the caller gives ``categorical=``; a list
+that is not all distinct non-empty texts is refused.
 
 Inputs are named after the model's feature names; LightGBM's automatic names for unnamed
 columns (``Column_0``, ``Column_1``, ...) become ``x0``, ``x1``, ... like every unnamed model.
@@ -64,8 +78,10 @@ LightGBM itself replaces spaces in feature names by ``_`` (the model knows no ot
 Every input is ``missing="as_missing"``: LightGBM scores NaN.
 
 Guard: after conversion the exporter scores probe rows (NaN, zeros, ``+-1e-35``, signs,
-threshold values) with the IR and with ``booster.predict(raw_score=True)`` and refuses the
-model if they disagree beyond the float32 rounding of the leaves.
+threshold values, and for categorical splits every listed code and the values around them:
+``trainer.export.categorical_splits``) with the IR and with
+``booster.predict(raw_score=True)`` and refuses the model if they disagree beyond the float32
+rounding of the leaves.
 """
 
 from __future__ import annotations
@@ -74,8 +90,15 @@ import math
 from typing import Any
 
 from pyastore.errors import UnsupportedModelError
-from pyastore.ir import Algorithm, Forest, ModelSpec
-from trainer.export import ExportOptions, float32, make_spec, require_exact_class
+from pyastore.ir import MAX_CATEGORY_CODE, Algorithm, Forest, ModelSpec
+from trainer.export import (
+    ExportOptions,
+    float32,
+    make_spec,
+    require_exact_class,
+    with_categorical_inputs,
+)
+from trainer.export.categorical_splits import categorical_probe_rows, recorded_vocabulary
 from trainer.export.tree_assembly import (
     KEY_END,
     KEY_MIN,
@@ -121,7 +144,7 @@ def export_traced(model: Any, options: ExportOptions
     dump = booster.dump_model()
     n_features = int(dump["max_feature_idx"]) + 1
     feature_names = [str(n) for n in dump.get("feature_names") or []]
-    _refuse_categorical_features(dump, feature_names)
+    vocabularies = _recorded_vocabularies(dump, feature_names)
     is_classifier = class_name == "LGBMClassifier"
     task, post_transform, sigmoid = _objective(dump.get("objective"), is_classifier)
 
@@ -168,6 +191,8 @@ def export_traced(model: Any, options: ExportOptions
     spec = make_spec(forest=forest, task=task, class_labels=class_labels, algorithm=algorithm,
                      model_feature_names=_model_names(feature_names, n_features),
                      missing="as_missing", options=options, training_params=params)
+    spec = with_categorical_inputs(spec, {spec.inputs[feature].name: vocabulary
+                                          for feature, vocabulary in vocabularies.items()})
     return spec, tuple(labels)
 
 
@@ -216,17 +241,25 @@ def _objective(objective: str | None, is_classifier: bool) -> tuple[str, str, fl
     return "regression", "identity", 1.0
 
 
-def _refuse_categorical_features(dump: dict, feature_names: list[str]) -> None:
+def _recorded_vocabularies(dump: dict, feature_names: list[str]) -> dict[int, Any]:
+    """Feature index -> the vocabulary of each pandas ``category`` column the model was fitted
+    on (``pandas_categorical``, module docstring); empty for a model fitted on codes."""
+    recorded = dump.get("pandas_categorical") or []
+    if not recorded:
+        return {}
     infos = dump.get("feature_infos") or {}
-    for name in feature_names:
-        info = infos.get(name)
-        if isinstance(info, dict) and info.get("values"):
-            raise UnsupportedModelError(
-                f"feature {name!r} is categorical: categorical LightGBM features are not "
-                f"supported")
-    if dump.get("pandas_categorical"):
-        raise UnsupportedModelError("the LightGBM model was fitted on pandas categorical "
-                                    "columns: categorical features are not supported")
+    features = [i for i, name in enumerate(feature_names)
+                if isinstance(infos.get(name), dict) and infos[name].get("values")]
+    if len(features) != len(recorded):
+        raise UnsupportedModelError(
+            f"the LightGBM model records the categories of {len(recorded)} pandas category "
+            f"columns but has {len(features)} categorical features: cannot tell which column "
+            f"each list belongs to")
+    vocabularies = {}
+    for feature, categories in zip(features, recorded):
+        vocabularies[feature] = recorded_vocabulary(
+            f"feature {_feature_name(feature_names, feature)!r}", categories)
+    return vocabularies
 
 
 def _model_names(feature_names: list[str], n_features: int) -> list[str] | None:
@@ -271,10 +304,17 @@ def _convert_tree(info: dict, index: int, n_features: int, feature_names: list[s
         if not 0 <= feature < n_features:
             raise UnsupportedModelError(f"{where} splits on feature {feature}, the model has "
                                         f"{n_features}")
-        if node.get("decision_type") != "<=":
+        decision = node.get("decision_type")
+        if decision == "==":
+            codes = _category_codes(node.get("threshold"), where)
+            split = assembler.add_categorical_split(slot, feature, codes, default_left=False)
+            stack.append((node["right_child"], (split, False), constraints))
+            stack.append((node["left_child"], (split, True), constraints))
+            continue
+        if decision != "<=":
             raise UnsupportedModelError(
-                f"categorical split on feature {_feature_name(feature_names, feature)!r} "
-                f"({where}): categorical splits are not supported")
+                f"{where}: decision type {decision!r} on feature "
+                f"{_feature_name(feature_names, feature)!r} is unknown")
         missing_type = node.get("missing_type", "None")
         if missing_type not in ("None", "Zero", "NaN"):
             raise UnsupportedModelError(f"{where}: unknown missing_type {missing_type!r}")
@@ -289,20 +329,43 @@ def _convert_tree(info: dict, index: int, n_features: int, feature_names: list[s
     return assembler.finish(center=True)
 
 
+def _category_codes(threshold: Any, where: str) -> list[int]:
+    """The codes of a categorical node's ``threshold`` (``"1||5||30"``)."""
+    try:
+        codes = [int(part) for part in str(threshold).split("||")]
+    except ValueError as error:
+        raise UnsupportedModelError(f"{where}: categorical threshold {threshold!r} is not a "
+                                    f"list of codes") from error
+    if any(not 0 <= code < MAX_CATEGORY_CODE for code in codes):
+        raise UnsupportedModelError(f"{where}: categorical threshold {threshold!r} holds a "
+                                    f"code outside [0, 2**24)")
+    return codes
+
+
 def _probe_rows(forest: Forest):
+    """Numeric probes (NaN, zeros, signs, the zero band, thresholds and the float32 below
+    them) on every feature but those categorical splits read, which get codes only (module
+    docstring: fractions are outside what a categorical input is given), and the categorical
+    probes."""
     import numpy as np
 
     n = forest.n_features
+    categorical = sorted({tree.feature[node] for tree in forest.trees
+                          for node, codes in enumerate(tree.categories) if codes})
     rows = [np.full(n, np.nan), np.zeros(n), np.ones(n), -np.ones(n),
             np.full(n, ZERO_THRESHOLD), np.full(n, -ZERO_THRESHOLD)]
+    for row in rows[-2:]:
+        row[categorical] = 0.0
     for tree in forest.trees[:8]:
         for node in range(min(tree.n_nodes, 16)):
-            if tree.feature[node] >= 0 and math.isfinite(tree.threshold[node]):
+            if tree.feature[node] >= 0 and not tree.category_set(node) \
+                    and math.isfinite(tree.threshold[node]):
                 for value in (tree.threshold[node],
                               key_value(max(KEY_MIN, order_key(tree.threshold[node]) - 1))):
                     row = np.zeros(n)
                     row[tree.feature[node]] = value
                     rows.append(row)
+    rows += [np.asarray(row) for row in categorical_probe_rows(forest, np.zeros(n))]
     return np.asarray(rows, dtype=np.float32)
 
 

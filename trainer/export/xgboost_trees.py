@@ -19,9 +19,22 @@ Source of truth: the model's own JSON document, ``booster.save_raw(raw_format="j
   leaf whose value is its ``split_conditions`` entry (already scaled by the learning rate, and
   by ``1/num_parallel_tree`` for boosted random forests). Nodes unreachable from the root
   (pruned, ``num_deleted``) are dropped and the rest renumbered in ascending id order, so node
-  ids equal xgboost's (``pred_leaf``) whenever nothing was deleted. Categorical splits
-  (``split_type != 0``), categorical features and vector-leaf trees
+  ids equal xgboost's (``pred_leaf``) whenever nothing was deleted. Vector-leaf trees
   (``multi_strategy="multi_output_tree"``) are refused.
+* categorical splits (``split_type == 1``): node ``categories_nodes[k]`` holds the codes
+  ``categories[categories_segments[k]:][:categories_sizes[k]]``, which xgboost sends
+  **right**; every other value (a code not listed, a negative, ``+-inf``, ``2**24`` and above)
+  goes left, NaN to ``default_left``. The IR sends its set left, so the node becomes an IR
+  categorical split with those codes, its children swapped and its default side flipped:
+  exact on integer codes, NaN, negatives and ``+-inf``. xgboost truncates a fraction to a
+  code (``2.5`` is code 2), the IR sends it to the not-listed side: categorical inputs are
+  given codes.
+* categorical features: a model fitted on pandas ``category`` columns records their
+  categories (``Booster.get_categories``, xgboost >= 3.1, where a category's code is its
+  position); each such column becomes a categorical input with that vocabulary (integers
+  become their decimal text), so the device maps a text to xgboost's code, unless the caller
+  gives ``categorical=``. xgboost refuses a category it did not see in training; the
+  container scores it as missing.
 * ``tree_info`` -> ``tree_output`` (the class a tree votes for); ``iteration_indptr`` gives
   the trees of each boosting round, used to honour ``iteration_range`` and early stopping's
   ``best_iteration`` (``learner.attributes``): by default the export keeps rounds
@@ -39,8 +52,10 @@ xgboost sums tree outputs in float32 whereas the IR accumulates in float64: the 
 float32 rounding only (about ``n_trees * 2**-24`` relative to the largest partial sum).
 
 Guard: after conversion the exporter scores a few probe rows (all NaN, zeros, threshold
-values) with both the IR and ``booster.predict(output_margin=True)`` and refuses the model if
-they disagree beyond float32 rounding, so an xgboost version that changed a convention (e.g.
+values, and for categorical splits every listed code and the values around them:
+``trainer.export.categorical_splits``) with both the IR and
+``booster.predict(output_margin=True)`` and refuses the model if they disagree beyond float32
+rounding, so an xgboost version that changed a convention (e.g.
 the base-score space) cannot slip through silently.
 
 A scikit-learn wrapper whose ``missing`` is not NaN is refused (the IR treats only NaN as
@@ -55,8 +70,18 @@ import math
 from typing import Any
 
 from pyastore.errors import UnsupportedModelError, UsageError
-from pyastore.ir import Algorithm, Forest, ModelSpec, Tree
-from trainer.export import ExportOptions, float32, make_spec, require_exact_class
+from pyastore.ir import MAX_CATEGORY_CODE, Algorithm, Forest, ModelSpec, Tree
+from trainer.export import (
+    ExportOptions,
+    float32,
+    make_spec,
+    require_exact_class,
+    with_categorical_inputs,
+)
+from trainer.export.categorical_splits import categorical_probe_rows, recorded_vocabulary
+from trainer.export.tree_assembly import forest_raw_scores
+
+_NUMERIC_SPLIT, _CATEGORICAL_SPLIT = 0, 1  # a tree's ``split_type`` values
 
 SUPPORTED_CLASSES = ("Booster", "XGBClassifier", "XGBRegressor", "XGBRFClassifier",
                      "XGBRFRegressor")
@@ -104,7 +129,6 @@ def export(model: Any, options: ExportOptions, *,
         raise UnsupportedModelError(f"objective {objective!r} with num_class={num_class}")
 
     feature_names = list(learner.get("feature_names") or booster.feature_names or [])
-    _refuse_categorical_features(learner.get("feature_types") or [], feature_names)
 
     trees_json, weights, tree_info = _selected_trees(learner, iteration_range)
     trees = tuple(_convert_tree(tree, n_features, feature_names, weight)
@@ -138,10 +162,27 @@ def export(model: Any, options: ExportOptions, *,
     algorithm = Algorithm(family=family, library="xgboost",
                           library_version=str(xgboost.__version__), estimator=class_name)
     params = wrapper.get_params() if wrapper is not None else _booster_params(booster)
-    return make_spec(forest=forest, task=task, class_labels=labels, algorithm=algorithm,
+    spec = make_spec(forest=forest, task=task, class_labels=labels, algorithm=algorithm,
                      model_feature_names=feature_names or None, missing="as_missing",
                      options=options, training_params=params,
                      margin_output=(objective == "binary:logitraw"))
+    return with_categorical_inputs(spec, {
+        spec.inputs[feature].name: vocabulary
+        for feature, vocabulary in _recorded_vocabularies(booster, feature_names).items()})
+
+
+def _recorded_vocabularies(booster, feature_names: list) -> dict[int, Any]:
+    """Feature index -> the vocabulary of each pandas ``category`` column the booster was
+    fitted on (``Booster.get_categories``, xgboost >= 3.1; module docstring). Empty for a
+    model fitted on codes, or an xgboost that records no categories."""
+    if not hasattr(booster, "get_categories"):
+        return {}
+    recorded = booster.get_categories(export_to_arrow=True).to_arrow() or []
+    found = {}
+    for feature, (name, categories) in enumerate(recorded):
+        if categories is not None:
+            found[feature] = recorded_vocabulary(f"feature {name!r}", categories.to_pylist())
+    return found
 
 
 def _booster_of(model: Any, class_name: str):
@@ -160,15 +201,6 @@ def _booster_of(model: Any, class_name: str):
         raise UnsupportedModelError(
             f"{class_name} has missing={missing!r}: only NaN can mean 'missing' in a container")
     return booster, model
-
-
-def _refuse_categorical_features(feature_types: list, feature_names: list) -> None:
-    for index, kind in enumerate(feature_types):
-        if kind == "c":
-            name = feature_names[index] if index < len(feature_names) else f"x{index}"
-            raise UnsupportedModelError(
-                f"feature {name!r} is categorical: categorical xgboost features are not "
-                f"supported")
 
 
 def _round_range(learner: dict, iteration_range) -> tuple[int, int]:
@@ -253,11 +285,14 @@ def _convert_tree(tree: dict, n_features: int, feature_names: list, weight: floa
     if not n_nodes or any(len(a) != n_nodes for a in
                           (right, split_index, condition, default_left, split_type)):
         raise UnsupportedModelError(f"malformed xgboost tree {tree.get('id')}")
+    node_codes = _node_categories(tree, split_type, left)
 
     order = _reachable(left, right, tree.get("id"))
     new_id = {old: new for new, old in enumerate(order)}
     features, thresholds, lefts, rights, defaults, values = [], [], [], [], [], []
+    categories: list[tuple[int, ...]] = []
     for old in order:
+        categories.append(())
         if left[old] == -1:
             leaf = float32(condition[old])
             if weight != 1.0:
@@ -273,24 +308,69 @@ def _convert_tree(tree: dict, n_features: int, feature_names: list, weight: floa
             values.append((leaf,))
             continue
         feature = split_index[old]
-        if split_type[old] != 0:
-            name = feature_names[feature] if feature < len(feature_names) else f"x{feature}"
-            raise UnsupportedModelError(f"categorical split on feature {name!r} (tree "
-                                        f"{tree.get('id')}): not supported")
         if not 0 <= feature < n_features:
             raise UnsupportedModelError(f"tree {tree.get('id')} splits on feature {feature}, "
                                         f"the model has {n_features}")
+        features.append(feature)
+        values.append(())
+        if split_type[old] == _CATEGORICAL_SPLIT:
+            # xgboost sends the node's set right, the IR sends it left: swap the children
+            thresholds.append(0.0)
+            lefts.append(new_id[right[old]])
+            rights.append(new_id[left[old]])
+            defaults.append(not default_left[old])
+            categories[-1] = node_codes[old]
+            continue
+        if split_type[old] != _NUMERIC_SPLIT:
+            name = feature_names[feature] if feature < len(feature_names) else f"x{feature}"
+            raise UnsupportedModelError(f"tree {tree.get('id')} node {old}: split type "
+                                        f"{split_type[old]} on feature {name!r} is unknown")
         threshold = float32(condition[old])
         if math.isnan(threshold):
             threshold = -math.inf  # x < NaN is never true: neither is x < -inf
-        features.append(feature)
         thresholds.append(threshold)
         lefts.append(new_id[left[old]])
         rights.append(new_id[right[old]])
         defaults.append(default_left[old])
-        values.append(())
     return Tree(feature=tuple(features), threshold=tuple(thresholds), left=tuple(lefts),
-                right=tuple(rights), default_left=tuple(defaults), value=tuple(values))
+                right=tuple(rights), default_left=tuple(defaults), value=tuple(values),
+                categories=tuple(categories) if any(categories) else ())
+
+
+def _node_categories(tree: dict, split_type: list[int], left: list[int]
+                     ) -> dict[int, tuple[int, ...]]:
+    """Node id -> the sorted codes of each categorical split (the set xgboost sends right):
+    ``categories[categories_segments[k]:][:categories_sizes[k]]`` for node
+    ``categories_nodes[k]``."""
+    where = f"xgboost tree {tree.get('id')}"
+    codes = [int(v) for v in tree.get("categories") or []]
+    nodes = [int(v) for v in tree.get("categories_nodes") or []]
+    segments = [int(v) for v in tree.get("categories_segments") or []]
+    sizes = [int(v) for v in tree.get("categories_sizes") or []]
+    if not len(nodes) == len(segments) == len(sizes):
+        raise UnsupportedModelError(f"{where}: categories_nodes, categories_segments and "
+                                    f"categories_sizes differ in length")
+    found: dict[int, tuple[int, ...]] = {}
+    for node, start, size in zip(nodes, segments, sizes):
+        if not 0 <= node < len(split_type) or split_type[node] != _CATEGORICAL_SPLIT \
+                or left[node] == -1 or node in found:
+            raise UnsupportedModelError(f"{where}: categories for node {node}, which is not "
+                                        f"a categorical split (or is listed twice)")
+        if size < 1 or start < 0 or start + size > len(codes):
+            raise UnsupportedModelError(f"{where} node {node}: category segment [{start}, "
+                                        f"{start + size}) is empty or outside the "
+                                        f"{len(codes)} stored codes")
+        node_set = tuple(sorted(set(codes[start:start + size])))
+        if len(node_set) != size or node_set[0] < 0 or node_set[-1] >= MAX_CATEGORY_CODE:
+            raise UnsupportedModelError(f"{where} node {node}: category codes "
+                                        f"{node_set[:8]}... are not distinct codes in "
+                                        f"[0, 2**24)")
+        found[node] = node_set
+    for node, kind in enumerate(split_type):
+        if kind == _CATEGORICAL_SPLIT and left[node] != -1 and node not in found:
+            raise UnsupportedModelError(f"{where}: categorical split node {node} has no "
+                                        f"categories")
+    return found
 
 
 def _reachable(left: list[int], right: list[int], tree_id) -> list[int]:
@@ -346,24 +426,8 @@ def _probe_rows(forest: Forest):
             row = np.zeros(n)
             row[tree.feature[0]] = tree.threshold[0]
             rows.append(row)
+    rows += [np.asarray(row) for row in categorical_probe_rows(forest, np.zeros(n))]
     return np.asarray(rows, dtype=np.float32)
-
-
-def _margin(forest: Forest, row) -> tuple[list[float], float]:
-    """Raw IR scores of one row (float64) and the magnitude of what was summed."""
-    raw = list(forest.base_score)
-    scale = sum(abs(v) for v in raw)
-    for tree, output in zip(forest.trees, forest.tree_output):
-        node = 0
-        while tree.feature[node] >= 0:
-            x = float(row[tree.feature[node]])
-            if math.isnan(x):
-                node = tree.left[node] if tree.default_left[node] else tree.right[node]
-            else:
-                node = tree.left[node] if x < tree.threshold[node] else tree.right[node]
-        raw[output] += tree.value[node][0]
-        scale += abs(tree.value[node][0])
-    return raw, scale
 
 
 def _check_against_booster(xgboost, booster, forest: Forest, rounds: tuple[int, int]) -> None:
@@ -371,12 +435,13 @@ def _check_against_booster(xgboost, booster, forest: Forest, rounds: tuple[int, 
 
     rows = _probe_rows(forest)
     matrix = xgboost.DMatrix(rows, missing=np.nan, feature_names=booster.feature_names,
-                             feature_types=booster.feature_types)
+                             feature_types=booster.feature_types, enable_categorical=True)
     expected = np.asarray(booster.predict(matrix, output_margin=True, iteration_range=rounds),
                           dtype=np.float64).reshape(len(rows), forest.n_outputs)
     tolerance_per_unit = (len(forest.trees) + 2) * 2.0 ** -23
     for r, row in enumerate(rows):
-        raw, scale = _margin(forest, row)
+        raw, magnitude = forest_raw_scores(forest, row)
+        scale = sum(magnitude)
         for k in range(forest.n_outputs):
             if abs(raw[k] - expected[r, k]) > tolerance_per_unit * (1.0 + scale):
                 raise UnsupportedModelError(

@@ -34,6 +34,7 @@ from hypothesis import strategies as st
 
 from pyastore.errors import UnsupportedModelError, UsageError
 from reference_forest import (  # noqa: F401 - one_native_thread is an autouse fixture
+    category_rows,
     container_leaf_labels,
     container_scores,
     one_native_thread,
@@ -62,13 +63,15 @@ def training_data(seed: int, task: str, n_rows: int = 2000, zero_fraction: float
 
 
 def dump_thresholds(booster) -> list[tuple[int, float]]:
-    """(feature, threshold) of every numeric split in the LightGBM dump."""
+    """(feature, threshold) of every numeric split in the LightGBM dump (categorical ones,
+    ``"=="``, list codes)."""
     found = []
     stack = [info["tree_structure"] for info in booster.dump_model()["tree_info"]]
     while stack:
         node = stack.pop()
         if "split_feature" in node:
-            found.append((int(node["split_feature"]), float(node["threshold"])))
+            if node["decision_type"] == "<=":
+                found.append((int(node["split_feature"]), float(node["threshold"])))
             stack += [node["left_child"], node["right_child"]]
     return found
 
@@ -421,25 +424,6 @@ def test_booster_names_labels_and_metadata():
         export_model(unnamed, iteration_range=(0, 1))
 
 
-def test_refuses_categorical_features():
-    pandas = pytest.importorskip("pandas")
-    rng = np.random.default_rng(20)
-    frame = pandas.DataFrame({
-        "amount": rng.normal(size=600),
-        "merchant": pandas.Categorical(rng.choice(["a", "b", "c", "d"], size=600)),
-    })
-    y = (frame["merchant"].isin(["a", "c"]) ^ (frame["amount"] > 0)).astype(int)
-    model = lgb.LGBMClassifier(n_estimators=3, num_leaves=4, n_jobs=1, verbose=-1).fit(
-        frame, y)
-    with pytest.raises(UnsupportedModelError, match="merchant"):
-        export_model(model)
-    numeric = np.column_stack([frame["amount"], frame["merchant"].cat.codes]).astype(float)
-    coded = lgb.LGBMClassifier(n_estimators=3, num_leaves=4, n_jobs=1, verbose=-1).fit(
-        numeric, y, categorical_feature=[1], feature_name=["amount", "merchant_code"])
-    with pytest.raises(UnsupportedModelError, match="merchant_code"):
-        export_model(coded)
-
-
 @pytest.mark.parametrize("objective,words", [
     ("poisson", "exp"), ("gamma", "exp"), ("tweedie", "exp"),
     ("cross_entropy_lambda", "log"), ("lambdarank", "ranking")])
@@ -529,3 +513,113 @@ def test_random_models_match_lightgbm(objective, missing, num_leaves, rounds, n_
     spec, labels = traced(booster)
     rows = scoring_rows(seed + 1, 400, booster, n_features=n_features)
     assert_parity(spec, labels, booster, rows)
+
+
+# ---- categorical splits ---------------------------------------------------------------------
+
+HOT_MERCHANTS = (1, 3, 5, 8, 13, 21, 34, 35, 39)
+
+
+def categorical_training_data(seed: int, task: str, n_rows: int = 3000):
+    """Three numeric columns (zeros and NaN mixed in) and two categorical code columns, 40
+    and 6 categories with 10 % NaN; the target depends on which merchants and channels a row
+    has, beyond any order of their codes."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n_rows, 5)).astype(np.float32)
+    X[rng.random(X.shape) < 0.1] = 0.0
+    X[:, 3] = rng.integers(0, 40, n_rows)
+    X[:, 4] = rng.integers(0, 6, n_rows)
+    X[rng.random(X.shape) < 0.1] = np.nan
+    signal = (np.nan_to_num(X[:, 0]) + 1.5 * np.isin(X[:, 3], HOT_MERCHANTS)
+              - np.isin(X[:, 4], (1, 4)) + 0.3 * rng.normal(size=n_rows))
+    if task == "binary":
+        y = (signal > 0.6).astype(int)
+    elif task == "multiclass":
+        y = np.digitize(signal, [-0.3, 0.9])
+    else:
+        y = signal
+    return X, y
+
+
+def categorical_rows(seed: int, n_rows: int, booster, forest) -> np.ndarray:
+    """``scoring_rows`` whose categorical columns hold codes past the training range,
+    negatives, NaN, +-inf and values of 2**24 and above, with the set rows (every listed code
+    and its neighbours, ``category_rows``)."""
+    rng = np.random.default_rng(seed)
+    X = scoring_rows(seed, n_rows, booster)
+    X[:, 3] = rng.integers(-3, 48, X.shape[0])
+    X[:, 4] = rng.integers(-2, 9, X.shape[0])
+    special = rng.random((X.shape[0], 2)) < 0.05
+    X[:, 3:][special] = rng.choice(np.float32([np.nan, np.inf, -np.inf, 2 ** 24, 2 ** 31,
+                                               1e30, -2 ** 31]), size=int(special.sum()))
+    return np.vstack([X, category_rows(forest, X[:1000])]).astype(np.float32)
+
+
+CATEGORICAL_MODELS = {
+    "binary": lambda: lgb.LGBMClassifier(n_estimators=40, num_leaves=15, n_jobs=1, verbose=-1,
+                                         min_data_per_group=10, cat_smooth=1.0),
+    "multiclass": lambda: lgb.LGBMClassifier(n_estimators=15, num_leaves=15, n_jobs=1,
+                                             verbose=-1, zero_as_missing=True),
+    "regression": lambda: lgb.LGBMRegressor(n_estimators=30, num_leaves=15, n_jobs=1,
+                                            verbose=-1, max_cat_to_onehot=8),
+}
+
+
+@pytest.mark.parametrize("task", sorted(CATEGORICAL_MODELS))
+def test_categorical_splits_match_lightgbm(task):
+    """Many-code splits (binary, multiclass with zero as missing on the numeric columns) and
+    one-vs-rest splits (regression's 6-code column); binary on 100k rows, the others 10k."""
+    X, y = categorical_training_data(6, task)
+    model = CATEGORICAL_MODELS[task]().fit(X, y, categorical_feature=[3, 4])
+    spec, labels = traced(model)
+    sets = [codes for tree in spec.forest.trees for codes in tree.categories if codes]
+    assert sets and any(len(codes) > 1 for codes in sets)
+    rows = categorical_rows(7, 100_000 if task == "binary" else 10_000, model.booster_,
+                            spec.forest)
+    assert_parity(spec, labels, model.booster_, rows, model=model, container=True)
+
+
+def test_pandas_categories_become_the_vocabulary():
+    """A model fitted on pandas category columns exports categorical inputs whose vocabulary
+    is LightGBM's recorded ``pandas_categorical``: the container scores texts, missing and
+    unseen ones included, exactly as LightGBM scores the DataFrame."""
+    pandas = pytest.importorskip("pandas")
+    import pyastore
+    from pyastore import format as fmt
+    from pyastore.keys import SigningKey
+
+    rng = np.random.default_rng(23)
+    merchants = [f"shop {k}" for k in range(30)]
+    n = 3000
+    frame = pandas.DataFrame({
+        "amount": rng.normal(size=n),
+        "merchant": pandas.Categorical(rng.choice(merchants, size=n), categories=merchants),
+        "area": pandas.Categorical(rng.choice([415, 408, 510], size=n)),
+    })
+    frame.loc[rng.random(n) < 0.05, "merchant"] = None
+    hot = frame["merchant"].isin(merchants[::4]).to_numpy()
+    y = (hot ^ (frame["amount"] > 0.5).to_numpy() ^ (frame["area"] == 510).to_numpy()
+         ).astype(int)
+    model = lgb.LGBMClassifier(n_estimators=20, num_leaves=8, n_jobs=1, verbose=-1,
+                               min_data_per_group=10, cat_smooth=1.0).fit(frame, y)
+    spec = export_model(model)
+    kinds = {v.name: (v.type, v.categorical.categories if v.categorical else None)
+             for v in spec.inputs}
+    assert kinds == {"amount": ("float", None), "merchant": ("categorical", tuple(merchants)),
+                     "area": ("categorical", ("408", "415", "510"))}
+    assert any(codes for tree in spec.forest.trees for codes in tree.categories)
+    key = SigningKey(bytes(range(32)))
+    container = pyastore.load(fmt.write(spec, key, created="2026-01-01T00:00:00Z"),
+                              trusted_keys=[key.public_key], use_default_trust=False)
+    test = frame.sample(400, random_state=1).reset_index(drop=True)
+    texts = test["merchant"].astype(object).tolist()
+    texts[:40] = ["a shop never seen"] * 40
+    texts[40:80] = [None] * 40
+    # LightGBM recodes a DataFrame to the training categories: an unseen one becomes NaN
+    test["merchant"] = pandas.Categorical([t if t in merchants else None for t in texts],
+                                          categories=merchants)
+    expected = model.predict_proba(test)[:, 1]
+    records = [{"amount": a, "merchant": m if isinstance(m, str) else None, "area": str(r)}
+               for a, m, r in zip(test["amount"], texts, test["area"].astype(int))]
+    got = np.array([container.score_one(record)[0] for record in records])
+    assert np.abs(got - expected).max() <= PROBABILITY_TOLERANCE

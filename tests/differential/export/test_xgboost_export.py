@@ -29,6 +29,7 @@ from pyastore.errors import UnsupportedModelError, UsageError
 from pyastore.ir import ModelSpec
 from reference_forest import (  # noqa: F401 - one_native_thread is an autouse fixture
     assert_container_matches,
+    category_rows,
     one_native_thread,
     score_forest,
     shared_training_data,
@@ -139,7 +140,8 @@ def assert_parity(spec: ModelSpec, booster, X: np.ndarray, *, model=None, rounds
     if check_leaves:
         finite_or_nan = ~np.isinf(X).any(axis=1)
         matrix = xgb.DMatrix(X[finite_or_nan], missing=np.nan,
-                             feature_names=booster.feature_names)
+                             feature_names=booster.feature_names,
+                             feature_types=booster.feature_types, enable_categorical=True)
         # pred_leaf only takes ranges starting at round 0: keep the trailing trees
         end = (rounds or _default_rounds(booster))[1]
         library_leaves = booster.predict(matrix, pred_leaf=True, iteration_range=(0, end))
@@ -412,20 +414,6 @@ def test_random_models_match_xgboost(objective, booster_kind, max_depth, rounds,
     assert_parity(spec, booster, rows)
 
 
-def test_refuses_categorical_features():
-    pandas = pytest.importorskip("pandas")
-    rng = np.random.default_rng(20)
-    frame = pandas.DataFrame({
-        "amount": rng.normal(size=400),
-        "merchant": pandas.Categorical(rng.choice(["a", "b", "c", "d", "e"], size=400)),
-    })
-    y = (frame["merchant"].isin(["a", "c"]) ^ (frame["amount"] > 0)).astype(int)
-    model = xgb.XGBClassifier(n_estimators=3, max_depth=2, enable_categorical=True,
-                              tree_method="hist", n_jobs=1).fit(frame, y)
-    with pytest.raises(UnsupportedModelError, match="merchant"):
-        export_model(model)
-
-
 def test_refuses_gblinear():
     X, y = training_data(21, "binary", nan_fraction=0.0)
     model = xgb.XGBClassifier(booster="gblinear", n_estimators=3, n_jobs=1).fit(X, y)
@@ -482,3 +470,127 @@ def test_import_trainer_without_frameworks():
                             env=env, cwd=root, timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ok"
+
+
+# ---- categorical splits ---------------------------------------------------------------------
+
+CATEGORICAL_TYPES = ["q", "q", "q", "c", "c"]  # columns 3 (40 codes) and 4 (6 codes)
+HOT_MERCHANTS = (1, 3, 5, 8, 13, 21, 34, 35, 39)
+
+
+def categorical_training_data(seed: int, task: str, n_rows: int = 3000):
+    """Three normal columns and two categorical code columns (40 and 6 categories, 10 %
+    NaN); the target depends on which merchants and channels a row has, beyond any order of
+    their codes."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n_rows, 5)).astype(np.float32)
+    X[:, 3] = rng.integers(0, 40, n_rows)
+    X[:, 4] = rng.integers(0, 6, n_rows)
+    X[rng.random(X.shape) < 0.1] = np.nan
+    signal = (np.nan_to_num(X[:, 0]) + 1.5 * np.isin(X[:, 3], HOT_MERCHANTS)
+              - np.isin(X[:, 4], (1, 4)) + 0.3 * rng.normal(size=n_rows))
+    if task == "binary":
+        y = (signal > 0.6).astype(int)
+    elif task == "multiclass":
+        y = np.digitize(signal, [-0.3, 0.9])
+    else:
+        y = signal
+    return X, y
+
+
+def categorical_rows(seed: int, n_rows: int, forest) -> np.ndarray:
+    """Random rows whose categorical columns hold codes past the training range, negatives,
+    NaN, +-inf and values of 2**24 and above, with the set rows (every listed code and its
+    neighbours, ``category_rows``) and the numeric threshold rows."""
+    rng = np.random.default_rng(seed)
+    X = (1.5 * rng.normal(size=(n_rows, 5))).astype(np.float32)
+    X[:, 3] = rng.integers(-3, 48, n_rows)
+    X[:, 4] = rng.integers(-2, 9, n_rows)
+    X[rng.random(X.shape) < 0.1] = np.nan
+    X[rng.random(X.shape) < 0.01] = np.inf
+    X[rng.random(X.shape) < 0.01] = -np.inf
+    far = rng.random((n_rows, 2)) < 0.01
+    X[:, 3:][far] = rng.choice(np.float32([2 ** 24, 2 ** 24 + 2, 2 ** 31, 1e30, -2 ** 31]),
+                               size=int(far.sum()))
+    return np.vstack([X, category_rows(forest, X[:1000]),
+                      threshold_rows(forest, X[:1000])]).astype(np.float32)
+
+
+CATEGORICAL_MODELS = {
+    "binary": lambda: xgb.XGBClassifier(n_estimators=40, max_depth=5, n_jobs=1, random_state=0,
+                                        tree_method="hist", enable_categorical=True,
+                                        feature_types=CATEGORICAL_TYPES, max_cat_to_onehot=1),
+    "multiclass": lambda: xgb.XGBClassifier(n_estimators=15, max_depth=4, n_jobs=1,
+                                            random_state=0, tree_method="hist",
+                                            enable_categorical=True,
+                                            feature_types=CATEGORICAL_TYPES),
+    "regression": lambda: xgb.XGBRegressor(n_estimators=30, max_depth=5, n_jobs=1,
+                                           random_state=0, tree_method="hist",
+                                           enable_categorical=True,
+                                           feature_types=CATEGORICAL_TYPES, max_cat_to_onehot=8),
+}
+
+
+@pytest.mark.parametrize("task", sorted(CATEGORICAL_MODELS))
+def test_categorical_splits_match_xgboost(task):
+    """Partition splits (binary, regression: sets of several codes) and one-hot splits
+    (regression's 6-code column); binary on 100k rows, the others on 10k."""
+    X, y = categorical_training_data(4, task)
+    model = CATEGORICAL_MODELS[task]().fit(X, y)
+    spec = export_model(model)
+    sets = [codes for tree in spec.forest.trees for codes in tree.categories if codes]
+    assert sets and any(len(codes) > 1 for codes in sets)
+    assert {tree.feature[i] for tree in spec.forest.trees
+            for i, codes in enumerate(tree.categories) if codes} <= {3, 4}
+    rows = categorical_rows(5, 100_000 if task == "binary" else 10_000, spec.forest)
+    assert_parity(spec, model.get_booster(), rows, model=model)
+    assert_container_matches(spec, rows)
+
+
+def test_pandas_categories_become_the_vocabulary():
+    """A model fitted on pandas category columns exports categorical inputs with xgboost's
+    recorded categories as their vocabulary: the container scores the texts (and a missing
+    cell) exactly as xgboost scores the DataFrame; an unseen text, which xgboost refuses,
+    scores as missing."""
+    pandas = pytest.importorskip("pandas")
+    import pyastore
+    from pyastore import format as fmt
+    from pyastore.keys import SigningKey
+
+    rng = np.random.default_rng(22)
+    merchants = [f"shop {k}" for k in range(30)]
+    n = 2000
+    frame = pandas.DataFrame({
+        "amount": rng.normal(size=n),
+        "merchant": pandas.Categorical(rng.choice(merchants, size=n), categories=merchants),
+        "area": pandas.Categorical(rng.choice([415, 408, 510], size=n)),
+    })
+    frame.loc[rng.random(n) < 0.05, "merchant"] = None
+    hot = frame["merchant"].isin(merchants[::4]).to_numpy()
+    y = (hot ^ (frame["amount"] > 0.5).to_numpy() ^ (frame["area"] == 510).to_numpy()
+         ).astype(int)
+    model = xgb.XGBClassifier(n_estimators=20, max_depth=4, enable_categorical=True,
+                              tree_method="hist", n_jobs=1, max_cat_to_onehot=1).fit(frame, y)
+    spec = export_model(model)
+    kinds = {v.name: (v.type, v.categorical.categories if v.categorical else None)
+             for v in spec.inputs}
+    assert kinds == {"amount": ("float", None), "merchant": ("categorical", tuple(merchants)),
+                     "area": ("categorical", ("408", "415", "510"))}
+    key = SigningKey(bytes(range(32)))
+    container = pyastore.load(fmt.write(spec, key, created="2026-01-01T00:00:00Z"),
+                              trusted_keys=[key.public_key], use_default_trust=False)
+    test = frame.sample(400, random_state=1).reset_index(drop=True)
+    expected = model.predict_proba(test)[:, 1]
+    records = [{"amount": a, "merchant": m if isinstance(m, str) else None, "area": str(r)}
+               for a, m, r in zip(test["amount"], test["merchant"].astype(object),
+                                  test["area"].astype(int))]
+    got = np.array([container.score_one(record)[0] for record in records])
+    assert np.abs(got - expected).max() <= PROBABILITY_TOLERANCE
+    missing = [dict(record, merchant=None) for record in records]
+    unseen = [dict(record, merchant="a shop never seen") for record in records]
+    got_missing = np.array([container.score_one(record)[0] for record in missing])
+    np.testing.assert_array_equal([container.score_one(r)[0] for r in unseen], got_missing)
+    missing_frame = test.assign(merchant=pandas.Categorical([None] * len(test),
+                                                            categories=merchants))
+    expected_missing = model.predict_proba(missing_frame)[:, 1]
+    assert np.abs(got_missing - expected_missing).max() <= PROBABILITY_TOLERANCE
