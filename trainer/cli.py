@@ -41,7 +41,9 @@ categorical columns: a column holding text (a cell that is neither a number nor 
   --numeric COL keeps a column numeric (its text cells are then an error). The vocabulary
   is learned on the training rows only, sorted by UTF-8 bytes (--category-order target:
   by training positive rate); a category's code (its position) is what the trees split
-  on, and the container stores the vocabulary, so `pyastore score` takes the raw texts. A
+  on, as a number or, with --category-splits native (xgboost, lightgbm), by the library's
+  own set-membership splits, and the container stores the vocabulary (and those splits),
+  so `pyastore score` takes the raw texts. A
   missing cell, and a category the training rows did not have, score as missing (the
   trees' default branch). Texts are compared with ASCII spaces and tabs at either end
   removed, case and accents kept.
@@ -110,7 +112,8 @@ def cmd_fraud(args: argparse.Namespace) -> int:
         algo=args.algo, augment=args.augment, test_size=args.test_size, seed=args.seed,
         balance=args.balance, synthetic=args.synthetic, synthetic_ratio=args.synthetic_ratio,
         tweak=args.tweak, epochs=args.epochs, n_trees=args.trees, n_jobs=args.jobs,
-        progress=sys.stderr.isatty() and not args.quiet, category_order=args.category_order)
+        progress=sys.stderr.isatty() and not args.quiet, category_order=args.category_order,
+        category_splits=args.category_splits)
     config.check()
     if args.data is not None and args.target is None:
         raise UsageError("--data needs --target COLUMN")
@@ -227,6 +230,11 @@ def build_parser() -> argparse.ArgumentParser:
                        help="the codes of a categorical column's categories: their UTF-8 byte "
                             "order (default), or their training positive rate (smoothed); see "
                             "docs/EXPERIMENTS.md")
+    fraud.add_argument("--category-splits", choices=("codes", "native"), default="codes",
+                       help="how the trees split on a categorical column: on its codes like a "
+                            "number (default), or with XGBoost's / LightGBM's own "
+                            "set-membership splits (--algo xgboost or lightgbm), stored in "
+                            "the container as such; see docs/EXPERIMENTS.md")
     fraud.add_argument("--algo", choices=("xgboost", "lightgbm", "catboost", "rf", "mlp"),
                        default="xgboost")
     fraud.add_argument(

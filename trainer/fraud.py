@@ -18,7 +18,10 @@ The pipeline, one named pass each:
                     SMOTE-NC for SMOTE, codes the frauds hold for random, the nearest
                     training code for the CapsNet's decoded values);
 5. ``fit``       -- XGBoost (100 trees), LightGBM, CatBoost, random forest or MLP, with
-                    the same hyper-parameters for every compared variant;
+                    the same hyper-parameters for every compared variant. The trees split
+                    on a categorical column's codes as on a number (``category_splits=
+                    "codes"``), or, for XGBoost and LightGBM, with the library's own
+                    set-membership splits (``"native"``), which the container stores as such;
 6. ``evaluate``  -- metrics and curves on the test rows (``trainer.metrics``);
 7. ``export``    -- the chosen variant into a signed container with its provenance, checked by
                     scoring the test rows through the container and comparing with the
@@ -44,6 +47,8 @@ from trainer.data import Dataset
 
 AUGMENTATIONS = ("none", "capsnet", "smote", "random")
 ALGORITHMS = ("xgboost", "lightgbm", "catboost", "rf", "mlp")
+CATEGORY_SPLITS = ("codes", "native")
+NATIVE_CATEGORICAL = ("xgboost", "lightgbm")  # algorithms with their own categorical splits
 TRAINER_VERSION = "0.1.0"
 
 
@@ -64,6 +69,7 @@ class FraudConfig:
     n_jobs: int = 1
     progress: bool = True
     category_order: str = "bytes"  # trainer.categorical.ORDERS: the codes of categories
+    category_splits: str = "codes"  # CATEGORY_SPLITS: how the trees split on those codes
 
     def check(self) -> None:
         if self.algo not in ALGORITHMS:
@@ -78,6 +84,11 @@ class FraudConfig:
             raise UsageError("--synthetic must be >= 0")
         if self.category_order not in ("bytes", "target"):
             raise UsageError("--category-order must be bytes or target")
+        if self.category_splits not in CATEGORY_SPLITS:
+            raise UsageError("--category-splits must be codes or native")
+        if self.category_splits == "native" and self.algo not in NATIVE_CATEGORICAL:
+            raise UsageError(f"--category-splits native needs --algo xgboost or lightgbm "
+                             f"(--algo {self.algo} splits on codes only)")
         if self.synthetic_ratio < 0 or self.tweak < 0 or self.epochs < 1:
             raise UsageError("--synthetic-ratio and --tweak must be >= 0, --epochs >= 1")
 
@@ -230,10 +241,19 @@ def synthesize(training: TrainingSet, real_x: np.ndarray, real_y: np.ndarray, co
 # ---- 5. fit ----------------------------------------------------------------------------------
 
 
-def make_classifier(config: FraudConfig, seed: int):
+def make_classifier(config: FraudConfig, seed: int, categorical: Sequence[int] = (),
+                    n_features: int = 0):
+    """The classifier of ``config.algo``. With ``config.category_splits == "native"``,
+    XGBoost is told which of its ``n_features`` columns are the ``categorical`` ones
+    (``feature_types``); LightGBM learns it at fit time (``fit_classifier``)."""
     if config.algo == "xgboost":
         from xgboost import XGBClassifier
 
+        native = {}
+        if config.category_splits == "native" and categorical:
+            native = {"enable_categorical": True,
+                      "feature_types": ["c" if i in set(categorical) else "q"
+                                        for i in range(n_features)]}
         return XGBClassifier(
             n_estimators=config.n_trees,
             max_depth=config.max_depth,
@@ -244,6 +264,7 @@ def make_classifier(config: FraudConfig, seed: int):
             n_jobs=config.n_jobs,
             random_state=seed,
             eval_metric="logloss",
+            **native,
         )
     if config.algo == "lightgbm":
         from lightgbm import LGBMClassifier
@@ -289,6 +310,15 @@ def make_classifier(config: FraudConfig, seed: int):
     )
 
 
+def fit_classifier(model: Any, config: FraudConfig, x: np.ndarray, y: np.ndarray,
+                   categorical: Sequence[int] = ()) -> Any:
+    """``model.fit(x, y)``; LightGBM with native category splits is told the ``categorical``
+    columns, which hold codes (NaN for missing)."""
+    if config.algo == "lightgbm" and config.category_splits == "native" and categorical:
+        return model.fit(x, y, categorical_feature=list(categorical))
+    return model.fit(x, y)
+
+
 def _set_torch_threads() -> None:
     try:
         import torch
@@ -318,8 +348,8 @@ def run_variant(dataset: Dataset, config: FraudConfig, seed: int) -> VariantResu
     training, info = synthesize(training, real_x, real_y, config, seed, categorical)
     seconds["synthesize"] = time.perf_counter() - started
     started = time.perf_counter()
-    model = make_classifier(config, seed)
-    model.fit(training.x, training.y)
+    model = make_classifier(config, seed, categorical, all_x.shape[1])
+    fit_classifier(model, config, training.x, training.y, categorical)
     seconds["fit"] = time.perf_counter() - started
     test_x = all_x[test_index]
     scores = model.predict_proba(test_x)[:, 1]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import math
+import re
 
 import numpy as np
 import pytest
@@ -74,16 +75,24 @@ def _read_scores(path):
         return [row for row in csv.DictReader(handle)]
 
 
-def test_train_then_score_the_raw_csv_equals_the_library(claims, tmp_path):
+@pytest.mark.parametrize("algo,splits", [("xgboost", "codes"), ("xgboost", "native"),
+                                         ("lightgbm", "native")])
+def test_train_then_score_the_raw_csv_equals_the_library(claims, tmp_path, algo, splits):
     """The differential: train and export in-process, then ``pyastore score`` the raw CSV
     (text cells, padded texts, empty cells, makes the training rows never had): every
-    score equals XGBoost's prediction on the encoded matrix to 1e-6."""
+    score equals the library's prediction on the encoded matrix to 1e-6 -- with the trees
+    splitting on codes as numbers, or with the library's own categorical splits, which the
+    container then holds as set-membership splits."""
     dataset = data.load_csv(claims, "fraud", categorical=["AreaCode"])
-    config = fraud.FraudConfig(augment="none", n_trees=20, progress=False)
+    config = fraud.FraudConfig(algo=algo, augment="none", n_trees=20, progress=False,
+                               category_splits=splits)
     result = fraud.run_variant(dataset, config, 0)
     container, check = fraud.export(result, dataset, config, KEY,
                                     created="2026-01-01T00:00:00Z")
     assert check["max_abs_difference_vs_library"] <= 1e-6
+    sets = pyastore.load(container, trusted_keys=[KEY.public_key],
+                         use_default_trust=False).meta["payload"].get("categorical_splits", 0)
+    assert (sets > 0) == (splits == "native"), sets
     model_path = tmp_path / "claims.astore"
     model_path.write_bytes(container)
     (tmp_path / "k.pub").write_text(f"ed25519-public:{KEY.public_key.hex()}\n")
@@ -131,6 +140,18 @@ def test_pyastore_train_fraud_with_categorical_columns(claims, tmp_path, capsys)
     assert train_main(["fraud", "--data", str(claims), "--target", "fraud", "--numeric", "Make",
                        "--augment", "none", "--compare", "--seeds", "1", "--quiet"]) == 5
     assert "'Ford' is not a number" in capsys.readouterr().err
+    assert train_main(["fraud", "--data", str(claims), "--target", "fraud", "--algo", "rf",
+                       "--category-splits", "native", "--augment", "none", "--compare",
+                       "--seeds", "1", "--quiet"]) == 2
+    assert ("--category-splits native needs --algo xgboost or lightgbm"
+            in capsys.readouterr().err)
+    native = tmp_path / "native.astore"
+    assert train_main(["fraud", "--data", str(claims), "--target", "fraud", "--augment", "none",
+                       "--trees", "5", "--category-splits", "native", "--algo", "lightgbm",
+                       "--out", str(native), "--sign-key", f"{key}.key", "--quiet"]) == 0
+    capsys.readouterr()
+    assert pyastore_main(["describe", str(native), "--trust", f"{key}.pub"]) == 0
+    assert re.search(r"payload: .*categorical_splits [1-9]", capsys.readouterr().out)
 
 
 @pytest.mark.parametrize("augment,balance", [("smote", "random"), ("random", "random"),
