@@ -150,6 +150,8 @@ typedef struct astore_forest {
     astore_tree_isa isa;
     astore_quickscorer *quickscorer; /* derived at load when walk is ASTORE_WALK_QUICKSCORER */
     uint64_t *packed; /* 8-byte nodes of the AVX-512 node walk, derived at load (forest.c) */
+    uint32_t *padded_words; /* the AVX2 walk's copy of every set, each padded_width words */
+    uint32_t padded_width;
 } astore_forest;
 
 /* `cats`: the CATS section, NULL when the container has none. */

@@ -486,6 +486,33 @@ static bool pack_nodes(astore_forest *f) {
     return true;
 }
 
+/* Above this, the AVX2 walk does not copy the sets and a categorical forest walks scalar. */
+#define PADDED_SETS_MAX_BYTES ((size_t)8u << 20)
+
+/*
+ * The sets of a categorical forest for the AVX2 walk: every set copied into a slot of the
+ * longest set's width, zero words after its own, so set s starts at s * padded_width and
+ * every code below 32 * padded_width reads a word of its own set -- one gather per step
+ * instead of three. False when the copy would pass PADDED_SETS_MAX_BYTES or memory is short.
+ */
+static bool pad_sets(astore_forest *f) {
+    uint32_t width = 1;
+    for (uint32_t s = 0; s < f->n_sets; s++) {
+        if (f->sets[s].n_words > width) width = f->sets[s].n_words;
+    }
+    size_t words = (size_t)f->n_sets * width;
+    if (words > PADDED_SETS_MAX_BYTES / sizeof(uint32_t)) return false;
+    uint32_t *padded = calloc(words, sizeof(uint32_t));
+    if (padded == NULL) return false;
+    for (uint32_t s = 0; s < f->n_sets; s++) {
+        memcpy(padded + (size_t)s * width, f->set_words + f->sets[s].first_word,
+               sizeof(uint32_t) * f->sets[s].n_words);
+    }
+    f->padded_words = padded;
+    f->padded_width = width;
+    return true;
+}
+
 /* The widest instruction set this CPU gives the tree walks. */
 static astore_tree_isa cpu_tree_isa(void) {
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && !defined(ASTORE_NO_SIMD)
@@ -507,13 +534,12 @@ static astore_tree_isa cpu_tree_isa(void) {
  * "-avx2" or "-avx512" (never wider than the CPU has).
  */
 static astore_status choose_walk(astore_forest *f, astore_error *err) {
-    if (f->n_sets > 0) { /* categorical splits: the node walk, one row at a time */
-        f->walk = ASTORE_WALK_NODES;
-        f->isa = ASTORE_ISA_SCALAR;
-        return ASTORE_OK;
-    }
     f->isa = cpu_tree_isa();
-    f->walk = astore_qs_applies(f) ? ASTORE_WALK_QUICKSCORER : ASTORE_WALK_NODES;
+    /* categorical splits: the node walk (bit vectors and packed AVX-512 nodes hold
+     * thresholds only), scalar or AVX2 */
+    f->walk = f->n_sets == 0 && astore_qs_applies(f) ? ASTORE_WALK_QUICKSCORER
+                                                     : ASTORE_WALK_NODES;
+    if (f->n_sets > 0 && f->isa == ASTORE_ISA_AVX512) f->isa = ASTORE_ISA_AVX2;
     const char *forced = getenv("ASTORE_TREE_WALK");
     if (forced != NULL && forced[0] != '\0') {
         if (strncmp(forced, "nodes", 5) == 0) f->walk = ASTORE_WALK_NODES;
@@ -528,6 +554,7 @@ static astore_status choose_walk(astore_forest *f, astore_error *err) {
         }
     }
     if (f->isa == ASTORE_ISA_AVX512 && !pack_nodes(f)) f->isa = ASTORE_ISA_AVX2;
+    if (f->n_sets > 0 && f->isa == ASTORE_ISA_AVX2 && !pad_sets(f)) f->isa = ASTORE_ISA_SCALAR;
     if (f->walk == ASTORE_WALK_QUICKSCORER) {
         return astore_qs_build(f, UINT32_MAX, &f->quickscorer, err);
     }
@@ -574,6 +601,8 @@ void astore_forest_release(astore_forest *f) {
     f->owned_sets = NULL;
     free(f->packed);
     f->packed = NULL;
+    free(f->padded_words);
+    f->padded_words = NULL;
     astore_qs_release(f->quickscorer);
     f->quickscorer = NULL;
 }
@@ -589,7 +618,9 @@ const char *astore_forest_walk_name(const astore_forest *f) {
 
 size_t astore_forest_walk_bytes(const astore_forest *f) {
     return astore_qs_bytes(f->quickscorer) +
-           (f->packed != NULL ? sizeof(uint64_t) * ((size_t)f->n_nodes_total + 1u) : 0u);
+           (f->packed != NULL ? sizeof(uint64_t) * ((size_t)f->n_nodes_total + 1u) : 0u) +
+           (f->padded_words != NULL
+                ? sizeof(uint32_t) * (size_t)f->n_sets * f->padded_width : 0u);
 }
 
 #define LEAF_TAG 0x80000000u
@@ -653,8 +684,9 @@ static inline uint32_t in_category_set(const astore_forest *f, const astore_tree
     return (f->set_words[set->first_word + code / 32u] >> (code % 32u)) & 1u;
 }
 
-/* step_block for forests with categorical splits: the same step, each node's decision by
- * its kind. */
+/* step_block for forests with categorical splits, without vectors: each node's decision by
+ * its kind, finished rows skipped. Measured faster here than a branch-free step like
+ * step_block's, which must read a set and a word at every node. */
 static uint32_t step_block_categorical(const astore_forest *f, const astore_tree_node *nodes,
                                        const float *rows, size_t n_cols, size_t block,
                                        uint32_t *pos) {
@@ -688,10 +720,37 @@ static uint32_t step_block_categorical(const astore_forest *f, const astore_tree
  * features at x + column_base[k]. Decisions are exact float comparisons, so results are
  * bit-identical to the scalar step. Used only when the CPU has AVX2 (checked once).
  */
+/*
+ * The decision at 8 walks of a forest with categorical splits: at lanes on a CATEGORICAL
+ * node, whether the value is a code of the node's set (in_category_set), else `less`. Sets
+ * are read from their padded copy (pad_sets): every lane gathers one word of its set (set 0
+ * at a numeric node, word 0 when the value is no code), in bounds.
+ */
+__attribute__((target("avx2"))) static inline __m256i avx2_category_decision(
+    const astore_forest *f, __m256i split, __m256 threshold, __m256 value, __m256i less) {
+    __m256i categorical = _mm256_srai_epi32(split, 31);
+    __m256i set = _mm256_and_si256(_mm256_castps_si256(threshold), categorical);
+    __m256i first = _mm256_mullo_epi32(set, _mm256_set1_epi32((int)f->padded_width));
+    __m256 limit = _mm256_set1_ps((float)(32u * f->padded_width));
+    __m256 in_range = _mm256_and_ps(_mm256_cmp_ps(value, _mm256_setzero_ps(), _CMP_GE_OQ),
+                                    _mm256_cmp_ps(value, limit, _CMP_LT_OQ));
+    __m256 code_value = _mm256_and_ps(value, in_range); /* +0.0 where no code */
+    __m256i code = _mm256_cvttps_epi32(code_value);
+    __m256 exact = _mm256_cmp_ps(_mm256_cvtepi32_ps(code), code_value, _CMP_EQ_OQ);
+    __m256i word = _mm256_i32gather_epi32((const int *)(const void *)f->padded_words,
+                                          _mm256_add_epi32(first, _mm256_srli_epi32(code, 5)), 4);
+    __m256i bit = _mm256_srlv_epi32(word, _mm256_and_si256(code, _mm256_set1_epi32(31)));
+    __m256i member = _mm256_and_si256(
+        _mm256_cmpeq_epi32(_mm256_and_si256(bit, _mm256_set1_epi32(1)), _mm256_set1_epi32(1)),
+        _mm256_castps_si256(_mm256_and_ps(in_range, exact)));
+    return _mm256_blendv_epi8(less, member, categorical);
+}
+
 __attribute__((target("avx2"))) static inline __m256i avx2_advance(const astore_tree_node *nodes,
                                                                     const float *x, __m256i p,
                                                                     __m256i first_word,
-                                                                    __m256i column_base) {
+                                                                    __m256i column_base,
+                                                                    const astore_forest *sets) {
     const int *words = (const int *)(const void *)nodes;
     const float *floats = (const float *)(const void *)nodes;
     const __m256i table = _mm256_setr_epi32((int)step_code[0], (int)step_code[1], (int)step_code[2],
@@ -707,10 +766,11 @@ __attribute__((target("avx2"))) static inline __m256i avx2_advance(const astore_
     __m256i column = _mm256_add_epi32(
         _mm256_and_si256(split, _mm256_set1_epi32((int)ASTORE_NODE_FEATURE_MASK)), column_base);
     __m256 value = _mm256_i32gather_ps(x, column, 4);
-    __m256 less = _mm256_cmp_ps(value, threshold, _CMP_LT_OQ);
+    __m256i less = _mm256_castps_si256(_mm256_cmp_ps(value, threshold, _CMP_LT_OQ));
+    if (sets != NULL) less = avx2_category_decision(sets, split, threshold, value, less);
     __m256 nan = _mm256_cmp_ps(value, value, _CMP_UNORD_Q);
     __m256i default_left = _mm256_srai_epi32(_mm256_slli_epi32(split, 1), 31);
-    __m256i go_left = _mm256_or_si256(_mm256_castps_si256(less),
+    __m256i go_left = _mm256_or_si256(less,
                                       _mm256_and_si256(_mm256_castps_si256(nan), default_left));
     __m256i index = _mm256_or_si256(_mm256_and_si256(go_left, _mm256_set1_epi32(4)),
                                     _mm256_and_si256(_mm256_srli_epi32(split, 28), _mm256_set1_epi32(3)));
@@ -723,18 +783,20 @@ __attribute__((target("avx2"))) static inline __m256i avx2_advance(const astore_
     return _mm256_blendv_epi8(target, p, done);
 }
 
-/* step_block for a whole block (a multiple of 8 rows) of one tree. */
+/* step_block for a whole block (a multiple of 8 rows) of one tree; `sets` is the forest when
+ * it has categorical splits, else NULL. */
 __attribute__((target("avx2"))) static uint32_t step_block_avx2(const astore_tree_node *nodes,
                                                                  const float *rows,
                                                                  size_t n_cols, size_t block,
-                                                                 uint32_t *pos) {
+                                                                 uint32_t *pos,
+                                                                 const astore_forest *sets) {
     const __m256i lane_rows = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
                                                  _mm256_set1_epi32((int)n_cols));
     int all_done = 0xFF;
     for (size_t r = 0; r < block; r += 8) {
         __m256i p = _mm256_loadu_si256((const __m256i *)(const void *)(pos + r));
         __m256i column_base = _mm256_add_epi32(lane_rows, _mm256_set1_epi32((int)(r * n_cols)));
-        p = avx2_advance(nodes, rows, p, _mm256_setzero_si256(), column_base);
+        p = avx2_advance(nodes, rows, p, _mm256_setzero_si256(), column_base, sets);
         _mm256_storeu_si256((__m256i *)(void *)(pos + r), p);
         all_done &= _mm256_movemask_ps(_mm256_castsi256_ps(p));
     }
@@ -816,6 +878,7 @@ __attribute__((target("avx2"))) static void walk_trees_avx2(const astore_forest 
         first_word[k] = (int)(3u * tree->first_node);
         start[k] = k >= n || tree->n_nodes == 0 ? LEAF_TAG : 0u;
     }
+    const astore_forest *sets = f->n_sets > 0 ? f : NULL;
     __m256i base[TREE_GROUPS], p[TREE_GROUPS];
     for (int g = 0; g < TREE_GROUPS; g++) {
         base[g] = _mm256_loadu_si256((const __m256i *)(const void *)(first_word + 8 * g));
@@ -826,7 +889,7 @@ __attribute__((target("avx2"))) static void walk_trees_avx2(const astore_forest 
         for (int g = 1; g < TREE_GROUPS; g++) all = _mm256_and_si256(all, p[g]);
         if (_mm256_movemask_ps(_mm256_castsi256_ps(all)) == 0xFF) break;
         for (int g = 0; g < TREE_GROUPS; g++) {
-            p[g] = avx2_advance(f->nodes, row, p[g], base[g], _mm256_setzero_si256());
+            p[g] = avx2_advance(f->nodes, row, p[g], base[g], _mm256_setzero_si256(), sets);
         }
     }
     for (int g = 0; g < TREE_GROUPS; g++) {
@@ -925,6 +988,13 @@ static void score_one_row_by_trees(const astore_forest *f, const float *row, dou
 static inline void walk_block(const astore_forest *f, uint32_t first_node, const float *rows,
                               size_t n_cols, size_t block, uint32_t *pos, astore_tree_isa isa) {
     const astore_tree_node *nodes = f->nodes + first_node;
+#ifdef ASTORE_HAVE_AVX2_PATH
+    if (f->n_sets > 0 && isa != ASTORE_ISA_SCALAR && block == ROW_BLOCK) {
+        while (!step_block_avx2(nodes, rows, n_cols, block, pos, f)) {
+        }
+        return;
+    }
+#endif
     if (f->n_sets > 0) {
         while (!step_block_categorical(f, nodes, rows, n_cols, block, pos)) {
         }
@@ -937,7 +1007,7 @@ static inline void walk_block(const astore_forest *f, uint32_t first_node, const
         return;
     }
     if (isa != ASTORE_ISA_SCALAR && block == ROW_BLOCK) {
-        while (!step_block_avx2(nodes, rows, n_cols, block, pos)) {
+        while (!step_block_avx2(nodes, rows, n_cols, block, pos, NULL)) {
         }
         return;
     }

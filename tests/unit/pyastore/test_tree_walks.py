@@ -52,11 +52,17 @@ for path in sys.argv[2:]:
 """
 
 ROW_COUNTS = (200, 65, 64, 63, 17, 16, 15, 8, 7, 1)
+CODES = 70  # categorical splits' codes are below it
+CATEGORY_EDGES = np.array([-1.0, -0.0, 0.5, 2.5, 31.5, 95.0, 96.0, 2.0 ** 24, 2.0 ** 31, 1e30,
+                           -np.inf, np.inf, np.nan], dtype=np.float32)
 
 
-def _random_tree(rng, n_features, n_leaves, leaf_width, thresholds):
-    """A random binary tree with exactly n_leaves leaves, nodes numbered in creation order."""
+def _random_tree(rng, n_features, n_leaves, leaf_width, thresholds, categorical=0):
+    """A random binary tree with exactly n_leaves leaves, nodes numbered in creation order;
+    a split on one of the first ``categorical`` features is, two times in three, a
+    categorical split whose set holds 1 to 20 codes below CODES (one or three words)."""
     feature, threshold, left, right, default_left, value = [], [], [], [], [], []
+    categories: list[tuple[int, ...]] = []
 
     def new_node():
         feature.append(-1)
@@ -65,6 +71,7 @@ def _random_tree(rng, n_features, n_leaves, leaf_width, thresholds):
         right.append(-1)
         default_left.append(False)
         value.append(())
+        categories.append(())
         return len(feature) - 1
 
     def grow(node, leaves):
@@ -72,7 +79,12 @@ def _random_tree(rng, n_features, n_leaves, leaf_width, thresholds):
             value[node] = tuple(float(np.float32(v)) for v in rng.normal(size=leaf_width))
             return
         feature[node] = int(rng.integers(n_features))
-        threshold[node] = float(rng.choice(thresholds))
+        if feature[node] < categorical and rng.random() < 2 / 3:
+            top = int(rng.choice([32, CODES]))
+            codes = rng.choice(top, size=int(rng.integers(1, 21)), replace=False)
+            categories[node] = tuple(sorted(int(c) for c in codes))
+        else:
+            threshold[node] = float(rng.choice(thresholds))
         default_left[node] = bool(rng.integers(2))
         n_left = int(rng.integers(1, leaves))
         left[node] = new_node()
@@ -82,14 +94,17 @@ def _random_tree(rng, n_features, n_leaves, leaf_width, thresholds):
 
     grow(new_node(), n_leaves)
     return Tree(feature=tuple(feature), threshold=tuple(threshold), left=tuple(left),
-                right=tuple(right), default_left=tuple(default_left), value=tuple(value))
+                right=tuple(right), default_left=tuple(default_left), value=tuple(value),
+                categories=tuple(categories) if any(categories) else ())
 
 
-def _forest(seed, *, n_trees, n_features, leaves, n_outputs=1, vector_leaves=False):
+def _forest(seed, *, n_trees, n_features, leaves, n_outputs=1, vector_leaves=False,
+            categorical=0):
     rng = np.random.default_rng(seed)
     thresholds = np.concatenate([SPECIAL, rng.normal(size=40).astype(np.float32)])
     leaf_width = n_outputs if vector_leaves else 1
-    trees = tuple(_random_tree(rng, n_features, int(rng.choice(leaves)), leaf_width, thresholds)
+    trees = tuple(_random_tree(rng, n_features, int(rng.choice(leaves)), leaf_width, thresholds,
+                               categorical)
                   for _ in range(n_trees))
     forest = Forest(
         n_features=n_features, n_outputs=n_outputs, leaf_width=leaf_width, trees=trees,
@@ -100,8 +115,10 @@ def _forest(seed, *, n_trees, n_features, leaves, n_outputs=1, vector_leaves=Fal
     return forest, thresholds
 
 
-def _rows(seed, n_rows, n_features, thresholds):
-    """Values drawn from the thresholds, their float32 neighbours, NaN and normal noise."""
+def _rows(seed, n_rows, n_features, thresholds, categorical=0):
+    """Values drawn from the thresholds, their float32 neighbours, NaN and normal noise; the
+    first ``categorical`` features also take every code below CODES + 2 and the values a set
+    never holds (CATEGORY_EDGES)."""
     rng = np.random.default_rng(seed + 1)
     near = np.concatenate([thresholds, np.nextafter(thresholds, np.float32(np.inf)),
                            np.nextafter(thresholds, np.float32(-np.inf)),
@@ -109,6 +126,10 @@ def _rows(seed, n_rows, n_features, thresholds):
     x = rng.choice(near, size=(n_rows, n_features)).astype(np.float32)
     noise = rng.random((n_rows, n_features)) < 0.2
     x[noise] = rng.normal(size=int(noise.sum())).astype(np.float32)
+    codes = np.concatenate([np.arange(CODES + 2, dtype=np.float32), CATEGORY_EDGES])
+    for column in range(categorical):
+        coded = rng.random(n_rows) < 0.7
+        x[coded, column] = rng.choice(codes, size=int(coded.sum()))
     return x
 
 
@@ -136,10 +157,22 @@ CASES = {
     "deep-multiclass": (dict(n_trees=12, n_features=5, leaves=[70, 130], n_outputs=3), "deep"),
     "deep-vector-leaves": (dict(n_trees=9, n_features=5, leaves=[40, 90], n_outputs=2,
                                 vector_leaves=True), "deep"),
+    "categorical": (dict(n_trees=40, n_features=5, leaves=[1, 2, 9, 64, 100],
+                         categorical=2), "nodes"),
+    "categorical-multiclass": (dict(n_trees=30, n_features=4, leaves=[5, 40], n_outputs=3,
+                                    categorical=1), "nodes"),
 }
 # Forests with a tree of more than 64 leaves: bit vectors for the top six levels then nodes
 # where the CPU has the 64-row transposed walk (AVX-512 VBMI + GFNI), else nodes.
 DEEP = ("quickscorer+nodes-", "nodes-")
+
+
+def _cpu_has(flag: str) -> bool:
+    try:
+        with open("/proc/cpuinfo") as handle:
+            return any(line.startswith("flags") and flag in line.split() for line in handle)
+    except OSError:
+        return False
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
@@ -152,7 +185,8 @@ def test_every_walk_gives_the_same_bits(case, tmp_path):
     container.write_bytes(fmt.write(spec, None, created="2026-01-01T00:00:00Z"))
     paths, inputs = [], []
     for n_rows in ROW_COUNTS:
-        x = _rows(seed + n_rows, n_rows, forest.n_features, thresholds)
+        x = _rows(seed + n_rows, n_rows, forest.n_features, thresholds,
+                  arguments.get("categorical", 0))
         inputs.append(x)
         paths.append(str(tmp_path / f"rows{n_rows}.npy"))
         np.save(paths[-1], x)
@@ -163,6 +197,8 @@ def test_every_walk_gives_the_same_bits(case, tmp_path):
                              capture_output=True, text=True, env=env, timeout=300)
         assert run.returncode == 0, run.stderr
         name, *lines = run.stdout.splitlines()
+        if walk == "" and arguments.get("categorical") and _cpu_has("avx2"):
+            assert name == "nodes-avx2", name  # sets padded for the AVX2 walk
         if walk == "" and family == "deep":
             assert name.startswith(DEEP), name
         elif walk == "":
