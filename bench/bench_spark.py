@@ -9,6 +9,9 @@ seeded), then measures, each ``--repeat`` times (median reported):
 * ``pyastore.spark.score`` on ``spark.read.parquet`` in ``local[2]`` (two task slots, one Python
   worker each), written back as Parquet with the id kept -- the same job as the CLI's;
 * the same Spark job into the ``noop`` sink (reading, Arrow transfer and scoring, no write);
+* Spark's own floor for any ``mapInArrow`` scorer: the same columns through a ``mapInArrow``
+  function that returns a column of zeros without looking at its input, into ``noop`` -- what
+  the JVM's scan, its row-to-Arrow conversion and the Python worker round trip cost alone;
 * the C core alone: ``Model.score_into`` on the whole float32 matrix already in memory, one and
   two threads -- the floor that any engine adds its overhead to.
 
@@ -116,9 +119,21 @@ def main(argv: list[str] | None = None) -> int:
                                           keep=["id"])
             scored.write.format("noop").mode("overwrite").save()
 
+        def zeros(batches):
+            for batch in batches:
+                yield pa.RecordBatch.from_arrays([pa.array(np.zeros(batch.num_rows))],
+                                                 names=["p"])
+
+        def spark_floor() -> None:
+            inputs = frame.select("id", *model.input_names)
+            inputs.mapInArrow(zeros, "p double").write.format("noop").mode("overwrite").save()
+
         spark_noop()  # warm: JVM JIT, Python workers started and the model cached
+        spark_floor()
         results.append(("Spark local[2] (Parquet -> Parquet)", timed(spark_parquet, args.repeat)))
         results.append(("Spark local[2] (Parquet -> noop sink)", timed(spark_noop, args.repeat)))
+        results.append(("Spark local[2], a mapInArrow returning zeros (Spark's floor)",
+                        timed(spark_floor, args.repeat)))
         written = spark.read.parquet(str(work / "spark.parquet"))
         assert written.count() == args.rows
         spark.stop()

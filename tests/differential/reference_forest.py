@@ -377,3 +377,71 @@ def one_native_thread():
         return
     with threadpool_limits(limits=1):
         yield
+
+
+HOT_MERCHANTS = (1, 3, 5, 8, 13, 21, 34, 35, 39)
+
+
+def shared_categorical_data(seed: int, task: str, n_rows: int = 3000,
+                            zero_fraction: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """Training rows for the categorical differential tests: three normal columns (with
+    ``zero_fraction`` exact zeros) and two categorical code columns, 40 and 6 categories,
+    10 % NaN everywhere; the target (of ``task``) depends on which merchants and channels a
+    row has, beyond any order of their codes."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n_rows, 5)).astype(np.float32)
+    X[rng.random(X.shape) < zero_fraction] = 0.0
+    X[:, 3] = rng.integers(0, 40, n_rows)
+    X[:, 4] = rng.integers(0, 6, n_rows)
+    X[rng.random(X.shape) < 0.1] = np.nan
+    signal = (np.nan_to_num(X[:, 0]) + 1.5 * np.isin(X[:, 3], HOT_MERCHANTS)
+              - np.isin(X[:, 4], (1, 4)) + 0.3 * rng.normal(size=n_rows))
+    if task == "binary":
+        return X, (signal > 0.6).astype(int)
+    if task == "multiclass":
+        return X, np.digitize(signal, [-0.3, 0.9])
+    return X, signal
+
+
+MERCHANT_NAMES = tuple(f"shop {k}" for k in range(30))
+
+
+def pandas_category_frame(seed: int, n_rows: int):
+    """A DataFrame of an ``amount`` and two pandas category columns -- ``merchant`` (30 texts,
+    5 % missing) and ``area`` (three integers) -- and a 0/1 target depending on all three."""
+    import pandas
+
+    rng = np.random.default_rng(seed)
+    merchants = list(MERCHANT_NAMES)
+    frame = pandas.DataFrame({
+        "amount": rng.normal(size=n_rows),
+        "merchant": pandas.Categorical(rng.choice(merchants, size=n_rows),
+                                       categories=merchants),
+        "area": pandas.Categorical(rng.choice([415, 408, 510], size=n_rows)),
+    })
+    frame.loc[rng.random(n_rows) < 0.05, "merchant"] = None
+    hot = frame["merchant"].isin(merchants[::4]).to_numpy()
+    y = (hot ^ (frame["amount"] > 0.5).to_numpy() ^ (frame["area"] == 510).to_numpy())
+    return frame, y.astype(int)
+
+
+def assert_recorded_vocabularies(spec) -> None:
+    """The inputs of a model fitted on ``pandas_category_frame``: the two category columns
+    became categorical inputs whose vocabularies are the recorded categories (integers as
+    their decimal text), and the forest holds categorical splits."""
+    kinds = {v.name: (v.type, v.categorical.categories if v.categorical else None)
+             for v in spec.inputs}
+    assert kinds == {"amount": ("float", None), "merchant": ("categorical", MERCHANT_NAMES),
+                     "area": ("categorical", ("408", "415", "510"))}
+    assert any(codes for tree in spec.forest.trees for codes in tree.categories)
+
+
+def signed_container(spec):
+    """``spec`` written into a container signed by a test key, loaded back (verified)."""
+    import pyastore
+    from pyastore import format as fmt
+    from pyastore.keys import SigningKey
+
+    key = SigningKey(bytes(range(32)))
+    return pyastore.load(fmt.write(spec, key, created="2026-01-01T00:00:00Z"),
+                         trusted_keys=[key.public_key], use_default_trust=False)

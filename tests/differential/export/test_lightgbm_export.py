@@ -34,12 +34,17 @@ from hypothesis import strategies as st
 
 from pyastore.errors import UnsupportedModelError, UsageError
 from reference_forest import (  # noqa: F401 - one_native_thread is an autouse fixture
+    MERCHANT_NAMES,
+    assert_recorded_vocabularies,
     category_rows,
     container_leaf_labels,
     container_scores,
     one_native_thread,
+    pandas_category_frame,
     score_forest,
+    shared_categorical_data,
     shared_training_data,
+    signed_container,
     validate_forest,
 )
 from trainer.export import ExportOptions, export_model, lightgbm_trees
@@ -517,30 +522,6 @@ def test_random_models_match_lightgbm(objective, missing, num_leaves, rounds, n_
 
 # ---- categorical splits ---------------------------------------------------------------------
 
-HOT_MERCHANTS = (1, 3, 5, 8, 13, 21, 34, 35, 39)
-
-
-def categorical_training_data(seed: int, task: str, n_rows: int = 3000):
-    """Three numeric columns (zeros and NaN mixed in) and two categorical code columns, 40
-    and 6 categories with 10 % NaN; the target depends on which merchants and channels a row
-    has, beyond any order of their codes."""
-    rng = np.random.default_rng(seed)
-    X = rng.normal(size=(n_rows, 5)).astype(np.float32)
-    X[rng.random(X.shape) < 0.1] = 0.0
-    X[:, 3] = rng.integers(0, 40, n_rows)
-    X[:, 4] = rng.integers(0, 6, n_rows)
-    X[rng.random(X.shape) < 0.1] = np.nan
-    signal = (np.nan_to_num(X[:, 0]) + 1.5 * np.isin(X[:, 3], HOT_MERCHANTS)
-              - np.isin(X[:, 4], (1, 4)) + 0.3 * rng.normal(size=n_rows))
-    if task == "binary":
-        y = (signal > 0.6).astype(int)
-    elif task == "multiclass":
-        y = np.digitize(signal, [-0.3, 0.9])
-    else:
-        y = signal
-    return X, y
-
-
 def categorical_rows(seed: int, n_rows: int, booster, forest) -> np.ndarray:
     """``scoring_rows`` whose categorical columns hold codes past the training range,
     negatives, NaN, +-inf and values of 2**24 and above, with the set rows (every listed code
@@ -569,7 +550,7 @@ CATEGORICAL_MODELS = {
 def test_categorical_splits_match_lightgbm(task):
     """Many-code splits (binary, multiclass with zero as missing on the numeric columns) and
     one-vs-rest splits (regression's 6-code column); binary on 100k rows, the others 10k."""
-    X, y = categorical_training_data(6, task)
+    X, y = shared_categorical_data(6, task, zero_fraction=0.1)
     model = CATEGORICAL_MODELS[task]().fit(X, y, categorical_feature=[3, 4])
     spec, labels = traced(model)
     sets = [codes for tree in spec.forest.trees for codes in tree.categories if codes]
@@ -584,40 +565,19 @@ def test_pandas_categories_become_the_vocabulary():
     is LightGBM's recorded ``pandas_categorical``: the container scores texts, missing and
     unseen ones included, exactly as LightGBM scores the DataFrame."""
     pandas = pytest.importorskip("pandas")
-    import pyastore
-    from pyastore import format as fmt
-    from pyastore.keys import SigningKey
-
-    rng = np.random.default_rng(23)
-    merchants = [f"shop {k}" for k in range(30)]
-    n = 3000
-    frame = pandas.DataFrame({
-        "amount": rng.normal(size=n),
-        "merchant": pandas.Categorical(rng.choice(merchants, size=n), categories=merchants),
-        "area": pandas.Categorical(rng.choice([415, 408, 510], size=n)),
-    })
-    frame.loc[rng.random(n) < 0.05, "merchant"] = None
-    hot = frame["merchant"].isin(merchants[::4]).to_numpy()
-    y = (hot ^ (frame["amount"] > 0.5).to_numpy() ^ (frame["area"] == 510).to_numpy()
-         ).astype(int)
+    frame, y = pandas_category_frame(23, 3000)
     model = lgb.LGBMClassifier(n_estimators=20, num_leaves=8, n_jobs=1, verbose=-1,
                                min_data_per_group=10, cat_smooth=1.0).fit(frame, y)
     spec = export_model(model)
-    kinds = {v.name: (v.type, v.categorical.categories if v.categorical else None)
-             for v in spec.inputs}
-    assert kinds == {"amount": ("float", None), "merchant": ("categorical", tuple(merchants)),
-                     "area": ("categorical", ("408", "415", "510"))}
-    assert any(codes for tree in spec.forest.trees for codes in tree.categories)
-    key = SigningKey(bytes(range(32)))
-    container = pyastore.load(fmt.write(spec, key, created="2026-01-01T00:00:00Z"),
-                              trusted_keys=[key.public_key], use_default_trust=False)
+    assert_recorded_vocabularies(spec)
+    container = signed_container(spec)
     test = frame.sample(400, random_state=1).reset_index(drop=True)
     texts = test["merchant"].astype(object).tolist()
     texts[:40] = ["a shop never seen"] * 40
     texts[40:80] = [None] * 40
     # LightGBM recodes a DataFrame to the training categories: an unseen one becomes NaN
-    test["merchant"] = pandas.Categorical([t if t in merchants else None for t in texts],
-                                          categories=merchants)
+    test["merchant"] = pandas.Categorical([t if t in MERCHANT_NAMES else None for t in texts],
+                                          categories=list(MERCHANT_NAMES))
     expected = model.predict_proba(test)[:, 1]
     records = [{"amount": a, "merchant": m if isinstance(m, str) else None, "area": str(r)}
                for a, m, r in zip(test["amount"], texts, test["area"].astype(int))]

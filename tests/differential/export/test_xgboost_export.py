@@ -28,11 +28,16 @@ from hypothesis import strategies as st
 from pyastore.errors import UnsupportedModelError, UsageError
 from pyastore.ir import ModelSpec
 from reference_forest import (  # noqa: F401 - one_native_thread is an autouse fixture
+    MERCHANT_NAMES,
     assert_container_matches,
+    assert_recorded_vocabularies,
     category_rows,
     one_native_thread,
+    pandas_category_frame,
     score_forest,
+    shared_categorical_data,
     shared_training_data,
+    signed_container,
     threshold_rows,
     validate_forest,
 )
@@ -475,27 +480,6 @@ def test_import_trainer_without_frameworks():
 # ---- categorical splits ---------------------------------------------------------------------
 
 CATEGORICAL_TYPES = ["q", "q", "q", "c", "c"]  # columns 3 (40 codes) and 4 (6 codes)
-HOT_MERCHANTS = (1, 3, 5, 8, 13, 21, 34, 35, 39)
-
-
-def categorical_training_data(seed: int, task: str, n_rows: int = 3000):
-    """Three normal columns and two categorical code columns (40 and 6 categories, 10 %
-    NaN); the target depends on which merchants and channels a row has, beyond any order of
-    their codes."""
-    rng = np.random.default_rng(seed)
-    X = rng.normal(size=(n_rows, 5)).astype(np.float32)
-    X[:, 3] = rng.integers(0, 40, n_rows)
-    X[:, 4] = rng.integers(0, 6, n_rows)
-    X[rng.random(X.shape) < 0.1] = np.nan
-    signal = (np.nan_to_num(X[:, 0]) + 1.5 * np.isin(X[:, 3], HOT_MERCHANTS)
-              - np.isin(X[:, 4], (1, 4)) + 0.3 * rng.normal(size=n_rows))
-    if task == "binary":
-        y = (signal > 0.6).astype(int)
-    elif task == "multiclass":
-        y = np.digitize(signal, [-0.3, 0.9])
-    else:
-        y = signal
-    return X, y
 
 
 def categorical_rows(seed: int, n_rows: int, forest) -> np.ndarray:
@@ -535,7 +519,7 @@ CATEGORICAL_MODELS = {
 def test_categorical_splits_match_xgboost(task):
     """Partition splits (binary, regression: sets of several codes) and one-hot splits
     (regression's 6-code column); binary on 100k rows, the others on 10k."""
-    X, y = categorical_training_data(4, task)
+    X, y = shared_categorical_data(4, task)
     model = CATEGORICAL_MODELS[task]().fit(X, y)
     spec = export_model(model)
     sets = [codes for tree in spec.forest.trees for codes in tree.categories if codes]
@@ -553,32 +537,12 @@ def test_pandas_categories_become_the_vocabulary():
     cell) exactly as xgboost scores the DataFrame; an unseen text, which xgboost refuses,
     scores as missing."""
     pandas = pytest.importorskip("pandas")
-    import pyastore
-    from pyastore import format as fmt
-    from pyastore.keys import SigningKey
-
-    rng = np.random.default_rng(22)
-    merchants = [f"shop {k}" for k in range(30)]
-    n = 2000
-    frame = pandas.DataFrame({
-        "amount": rng.normal(size=n),
-        "merchant": pandas.Categorical(rng.choice(merchants, size=n), categories=merchants),
-        "area": pandas.Categorical(rng.choice([415, 408, 510], size=n)),
-    })
-    frame.loc[rng.random(n) < 0.05, "merchant"] = None
-    hot = frame["merchant"].isin(merchants[::4]).to_numpy()
-    y = (hot ^ (frame["amount"] > 0.5).to_numpy() ^ (frame["area"] == 510).to_numpy()
-         ).astype(int)
+    frame, y = pandas_category_frame(22, 2000)
     model = xgb.XGBClassifier(n_estimators=20, max_depth=4, enable_categorical=True,
                               tree_method="hist", n_jobs=1, max_cat_to_onehot=1).fit(frame, y)
     spec = export_model(model)
-    kinds = {v.name: (v.type, v.categorical.categories if v.categorical else None)
-             for v in spec.inputs}
-    assert kinds == {"amount": ("float", None), "merchant": ("categorical", tuple(merchants)),
-                     "area": ("categorical", ("408", "415", "510"))}
-    key = SigningKey(bytes(range(32)))
-    container = pyastore.load(fmt.write(spec, key, created="2026-01-01T00:00:00Z"),
-                              trusted_keys=[key.public_key], use_default_trust=False)
+    assert_recorded_vocabularies(spec)
+    container = signed_container(spec)
     test = frame.sample(400, random_state=1).reset_index(drop=True)
     expected = model.predict_proba(test)[:, 1]
     records = [{"amount": a, "merchant": m if isinstance(m, str) else None, "area": str(r)}
@@ -591,6 +555,6 @@ def test_pandas_categories_become_the_vocabulary():
     got_missing = np.array([container.score_one(record)[0] for record in missing])
     np.testing.assert_array_equal([container.score_one(r)[0] for r in unseen], got_missing)
     missing_frame = test.assign(merchant=pandas.Categorical([None] * len(test),
-                                                            categories=merchants))
+                                                            categories=list(MERCHANT_NAMES)))
     expected_missing = model.predict_proba(missing_frame)[:, 1]
     assert np.abs(got_missing - expected_missing).max() <= PROBABILITY_TOLERANCE
