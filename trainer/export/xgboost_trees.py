@@ -175,7 +175,7 @@ def _recorded_vocabularies(booster, feature_names: list) -> dict[int, Any]:
     """Feature index -> the vocabulary of each pandas ``category`` column the booster was
     fitted on (``Booster.get_categories``, xgboost >= 3.1; module docstring). Empty for a
     model fitted on codes, or an xgboost that records no categories."""
-    if not hasattr(booster, "get_categories"):
+    if not hasattr(booster, "get_categories") or booster.get_categories().empty():
         return {}
     recorded = booster.get_categories(export_to_arrow=True).to_arrow() or []
     found = {}
