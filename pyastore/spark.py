@@ -4,7 +4,8 @@ The container is checked on the driver first, exactly as :func:`pyastore.load` a
 ``pyastore score`` check it: integrity (store key), signature, trust of the signer and, with
 ``require_anchored=True``, the proof that the store key is anchored in the verifiable log.
 The DataFrame's columns are matched to the model's inputs **by name**; a missing input or
-``keep`` column, or an input column that is not numeric, is refused there too. So every such
+``keep`` column, a numeric input column that is not numeric, or a categorical input column
+that is not text, is refused there too. So every such
 failure is one typed error (:mod:`pyastore.errors`) raised by ``score`` itself, before Spark
 plans a single task.
 
@@ -12,8 +13,10 @@ Then the container's bytes are broadcast once. Each Python worker loads them onc
 the store key and signature again, against the signer the driver accepted) and keeps the
 :class:`~pyastore.model.Model` in a cache keyed by store key, so a reused worker does not
 reload it for the next task or micro-batch. Scoring runs in ``mapInArrow``: every Arrow
-record batch becomes one C-contiguous float32 matrix (nulls are missing values, NaN) given to
-:meth:`Model.score_into`; the C core applies the input policy and fills the float64 outputs.
+record batch becomes one C-contiguous float32 matrix (nulls are missing values, NaN; the texts
+of a categorical input are mapped to their codes by the container's vocabulary, each distinct
+text once) given to :meth:`Model.score_into`; the C core applies the input policy and fills
+the float64 outputs.
 No Python runs per row, except for ``label=True``, which applies :meth:`Model.decide` (the one
 decision rule) to each row's outputs.
 
@@ -36,7 +39,8 @@ import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
-from pyastore.errors import InputError, IntegrityError, UnsupportedModelError, UsageError
+from pyastore.encoding import Categorical
+from pyastore.errors import InputError, IntegrityError, UsageError
 from pyastore.model import Model, SecurityWarning, load
 
 LABEL_COLUMN = "label"
@@ -162,6 +166,10 @@ class _ArrowScorer:
             n_rows = batch.num_rows
             x = np.empty((n_rows, len(names)), dtype=np.float32)
             for c, name in enumerate(names):
+                vocabulary = model.categorical[c]
+                if vocabulary is not None:
+                    x[:, c] = _codes(batch.column(name), name, vocabulary)
+                    continue
                 column = pc.cast(batch.column(name), pa.float32()).fill_null(nan32)
                 x[:, c] = column.to_numpy(zero_copy_only=False)
             out = np.empty((n_rows, n_out), dtype=np.float64)
@@ -179,6 +187,23 @@ class _ArrowScorer:
                 arrays.append(pa.array(labels, type=arrow_type))
                 names_out.append(LABEL_COLUMN)
             yield pa.RecordBatch.from_arrays(arrays, names=names_out)
+
+
+def _codes(column: Any, name: str, vocabulary: Categorical) -> Any:
+    """The codes of a categorical input's text column, as ``pyastore score`` reads Parquet
+    (``pyastore.batch``: each distinct text looked up once); a text or a missing cell the
+    vocabulary's rules refuse fails the task with an InputError naming the column and text."""
+    from pyastore.batch import _category_codes
+
+    codes = _category_codes(column, vocabulary)
+    if codes is not None:
+        return codes
+    for text in dict.fromkeys(column.to_pylist()):
+        if vocabulary.lookup([text])[0] is None:
+            what = "a missing cell" if text is None else f"category {text!r}"
+            raise InputError(f"input column {name!r}: {what} is refused by the model's rules "
+                             f"(missing: {vocabulary.missing}, unseen: {vocabulary.unseen})")
+    raise InputError(f"input column {name!r}: not a text column")
 
 
 def score(
@@ -215,13 +240,6 @@ def score(
     :class:`UsageError` for bad arguments.
     """
     loaded = _load_on_driver(model, trusted_keys, allow_untrusted, allow_unsigned)
-    categorical = [name for name, c in zip(loaded.input_names, loaded.categorical)
-                   if c is not None]
-    if categorical:  # a numeric column would be scored as codes: refuse before any task
-        raise UnsupportedModelError(
-            f"input(s) {', '.join(repr(n) for n in categorical)} are categorical: Spark "
-            "scoring takes numeric inputs only (score such a model with pyastore score or "
-            "Model.score)")
     _check_anchor(loaded, model, require_anchored, log_key, proof, log)
     if label and not loaded.decides:
         raise UsageError(f"label=True: this model's task is {loaded.task!r}, which has no "
@@ -253,9 +271,14 @@ def score(
     if absent_keep:
         raise InputError(f"the DataFrame: keep column(s) not in the input: "
                          f"{', '.join(absent_keep)}")
-    for name in loaded.input_names:
+    for name, vocabulary in zip(loaded.input_names, loaded.categorical):
         type_name = fields[name].dataType.typeName()
-        if type_name not in _NUMERIC_TYPES:
+        if vocabulary is not None and type_name != "string":
+            # a number would be taken for a code: the texts are what the vocabulary maps
+            raise InputError(f"the DataFrame: input column {name!r} is categorical and has "
+                             f"type {type_name}, not string (its categories are texts: "
+                             f"df.withColumn(name, col(name).cast('string')))")
+        if vocabulary is None and type_name not in _NUMERIC_TYPES:
             raise InputError(f"the DataFrame: input column {name!r} has type {type_name}, not a "
                              "number (cast it, e.g. df.withColumn(name, col(name).cast('double')))")
 
@@ -321,6 +344,14 @@ def _run(args: Any) -> int:
     reader = spark.read.option("header", "true").option("inferSchema", "true") \
         if input_format == "csv" else spark.read
     frame = reader.format(input_format).load(args.input)
+    texts = _categorical_inputs(args.model) & set(frame.columns) if input_format == "csv" \
+        else set()
+    if texts:  # their cells as written ("01", "1.50"), not as the numbers Spark infers
+        from pyspark.sql import types
+
+        schema = types.StructType([types.StructField(f.name, types.StringType(), True)
+                                   if f.name in texts else f for f in frame.schema.fields])
+        frame = spark.read.option("header", "true").schema(schema).csv(args.input)
     scored = score(frame, args.model, trusted_keys=args.trust,
                    allow_untrusted=args.allow_untrusted, allow_unsigned=args.allow_unsigned,
                    keep=args.keep, outputs=args.outputs, label=args.label,
@@ -328,6 +359,15 @@ def _run(args: Any) -> int:
                    proof=args.proof, log=args.log)
     scored.write.mode(args.mode).parquet(args.output)
     return 0
+
+
+def _categorical_inputs(path: str) -> set[str]:
+    """The names of the container's categorical inputs, read without trust: only to choose
+    how the CSV is read; ``score`` verifies the container before anything is scored."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SecurityWarning)
+        model = load(path, use_default_trust=False, allow_untrusted=True, allow_unsigned=True)
+    return {name for name, c in zip(model.input_names, model.categorical) if c is not None}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

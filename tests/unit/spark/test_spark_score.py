@@ -267,3 +267,79 @@ def test_spark_submit_entry_point(spark, model, golden_path, golden_pub, tmp_pat
     expected = _expected(model, rows)
     assert got == {row[0]: (outputs[0], model.decide(outputs))
                    for row, outputs in zip(rows, expected)}
+
+
+def test_categorical_inputs_take_their_texts(spark, golden_pub, tmp_path):
+    """A model with categorical inputs and set splits (the golden tiny_categorical): string
+    columns are mapped by the container's vocabularies, unseen and missing texts included,
+    bit-identical to Model.score_one on the same texts; a numeric column for a categorical
+    input is refused on the driver; a text the rules refuse fails the task naming it."""
+    import dataclasses
+
+    from golden_models import CHANNELS, MERCHANTS, tiny_categorical_spec
+    from pyastore import format as fmt
+
+    path = golden_models.HERE / "tiny_categorical.astore"
+    model = pyastore.load(path, trusted_keys=[golden_pub])
+    rng = random.Random(3)
+    rows = [(f"t{i}", rng.choice([*MERCHANTS, "m99", None]), rng.choice([1.0, 99.5, 150.0, None]),
+             rng.choice([*CHANNELS, "tv", None])) for i in range(2000)]
+    df = spark.createDataFrame(rows, "id string, merchant string, amount double, channel string")
+    scored = pyastore.spark.score(df.repartition(2), path, trusted_keys=[golden_pub],
+                                  keep=["id"])
+    got = {r["id"]: r["risk"] for r in scored.collect()}
+    assert len(got) == len(rows)
+    for row in rows:
+        assert got[row[0]] == model.score_one(list(row[1:]))[0], row
+    assert len(set(got.values())) > 4
+
+    numeric = spark.createDataFrame([(1.0, 2.0, 3.0)], "merchant double, amount double, "
+                                                       "channel double")
+    with pytest.raises(InputError, match="'merchant' is categorical and has type double"):
+        pyastore.spark.score(numeric, path, trusted_keys=[golden_pub])
+
+    spec = tiny_categorical_spec()
+    strict_inputs = tuple(dataclasses.replace(
+        v, categorical=dataclasses.replace(v.categorical, unseen="error"))
+        if v.categorical is not None else v for v in spec.inputs)
+    strict = tmp_path / "strict.astore"
+    fmt.write_file(strict, fmt.write(dataclasses.replace(spec, inputs=strict_inputs),
+                                     golden_models.golden_key(), created=golden_models.CREATED))
+    bad = spark.createDataFrame([("m01", 1.0, "app"), ("m77", 1.0, "app")],
+                                "merchant string, amount double, channel string").coalesce(1)
+    with pytest.raises(Exception, match=r"input column 'merchant': category 'm77' is refused"):
+        pyastore.spark.score(bad, strict, trusted_keys=[golden_pub]).collect()
+
+
+def test_spark_submit_reads_categorical_csv_cells_as_written(spark, golden_pub, tmp_path):
+    """The entry point reads a CSV's categorical columns as text, so categories that look
+    like numbers ("01", "1", "1.50") keep the spelling the vocabulary has; Spark's schema
+    inference would have made them 1.0, 1.0 and 1.5."""
+    import csv
+    import dataclasses
+
+    from golden_models import tiny_categorical_spec
+    from pyastore import format as fmt
+    from pyastore.encoding import Categorical
+
+    spec = tiny_categorical_spec()
+    channels = Categorical(("01", "1", "1.50"), missing="as_missing", unseen="missing")
+    inputs = tuple(dataclasses.replace(v, categorical=channels) if v.name == "channel" else v
+                   for v in spec.inputs)
+    path = tmp_path / "numeric_texts.astore"
+    fmt.write_file(path, fmt.write(dataclasses.replace(spec, inputs=inputs),
+                                   golden_models.golden_key(), created=golden_models.CREATED))
+    model = pyastore.load(path, trusted_keys=[golden_pub])
+    rows = [(f"t{i}", f"m{i % 40:02d}", str(50 + i), ("01", "1", "1.50", "7")[i % 4])
+            for i in range(80)]
+    source = tmp_path / "tx.csv"
+    with open(source, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["id", "merchant", "amount", "channel"])
+        writer.writerows(rows)
+    target = tmp_path / "scores.parquet"
+    assert pyastore.spark.main([str(path), str(source), str(target), "--keep", "id",
+                                "--trust", str(golden_pub)]) == 0
+    got = {r["id"]: r["risk"] for r in spark.read.parquet(str(target)).collect()}
+    assert got == {row[0]: model.score_one([row[1], float(row[2]), row[3]])[0] for row in rows}
+    assert len({model.score_one(["m00", 1.0, c])[0] for c in ("01", "1")}) == 2  # codes 0, 1
