@@ -9,6 +9,9 @@ seeded), then measures, each ``--repeat`` times (median reported):
 * ``pyastore.spark.score`` on ``spark.read.parquet`` in ``local[2]`` (two task slots, one Python
   worker each), written back as Parquet with the id kept -- the same job as the CLI's;
 * the same Spark job into the ``noop`` sink (reading, Arrow transfer and scoring, no write);
+* ``pyastore.spark.score_parquet`` on the same file (Spark schedules one task per row group;
+  pyarrow reads, the C core scores and pyarrow writes in the Python workers, the rows never
+  passing through the JVM), Parquet part files out;
 * Spark's own floor for any ``mapInArrow`` scorer: the same columns through a ``mapInArrow``
   function that returns a column of zeros without looking at its input, into ``noop`` -- what
   the JVM's scan, its row-to-Arrow conversion and the Python worker round trip cost alone;
@@ -128,12 +131,21 @@ def main(argv: list[str] | None = None) -> int:
             inputs = frame.select("id", *model.input_names)
             inputs.mapInArrow(zeros, "p double").write.format("noop").mode("overwrite").save()
 
+        def spark_files() -> None:
+            pyastore.spark.score_parquet(spark, args.model, data, work / "files.parquet",
+                                         trusted_keys=[args.trust], keep=["id"],
+                                         overwrite=True)
+
         spark_noop()  # warm: JVM JIT, Python workers started and the model cached
         spark_floor()
+        spark_files()
         results.append(("Spark local[2] (Parquet -> Parquet)", timed(spark_parquet, args.repeat)))
         results.append(("Spark local[2] (Parquet -> noop sink)", timed(spark_noop, args.repeat)))
         results.append(("Spark local[2], a mapInArrow returning zeros (Spark's floor)",
                         timed(spark_floor, args.repeat)))
+        results.append(("Spark local[2], score_parquet (Parquet -> Parquet parts)",
+                        timed(spark_files, args.repeat)))
+        assert pq.read_table(work / "files.parquet").num_rows == args.rows
         written = spark.read.parquet(str(work / "spark.parquet"))
         assert written.count() == args.rows
         spark.stop()

@@ -27,6 +27,11 @@ A row the model refuses (a missing value in an input that does not accept one) f
 with the same :class:`~pyastore.errors.InputError` message as ``pyastore score``, naming the
 row within its record batch and the column.
 
+:func:`score_parquet` scores Parquet files into Parquet files with the same checks, columns
+and values, but one Spark task per row group that reads, scores and writes with pyarrow in
+the Python worker: the rows never pass through the JVM, whose row and Arrow conversions are
+most of what ``score`` costs per row (docs/SPARK.md).
+
 pyspark, pyarrow and numpy are imported only when ``score`` is called, never by ``import
 pyastore``. Spark's ``spark.sql.execution.arrow.maxRecordsPerBatch`` (10,000 by default) sets
 the rows per call into the C core.
@@ -206,6 +211,34 @@ def _codes(column: Any, name: str, vocabulary: Categorical) -> Any:
     raise InputError(f"input column {name!r}: not a text column")
 
 
+def _settings(loaded: Model, model: Any, keep: Sequence[str], outputs: Sequence[str] | None,
+              label: bool, cutoff: float | None, require_anchored: bool, log_key: Any,
+              proof: Any, log: str | None, n_threads: int
+              ) -> tuple[list[str], list[str], str | None]:
+    """The driver's checks of ``score`` and ``score_parquet`` that need no data: the anchor,
+    the arguments; returns the kept columns, the wanted outputs and the label's type."""
+    _check_anchor(loaded, model, require_anchored, log_key, proof, log)
+    if label and not loaded.decides:
+        raise UsageError(f"label=True: this model's task is {loaded.task!r}, which has no "
+                         "labels to decide")
+    if n_threads < 1:
+        raise UsageError(f"n_threads must be at least 1, not {n_threads}")
+    keep = list(keep)
+    if isinstance(outputs, str):
+        raise UsageError("outputs= takes a list of output names, not one string")
+    wanted = list(loaded.output_names) if outputs is None else list(outputs)
+    unknown = [name for name in wanted if name not in loaded.output_names]
+    if unknown:
+        raise UsageError(f"outputs=: no such output(s): {', '.join(unknown)} (the model has "
+                         f"{', '.join(loaded.output_names)})")
+    result_names = keep + wanted + ([LABEL_COLUMN] if label else [])
+    clashes = sorted({name for name in result_names if result_names.count(name) > 1})
+    if clashes:
+        raise UsageError(f"result column(s) named twice: {', '.join(clashes)} (a kept column "
+                         "has the name of an output or of the label)")
+    return keep, wanted, (_label_type(loaded, cutoff)[0] if label else None)
+
+
 def score(
     df: Any,
     model: str | os.PathLike[str] | bytes | Model,
@@ -240,26 +273,8 @@ def score(
     :class:`UsageError` for bad arguments.
     """
     loaded = _load_on_driver(model, trusted_keys, allow_untrusted, allow_unsigned)
-    _check_anchor(loaded, model, require_anchored, log_key, proof, log)
-    if label and not loaded.decides:
-        raise UsageError(f"label=True: this model's task is {loaded.task!r}, which has no "
-                         "labels to decide")
-    if n_threads < 1:
-        raise UsageError(f"n_threads must be at least 1, not {n_threads}")
-    keep = list(keep)
-    if isinstance(outputs, str):
-        raise UsageError("outputs= takes a list of output names, not one string")
-    wanted = list(loaded.output_names) if outputs is None else list(outputs)
-    unknown = [name for name in wanted if name not in loaded.output_names]
-    if unknown:
-        raise UsageError(f"outputs=: no such output(s): {', '.join(unknown)} (the model has "
-                         f"{', '.join(loaded.output_names)})")
-    result_names = keep + wanted + ([LABEL_COLUMN] if label else [])
-    clashes = sorted({name for name in result_names if result_names.count(name) > 1})
-    if clashes:
-        raise UsageError(f"result column(s) named twice: {', '.join(clashes)} (a kept column "
-                         "has the name of an output or of the label)")
-
+    keep, wanted, label_type = _settings(loaded, model, keep, outputs, label, cutoff,
+                                         require_anchored, log_key, proof, log, n_threads)
     from pyspark.sql import types
 
     fields = {field.name: field for field in df.schema.fields}
@@ -282,7 +297,6 @@ def score(
             raise InputError(f"the DataFrame: input column {name!r} has type {type_name}, not a "
                              "number (cast it, e.g. df.withColumn(name, col(name).cast('double')))")
 
-    label_type = _label_type(loaded, cutoff)[0] if label else None
     spark_types = {"boolean": types.BooleanType(), "long": types.LongType(),
                    "double": types.DoubleType(), "string": types.StringType()}
     schema = types.StructType(
@@ -298,6 +312,151 @@ def score(
         [loaded.output_names.index(name) for name in wanted], label_type, cutoff, n_threads,
     )
     return df.select(*[_quoted(name) for name in selected]).mapInArrow(scorer, schema)
+
+
+class _ParquetTask:
+    """What ``score_parquet`` runs in each Python worker for each of its tasks: read one row
+    group with pyarrow, score it with the same per-batch code as ``score`` (``_ArrowScorer``),
+    write one Parquet part file (under a temporary name, then renamed, so a retried task
+    rewrites the same part whole)."""
+
+    def __init__(self, scorer: _ArrowScorer, columns: Sequence[str], destination: str):
+        self.scorer = scorer
+        self.columns = list(columns)
+        self.destination = destination
+
+    def __call__(self, tasks: Iterator[tuple[int, str, int]]) -> Iterator[int]:
+        import pyarrow.parquet as pq
+
+        for number, path, row_group in tasks:
+            table = pq.ParquetFile(path).read_row_group(row_group, columns=self.columns)
+            scored = list(self.scorer(iter(table.to_batches(max_chunksize=65536))))
+            part = os.path.join(self.destination, f"part-{number:05d}.parquet")
+            temporary = f"{part}.{os.getpid()}.tmp"
+            if scored:
+                pq.write_table(_table_of(scored), temporary)
+                os.replace(temporary, part)
+            yield table.num_rows
+
+
+def _table_of(batches: list[Any]) -> Any:
+    import pyarrow as pa
+
+    return pa.Table.from_batches(batches)
+
+
+def _parquet_files(source: str) -> list[str]:
+    """A Parquet file, or the ``.parquet`` files under a directory (Spark's part files
+    included, hidden and ``_`` files left out), sorted."""
+    if os.path.isfile(source):
+        return [source]
+    if not os.path.isdir(source):
+        raise InputError(f"{source}: no such Parquet file or directory")
+    found = []
+    for folder, directories, names in os.walk(source):
+        directories[:] = sorted(d for d in directories if not d.startswith((".", "_")))
+        found += [os.path.join(folder, name) for name in sorted(names)
+                  if name.endswith(".parquet") and not name.startswith((".", "_"))]
+    if not found:
+        raise InputError(f"{source}: a directory without .parquet files")
+    return found
+
+
+def _check_parquet_columns(loaded: Model, schema: Any, keep: Sequence[str], where: str) -> None:
+    """As ``score`` checks a DataFrame's columns, on a Parquet file's Arrow schema."""
+    import pyarrow as pa
+
+    fields = {field.name: field.type for field in schema}
+    missing = [name for name in loaded.input_names if name not in fields]
+    if missing:
+        raise InputError(f"{where}: input column(s) missing: {', '.join(missing)} (the model "
+                         f"needs {', '.join(loaded.input_names)})")
+    absent_keep = [name for name in keep if name not in fields]
+    if absent_keep:
+        raise InputError(f"{where}: keep column(s) not in the input: {', '.join(absent_keep)}")
+    for name, vocabulary in zip(loaded.input_names, loaded.categorical):
+        kind = fields[name]
+        if pa.types.is_dictionary(kind):
+            kind = kind.value_type
+        text = pa.types.is_string(kind) or pa.types.is_large_string(kind)
+        number = (pa.types.is_integer(kind) or pa.types.is_floating(kind)
+                  or pa.types.is_boolean(kind) or pa.types.is_null(kind))
+        if vocabulary is not None and not text:
+            raise InputError(f"{where}: input column {name!r} is categorical and has type "
+                             f"{fields[name]}, not text")
+        if vocabulary is None and not number:
+            raise InputError(f"{where}: input column {name!r} has type {fields[name]}, not a "
+                             "number")
+
+
+def score_parquet(
+    spark: Any,
+    model: str | os.PathLike[str] | bytes | Model,
+    source: str | os.PathLike[str],
+    destination: str | os.PathLike[str],
+    *,
+    trusted_keys: Iterable[Any] | None = None,
+    allow_untrusted: bool = False,
+    allow_unsigned: bool = False,
+    keep: Sequence[str] = (),
+    outputs: Sequence[str] | None = None,
+    label: bool = False,
+    cutoff: float | None = None,
+    require_anchored: bool = False,
+    log_key: str | os.PathLike[str] | bytes | None = None,
+    proof: str | os.PathLike[str] | None = None,
+    log: str | None = None,
+    n_threads: int = 1,
+    overwrite: bool = False,
+) -> int:
+    """Score Parquet files on Spark without a DataFrame: one task per row group, each read,
+    scored and written by pyarrow in a Python worker; returns the number of rows scored.
+
+    ``source``: a Parquet file or a directory of them; ``destination``: a directory that
+    gets one ``part-NNNNN.parquet`` per row group that had rows, and ``_SUCCESS`` when every
+    task has ended (refused if it exists, unless ``overwrite``). Every other argument, every
+    check before any task, and the columns and values written are those of :func:`score`
+    (the ``keep`` columns, the outputs, ``label``). Spark only schedules: the rows never pass
+    through the JVM, which is what ``score`` pays for on every row (docs/SPARK.md). The files
+    must be readable and the destination writable at the same paths from every executor (a
+    local or shared file system).
+    """
+    import shutil
+
+    import pyarrow.parquet as pq
+
+    loaded = _load_on_driver(model, trusted_keys, allow_untrusted, allow_unsigned)
+    keep, wanted, label_type = _settings(loaded, model, keep, outputs, label, cutoff,
+                                         require_anchored, log_key, proof, log, n_threads)
+    source, destination = os.fspath(source), os.path.abspath(os.fspath(destination))
+    files = [os.path.abspath(path) for path in _parquet_files(source)]
+    tasks = []
+    for path in files:
+        try:
+            metadata = pq.ParquetFile(path)
+        except Exception as error:  # pyarrow's ArrowInvalid, OSError: not Parquet
+            raise InputError(f"{path}: not a readable Parquet file ({error})") from None
+        _check_parquet_columns(loaded, metadata.schema_arrow, keep, path)
+        tasks += [(path, group) for group in range(metadata.num_row_groups)]
+    if os.path.exists(destination):
+        if not overwrite:
+            raise UsageError(f"{destination} exists (overwrite=True replaces it)")
+        shutil.rmtree(destination)
+    os.makedirs(destination)
+    broadcast = spark.sparkContext.broadcast(loaded.container_bytes)
+    scorer = _ArrowScorer(
+        broadcast, loaded.store_key, loaded.signer, loaded.signature_status, keep,
+        [loaded.output_names.index(name) for name in wanted], label_type, cutoff, n_threads,
+    )
+    columns = list(dict.fromkeys(list(loaded.input_names) + keep))
+    numbered = [(number, path, group) for number, (path, group) in enumerate(tasks)]
+    rows = 0
+    if numbered:
+        job = spark.sparkContext.parallelize(numbered, len(numbered))
+        rows = sum(job.mapPartitions(_ParquetTask(scorer, columns, destination)).collect())
+    with open(os.path.join(destination, "_SUCCESS"), "w"):
+        pass
+    return rows
 
 
 def build_parser() -> Any:

@@ -343,3 +343,52 @@ def test_spark_submit_reads_categorical_csv_cells_as_written(spark, golden_pub, 
     got = {r["id"]: r["risk"] for r in spark.read.parquet(str(target)).collect()}
     assert got == {row[0]: model.score_one([row[1], float(row[2]), row[3]])[0] for row in rows}
     assert len({model.score_one(["m00", 1.0, c])[0] for c in ("01", "1")}) == 2  # codes 0, 1
+
+
+def test_score_parquet_writes_what_score_gives(spark, model, golden_path, golden_pub, tmp_path):
+    """score_parquet: one task per row group, read, scored and written by pyarrow in the
+    workers; the rows, kept columns, outputs and labels equal score()'s on the same files,
+    row groups of every size (and an empty file) included; the driver's checks come first."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = _rows(2500, seed=11)
+    table = pa.Table.from_pylist(
+        [dict(zip(["id", "velocity", "extra", "amount", "age_days"], row)) for row in rows])
+    source = tmp_path / "in"
+    source.mkdir()
+    pq.write_table(table.slice(0, 1700), source / "a.parquet", row_group_size=500)
+    pq.write_table(table.slice(1700), source / "b.parquet", row_group_size=300)
+    pq.write_table(table.slice(0, 0), source / "c.parquet")
+    (source / "_SUCCESS").write_text("")
+    target = tmp_path / "out"
+    count = pyastore.spark.score_parquet(spark, golden_path, source, target,
+                                         trusted_keys=[golden_pub], keep=["id"], label=True)
+    assert count == len(rows)
+    parts = sorted(p.name for p in target.iterdir())
+    assert parts == ["_SUCCESS"] + [f"part-{k:05d}.parquet" for k in range(7)]
+    written = pq.read_table(target)
+    assert written.column_names == ["id", "P_fraud", "label"]
+    got = {r["id"]: (r["P_fraud"], r["label"]) for r in written.to_pylist()}
+    expected = _expected(model, rows)
+    assert got == {row[0]: (outputs[0], model.decide(outputs))
+                   for row, outputs in zip(rows, expected)}
+    frame = spark.read.parquet(str(source))
+    by_score = pyastore.spark.score(frame, golden_path, trusted_keys=[golden_pub],
+                                    keep=["id"], label=True).collect()
+    assert {r["id"]: (r["P_fraud"], r["label"]) for r in by_score} == got
+
+    spark.sparkContext.setJobGroup("refused-parquet", "must not run")
+    with pytest.raises(UsageError, match="exists"):
+        pyastore.spark.score_parquet(spark, golden_path, source, target,
+                                     trusted_keys=[golden_pub])
+    with pytest.raises(UntrustedSignerError):
+        pyastore.spark.score_parquet(spark, golden_path, source, tmp_path / "x")
+    pq.write_table(table.drop(["amount"]), tmp_path / "short.parquet")
+    with pytest.raises(InputError, match="input column.*missing: amount"):
+        pyastore.spark.score_parquet(spark, golden_path, tmp_path / "short.parquet",
+                                     tmp_path / "y", trusted_keys=[golden_pub])
+    assert _no_job_ran(spark, "refused-parquet")
+    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
+    assert pyastore.spark.score_parquet(spark, golden_path, source, target, overwrite=True,
+                                        trusted_keys=[golden_pub]) == len(rows)
