@@ -419,11 +419,3 @@ def test_meta_is_canonical_msgpack(model):
     raw = model._container.section("META")
     value = msgpack.unpackb(raw, raw=False)
     assert fmt.encode_meta(value) == bytes(raw)
-
-
-def test_spark_scoring_refuses_categorical_models_before_reading_the_frame(container):
-    """Spark hands numeric columns straight to score_into: codes would be guessed. The
-    refusal comes from the loaded model, before the DataFrame is looked at."""
-    spark = pytest.importorskip("pyastore.spark")
-    with pytest.raises(UnsupportedModelError, match="'make' are categorical: Spark scoring"):
-        spark.score(object(), str(container), trusted_keys=[KEY.public_key])
