@@ -49,6 +49,7 @@ from pyastore.errors import InputError, IntegrityError, UsageError
 from pyastore.model import Model, SecurityWarning, load
 
 LABEL_COLUMN = "label"
+PARQUET_BATCH_ROWS = 65536  # rows per call into the C core in score_parquet
 
 # Spark SQL type names (``DataType.typeName()``) of the columns scored as numbers.
 _NUMERIC_TYPES = frozenset(
@@ -329,20 +330,26 @@ class _ParquetTask:
         import pyarrow.parquet as pq
 
         for number, path, row_group in tasks:
-            table = pq.ParquetFile(path).read_row_group(row_group, columns=self.columns)
-            scored = list(self.scorer(iter(table.to_batches(max_chunksize=65536))))
+            # batches of PARQUET_BATCH_ROWS, one thread: Spark runs a task per core, and the same
+            # buffers serve every batch (memory stays flat whatever the row group's size)
+            batches = pq.ParquetFile(path).iter_batches(
+                batch_size=PARQUET_BATCH_ROWS, row_groups=[row_group], columns=self.columns,
+                use_threads=False)
             part = os.path.join(self.destination, f"part-{number:05d}.parquet")
             temporary = f"{part}.{os.getpid()}.tmp"
-            if scored:
-                pq.write_table(_table_of(scored), temporary)
+            rows, writer = 0, None
+            try:
+                for scored in self.scorer(batches):
+                    if writer is None:
+                        writer = pq.ParquetWriter(temporary, scored.schema)
+                    writer.write_batch(scored)
+                    rows += scored.num_rows
+            finally:
+                if writer is not None:
+                    writer.close()
+            if writer is not None:
                 os.replace(temporary, part)
-            yield table.num_rows
-
-
-def _table_of(batches: list[Any]) -> Any:
-    import pyarrow as pa
-
-    return pa.Table.from_batches(batches)
+            yield rows
 
 
 def _parquet_files(source: str) -> list[str]:
