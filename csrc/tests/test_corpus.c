@@ -73,6 +73,21 @@ static astore_status open_both(const uint8_t *data, size_t length, astore_status
     return status;
 }
 
+/* Reads `path` and opens its container and model; NULL (the failure CHECKed) when either
+ * fails. The caller closes the model and container and frees *data. */
+static astore_model *open_model_file(const char *path, uint8_t **data,
+                                     astore_container **container) {
+    size_t length = 0;
+    *data = read_file(path, &length);
+    CHECK(*data != NULL, "cannot read %s", path);
+    if (*data == NULL) return NULL;
+    astore_status container_status;
+    astore_model *model = NULL;
+    CHECK(open_both(*data, length, &container_status, &model, container) == ASTORE_OK,
+          "%s does not open", path);
+    return model;
+}
+
 /* Scores 70 rows with special values: one call (a 64-row block, SIMD where available, then a
  * scalar tail) must equal row-by-row calls bit for bit. */
 static void score_probe(const astore_model *model) {
@@ -259,15 +274,9 @@ static double categorical_by_hand(float merchant, float amount, float channel) {
 }
 
 static void test_categorical_scores(const char *path) {
-    size_t length = 0;
-    uint8_t *data = read_file(path, &length);
-    CHECK(data != NULL, "cannot read %s", path);
-    if (data == NULL) return;
-    astore_status container_status;
-    astore_model *model = NULL;
+    uint8_t *data = NULL;
     astore_container *container = NULL;
-    CHECK(open_both(data, length, &container_status, &model, &container) == ASTORE_OK,
-          "%s does not open", path);
+    astore_model *model = open_model_file(path, &data, &container);
     if (model != NULL) {
         const float merchants[] = {0.0f, 1.0f, 2.0f, 3.0f, 31.0f, 32.0f, 34.0f, 35.0f, 36.0f,
                                    63.0f, 64.0f, 1e9f, 1.5f, 34.5f, 35.000004f, -0.0f, -1.0f,
@@ -318,15 +327,9 @@ static bool input_is(const astore_model *model, size_t index, const char *name,
 static void test_missing_policy(const char *dir) {
     char path[4096];
     snprintf(path, sizeof path, "%s/input_refuses_missing.astore", dir);
-    size_t length = 0;
-    uint8_t *data = read_file(path, &length);
-    CHECK(data != NULL, "cannot read %s", path);
-    if (data == NULL) return;
-    astore_status container_status;
-    astore_model *model = NULL;
+    uint8_t *data = NULL;
     astore_container *container = NULL;
-    CHECK(open_both(data, length, &container_status, &model, &container) == ASTORE_OK,
-          "%s does not open", path);
+    astore_model *model = open_model_file(path, &data, &container);
     if (model == NULL) {
         free(data);
         return;
