@@ -279,24 +279,11 @@ def score(
     from pyspark.sql import types
 
     fields = {field.name: field for field in df.schema.fields}
-    missing = [name for name in loaded.input_names if name not in fields]
-    if missing:
-        raise InputError(f"the DataFrame: input column(s) missing: {', '.join(missing)} "
-                         f"(the model needs {', '.join(loaded.input_names)})")
-    absent_keep = [name for name in keep if name not in fields]
-    if absent_keep:
-        raise InputError(f"the DataFrame: keep column(s) not in the input: "
-                         f"{', '.join(absent_keep)}")
-    for name, vocabulary in zip(loaded.input_names, loaded.categorical):
-        type_name = fields[name].dataType.typeName()
-        if vocabulary is not None and type_name != "string":
-            # a number would be taken for a code: the texts are what the vocabulary maps
-            raise InputError(f"the DataFrame: input column {name!r} is categorical and has "
-                             f"type {type_name}, not string (its categories are texts: "
-                             f"df.withColumn(name, col(name).cast('string')))")
-        if vocabulary is None and type_name not in _NUMERIC_TYPES:
-            raise InputError(f"the DataFrame: input column {name!r} has type {type_name}, not a "
-                             "number (cast it, e.g. df.withColumn(name, col(name).cast('double')))")
+    kinds = {name: ("text" if f.dataType.typeName() == "string" else
+                    "number" if f.dataType.typeName() in _NUMERIC_TYPES else "other",
+                    f.dataType.typeName()) for name, f in fields.items()}
+    _check_columns(loaded, kinds, keep, "the DataFrame",
+                   " (cast it, e.g. df.withColumn(name, col(name).cast('{}')))")
 
     spark_types = {"boolean": types.BooleanType(), "long": types.LongType(),
                    "double": types.DoubleType(), "string": types.StringType()}
@@ -344,10 +331,13 @@ class _ParquetTask:
                         writer = pq.ParquetWriter(temporary, scored.schema)
                     writer.write_batch(scored)
                     rows += scored.num_rows
-            finally:
+            except BaseException:
                 if writer is not None:
                     writer.close()
+                    os.remove(temporary)  # a failed task leaves no half part behind
+                raise
             if writer is not None:
+                writer.close()
                 os.replace(temporary, part)
             yield rows
 
@@ -369,31 +359,45 @@ def _parquet_files(source: str) -> list[str]:
     return found
 
 
-def _check_parquet_columns(loaded: Model, schema: Any, keep: Sequence[str], where: str) -> None:
-    """As ``score`` checks a DataFrame's columns, on a Parquet file's Arrow schema."""
-    import pyarrow as pa
-
-    fields = {field.name: field.type for field in schema}
-    missing = [name for name in loaded.input_names if name not in fields]
+def _check_columns(loaded: Model, kinds: dict[str, tuple[str, str]], keep: Sequence[str],
+                   where: str, cast: str = "") -> None:
+    """The column checks of ``score`` (on a DataFrame) and ``score_parquet`` (on each file):
+    ``kinds`` maps a column name to its class (``"number"``, ``"text"`` or ``"other"``) and
+    its type as the source names it. Every input and ``keep`` column must be there, a numeric
+    input a number, a categorical input text (a number would be taken for a code).
+    ``cast``: advice appended, ``{}`` the type to cast to."""
+    missing = [name for name in loaded.input_names if name not in kinds]
     if missing:
         raise InputError(f"{where}: input column(s) missing: {', '.join(missing)} (the model "
                          f"needs {', '.join(loaded.input_names)})")
-    absent_keep = [name for name in keep if name not in fields]
+    absent_keep = [name for name in keep if name not in kinds]
     if absent_keep:
         raise InputError(f"{where}: keep column(s) not in the input: {', '.join(absent_keep)}")
     for name, vocabulary in zip(loaded.input_names, loaded.categorical):
-        kind = fields[name]
-        if pa.types.is_dictionary(kind):
-            kind = kind.value_type
+        kind, shown = kinds[name]
+        if vocabulary is not None and kind != "text":
+            raise InputError(f"{where}: input column {name!r} is categorical and has type "
+                             f"{shown}, not text (its categories are texts)"
+                             f"{cast.format('string')}")
+        if vocabulary is None and kind != "number":
+            raise InputError(f"{where}: input column {name!r} has type {shown}, not a "
+                             f"number{cast.format('double')}")
+
+
+def _parquet_kinds(schema: Any) -> dict[str, tuple[str, str]]:
+    """``_check_columns``'s kinds of a Parquet file's Arrow schema (a dictionary column by its
+    values)."""
+    import pyarrow as pa
+
+    kinds = {}
+    for field in schema:
+        kind = field.type.value_type if pa.types.is_dictionary(field.type) else field.type
         text = pa.types.is_string(kind) or pa.types.is_large_string(kind)
         number = (pa.types.is_integer(kind) or pa.types.is_floating(kind)
                   or pa.types.is_boolean(kind) or pa.types.is_null(kind))
-        if vocabulary is not None and not text:
-            raise InputError(f"{where}: input column {name!r} is categorical and has type "
-                             f"{fields[name]}, not text")
-        if vocabulary is None and not number:
-            raise InputError(f"{where}: input column {name!r} has type {fields[name]}, not a "
-                             "number")
+        kinds[field.name] = ("text" if text else "number" if number else "other",
+                             str(field.type))
+    return kinds
 
 
 def score_parquet(
@@ -443,11 +447,14 @@ def score_parquet(
             metadata = pq.ParquetFile(path)
         except Exception as error:  # pyarrow's ArrowInvalid, OSError: not Parquet
             raise InputError(f"{path}: not a readable Parquet file ({error})") from None
-        _check_parquet_columns(loaded, metadata.schema_arrow, keep, path)
+        _check_columns(loaded, _parquet_kinds(metadata.schema_arrow), keep, path)
         tasks += [(path, group) for group in range(metadata.num_row_groups)]
     if os.path.exists(destination):
         if not overwrite:
             raise UsageError(f"{destination} exists (overwrite=True replaces it)")
+        if not os.path.isdir(destination):
+            raise UsageError(f"{destination} is a file, not a directory of part files: "
+                             "overwrite=True replaces only a directory")
         shutil.rmtree(destination)
     os.makedirs(destination)
     broadcast = spark.sparkContext.broadcast(loaded.container_bytes)

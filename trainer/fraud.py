@@ -251,9 +251,9 @@ def make_classifier(config: FraudConfig, seed: int, categorical: Sequence[int] =
 
         native = {}
         if config.category_splits == "native" and categorical:
+            codes = set(categorical)
             native = {"enable_categorical": True,
-                      "feature_types": ["c" if i in set(categorical) else "q"
-                                        for i in range(n_features)]}
+                      "feature_types": ["c" if i in codes else "q" for i in range(n_features)]}
         return XGBClassifier(
             n_estimators=config.n_trees,
             max_depth=config.max_depth,

@@ -310,6 +310,21 @@ def test_categorical_inputs_take_their_texts(spark, golden_pub, tmp_path):
     with pytest.raises(Exception, match=r"input column 'merchant': category 'm77' is refused"):
         pyastore.spark.score(bad, strict, trusted_keys=[golden_pub]).collect()
 
+    # score_parquet: the refused text is in the second batch of its row group, after the
+    # task began its part file, which the failed task removes (nothing half-written stays)
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    n = pyastore.spark.PARQUET_BATCH_ROWS + 10
+    merchants = ["m01"] * n
+    merchants[-1] = "m77"
+    pq.write_table(pa.table({"merchant": merchants, "amount": [1.0] * n,
+                             "channel": ["app"] * n}), tmp_path / "late.parquet")
+    with pytest.raises(Exception, match=r"input column 'merchant': category 'm77' is refused"):
+        pyastore.spark.score_parquet(spark, strict, tmp_path / "late.parquet",
+                                     tmp_path / "late-out", trusted_keys=[golden_pub])
+    assert sorted(p.name for p in (tmp_path / "late-out").iterdir()) == []
+
 
 def test_spark_submit_reads_categorical_csv_cells_as_written(spark, golden_pub, tmp_path):
     """The entry point reads a CSV's categorical columns as text, so categories that look
@@ -388,6 +403,26 @@ def test_score_parquet_writes_what_score_gives(spark, model, golden_path, golden
     with pytest.raises(InputError, match="input column.*missing: amount"):
         pyastore.spark.score_parquet(spark, golden_path, tmp_path / "short.parquet",
                                      tmp_path / "y", trusted_keys=[golden_pub])
+    pq.write_table(table.set_column(1, "velocity", pa.array(["fast"] * len(rows))),
+                   tmp_path / "texts.parquet")
+    with pytest.raises(InputError, match="input column 'velocity' has type string, not a number"):
+        pyastore.spark.score_parquet(spark, golden_path, tmp_path / "texts.parquet",
+                                     tmp_path / "y", trusted_keys=[golden_pub])
+    (tmp_path / "junk.parquet").write_bytes(b"not parquet at all")
+    with pytest.raises(InputError, match="junk.parquet: not a readable Parquet file"):
+        pyastore.spark.score_parquet(spark, golden_path, tmp_path / "junk.parquet",
+                                     tmp_path / "y", trusted_keys=[golden_pub])
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError, match="a directory without .parquet files"):
+        pyastore.spark.score_parquet(spark, golden_path, tmp_path / "empty", tmp_path / "y",
+                                     trusted_keys=[golden_pub])
+    with pytest.raises(InputError, match="no such Parquet file or directory"):
+        pyastore.spark.score_parquet(spark, golden_path, tmp_path / "nowhere", tmp_path / "y",
+                                     trusted_keys=[golden_pub])
+    (tmp_path / "a-file").write_text("")
+    with pytest.raises(UsageError, match="is a file, not a directory"):
+        pyastore.spark.score_parquet(spark, golden_path, source, tmp_path / "a-file",
+                                     trusted_keys=[golden_pub], overwrite=True)
     assert _no_job_ran(spark, "refused-parquet")
     assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
     assert pyastore.spark.score_parquet(spark, golden_path, source, target, overwrite=True,
