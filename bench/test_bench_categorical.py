@@ -85,4 +85,4 @@ def test_batch_100k_rows_xgboost_native(benchmark, containers):
     booster.set_param({"nthread": 1})
     benchmark.extra_info["rows"] = ROWS
     scores = benchmark(booster.inplace_predict, batch)
-    np.testing.assert_allclose(scores, model.score(batch[:, :], n_threads=1)[:, -1], atol=1e-6)
+    np.testing.assert_allclose(scores, model.score(batch, n_threads=1)[:, -1], atol=1e-6)
